@@ -1,0 +1,170 @@
+"""Experiment configuration: YAML read with ``yaml.safe_load`` and checked against a schema.
+
+The schema is a tree of dataclasses; unknown keys and wrong types are a
+ConfigError that names the file and the dotted key, at load time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pyfunc.errors import ConfigError
+from pyfunc.fileio import PathLike, atomic_open
+
+
+@dataclass
+class ModelConfig:
+    """ECAPA-TDNN encoder and its front end."""
+
+    frontend: str = "fbank"  # "fbank": Kaldi fbank from feats.scp; "seed": waveform -> in-model log-mel
+    channels: int = 1024  # C
+    embed_dim: int = 192
+    feat_dim: int = 80
+    num_classes: int = 0  # set from the training data (or the imported checkpoint)
+
+
+@dataclass
+class LossConfig:
+    """Additive angular margin softmax."""
+
+    margin: float = 0.2
+    scale: float = 30.0
+
+
+@dataclass
+class AugmentConfig:
+    """On-the-fly waveform augmentation (seed-style); used by the waveform front end."""
+
+    enabled: bool = False
+    musan_dir: str = ""  # folder holding Kaldi data dirs musan_noise, musan_music, musan_speech
+    rir_dir: str = ""  # Kaldi data dir of simulated RIRs
+    babble_speakers: list = field(default_factory=lambda: [3, 7])
+    snr_babble: list = field(default_factory=lambda: [13.0, 20.0])
+    snr_music: list = field(default_factory=lambda: [5.0, 15.0])
+    snr_noise: list = field(default_factory=lambda: [0.0, 15.0])
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and data loading for stage 2."""
+
+    epochs: int = 80
+    batch_size: int = 400
+    lr: float = 0.001
+    weight_decay: float = 2e-5
+    lr_decay: float = 0.97  # StepLR gamma, applied once per epoch
+    chunk_frames: int = 200  # training segment length in 10 ms frames
+    specaug_time: int = 10  # time mask width drawn from [0, specaug_time)
+    specaug_freq: int = 8  # frequency mask width drawn from [0, specaug_freq)
+    num_workers: int = 2
+    seed: int = 1234
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast on CUDA)
+    log_interval: int = 50  # steps between progress log lines
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ExtractConfig:
+    """Embedding extraction for stage 3."""
+
+    protocol: str = "full"  # "full": one embedding per utterance; "seed": full + five 3 s crops
+    crop_seconds: float = 3.0
+    num_crops: int = 5
+    batch_frames: int = 30000  # frames per length-sorted batch
+
+
+@dataclass
+class ScoreConfig:
+    """Scoring for stages 4 and 5."""
+
+    asnorm_top_n: int = 300
+    p_targets: list = field(default_factory=lambda: [0.01, 0.05])
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+
+_CHOICES = {
+    "model.frontend": ("fbank", "seed"),
+    "train.precision": ("fp32", "bf16"),
+    "extract.protocol": ("full", "seed"),
+}
+
+
+def _from_dict(cls: type, data: Any, where: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where or 'top level'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(_join(where, k) for k in unknown)}; "
+                          f"allowed: {', '.join(sorted(names))}")
+    values = {}
+    for name, value in data.items():
+        key = _join(where, name)
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _from_dict(kind, value, key, source)
+        else:
+            values[name] = _check_type(kind, value, key, source)
+        if key in _CHOICES and values[name] not in _CHOICES[key]:
+            raise ConfigError(f"{source}: {key}: {values[name]!r} is not one of {', '.join(_CHOICES[key])}")
+    return cls(**values)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _check_type(kind: Any, value: Any, key: str, source: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    base = typing.get_origin(kind) or kind
+    if isinstance(base, types.UnionType):
+        base = tuple(typing.get_args(kind))
+    if base is int and isinstance(value, bool) or not isinstance(value, base):
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"{source}: {key}: expected {name}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def config_from_dict(data: dict, source: str = "<config>") -> Config:
+    """Build a checked Config from a plain dict (missing keys take their defaults)."""
+    return _from_dict(Config, data or {}, "", source)
+
+
+def load_config(path: PathLike) -> Config:
+    """Read and check a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return config_from_dict(data or {}, str(path))
+
+
+def config_to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_config(path: PathLike, config: Config) -> None:
+    """Write ``config`` as YAML, atomically."""
+    with atomic_open(path) as handle:
+        yaml.safe_dump(config_to_dict(config), handle, sort_keys=False)

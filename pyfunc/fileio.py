@@ -1,0 +1,144 @@
+"""Atomic file writing and Kaldi-style text tables (``key value ...`` per line).
+
+Every artefact is written under a temporary name in the same folder and renamed
+when complete, so a killed job leaves either the old complete file or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from pyfunc.errors import DataError
+
+PathLike = str | os.PathLike
+
+
+def _temporary_name(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary file for writing; it replaces ``path`` when closed without error."""
+    if "b" in mode:
+        encoding = None
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_lines(path: PathLike, lines: Iterable[str]) -> None:
+    """Write ``lines`` (without newlines) to ``path`` atomically."""
+    with atomic_open(path) as handle:
+        for line in lines:
+            handle.write(line + "\n")
+
+
+def write_table(path: PathLike, table: Mapping[str, object] | Iterable[Sequence[object]]) -> None:
+    """Write a Kaldi table (``key value...``) atomically, sorted by key when given a mapping."""
+    if isinstance(table, Mapping):
+        rows: Iterable[Sequence[object]] = ((key, table[key]) for key in sorted(table))
+    else:
+        rows = table
+    write_lines(path, (" ".join(_flatten(row)) for row in rows))
+
+
+def _flatten(row: Sequence[object]) -> list[str]:
+    out: list[str] = []
+    for item in row:
+        if isinstance(item, (list, tuple)):
+            out.extend(str(x) for x in item)
+        else:
+            out.append(str(item))
+    return out
+
+
+def iter_table_lines(path: PathLike) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, fields)`` for each non-empty line of a text table."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                fields = line.split()
+                if fields:
+                    yield number, fields
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a UTF-8 text file ({err})") from None
+
+
+def read_table(
+    path: PathLike,
+    min_fields: int = 2,
+    max_fields: int | None = None,
+    check_sorted: bool = False,
+) -> dict[str, list[str]]:
+    """Read ``key field...`` lines into a dict, checking field counts and unique keys.
+
+    With ``check_sorted`` the keys must also be in ``LC_ALL=C sort`` order, as Kaldi requires.
+    """
+    table: dict[str, list[str]] = {}
+    previous: str | None = None
+    for number, fields in iter_table_lines(path):
+        if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):
+            expected = f"{min_fields}" if max_fields == min_fields else f"at least {min_fields}"
+            if max_fields is not None and max_fields != min_fields:
+                expected = f"{min_fields} to {max_fields}"
+            raise DataError(f"{path}:{number}: expected {expected} fields, got {len(fields)}: {' '.join(fields)!r}")
+        key = fields[0]
+        if key in table:
+            raise DataError(f"{path}:{number}: duplicate key {key!r}")
+        if check_sorted and previous is not None and key.encode() < previous.encode():
+            raise DataError(f"{path}:{number}: key {key!r} is out of order (after {previous!r}); sort with LC_ALL=C sort")
+        previous = key
+        table[key] = fields[1:]
+    return table
+
+
+def read_map(path: PathLike, check_sorted: bool = False) -> dict[str, str]:
+    """Read a two-column table ``key value``."""
+    return {k: v[0] for k, v in read_table(path, 2, 2, check_sorted).items()}
+
+
+def read_scp(path: PathLike, check_sorted: bool = False) -> dict[str, str]:
+    """Read an scp file: the key, then the rest of the line (which may contain spaces)."""
+    path = Path(path)
+    table: dict[str, str] = {}
+    previous: str | None = None
+    for number, fields in iter_table_lines(path):
+        if len(fields) < 2:
+            raise DataError(f"{path}:{number}: expected 'key value', got {' '.join(fields)!r}")
+        key = fields[0]
+        if key in table:
+            raise DataError(f"{path}:{number}: duplicate key {key!r}")
+        if check_sorted and previous is not None and key.encode() < previous.encode():
+            raise DataError(f"{path}:{number}: key {key!r} is out of order (after {previous!r}); sort with LC_ALL=C sort")
+        previous = key
+        table[key] = " ".join(fields[1:])
+    return table
