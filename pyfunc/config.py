@@ -67,6 +67,9 @@ class TrainConfig:
     seed: int = 1234
     precision: str = "fp32"  # "fp32" or "bf16" (autocast on CUDA)
     log_interval: int = 50  # steps between progress log lines
+    grad_accum: int = 1  # micro-batches per optimiser step and process
+    checkpoint_interval: int = 0  # also checkpoint every N steps within an epoch (0: at epoch ends only)
+    keep_checkpoints: int = 0  # epoch checkpoints to keep (0: all)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny synthetic audio and data directories built in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyfunc.audio import write_wav
+from pyfunc.datadir import DataDir, write_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def tone_wav(path: Path, seconds: float, freq: float, seed: int, rate: int = 16000) -> Path:
+    """A harmonic tone with light noise: a cheap stand-in for a voice."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    wave = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 6)) * 0.1
+    wave = wave + 0.005 * rng.standard_normal(len(t))
+    write_wav(path, wave.astype(np.float32), rate)
+    return path
+
+
+def make_tone_data_dir(root: Path, speakers: int = 3, utts: int = 3, seconds: float = 1.2) -> Path:
+    """A Kaldi data dir of tones: one fundamental frequency per speaker."""
+    wav_scp, utt2spk = {}, {}
+    for s in range(speakers):
+        spk = f"spk{s:02d}"
+        for u in range(utts):
+            utt = f"{spk}-{u:03d}"
+            wav = tone_wav(root / "wav" / f"{utt}.wav", seconds + 0.1 * u, 110.0 + 40.0 * s, seed=s * 100 + u)
+            wav_scp[utt] = str(wav)
+            utt2spk[utt] = spk
+    data = root / "data"
+    write_data_dir(data, DataDir(wav_scp, utt2spk))
+    return data
+
+
+@pytest.fixture
+def tone_data_dir(tmp_path: Path) -> Path:
+    return make_tone_data_dir(tmp_path)
