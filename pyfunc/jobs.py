@@ -1,0 +1,100 @@
+"""Parallel jobs, Kaldi's ``run.pl JOB=1:N`` idea: N processes, one log each, an optional launcher.
+
+``cmd`` is a launcher prefix such as ``"srun -p cpu -c 1"`` (every job is handed to
+it) or empty for local processes. Jobs report progress by writing their count of
+finished items to a small file; the driver sums those into one progress bar.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from pyfunc.errors import PyfuncError
+
+PathLikeOrNone = str | os.PathLike | None
+
+
+@dataclass
+class Job:
+    """One job: its argument list (after the launcher), its log file and its progress file."""
+
+    args: list[str]
+    log: Path
+    progress: Path | None = None
+
+
+def worker_command(*args: str) -> list[str]:
+    """Argument list that runs ``python -m pyfunc.workers ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "pyfunc.workers", *args]
+
+
+def read_progress(path: Path | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def report_progress(path: PathLikeOrNone, done: int) -> None:
+    """Called by a job: record how many items it has finished."""
+    if path:
+        Path(path).write_text(str(done))
+
+
+def run_jobs(jobs: Sequence[Job], cmd: str = "", total: int | None = None, desc: str = "jobs",
+             poll_seconds: float = 0.5) -> None:
+    """Run all jobs at once and wait; raise PyfuncError naming each failed job and its log."""
+    launcher = shlex.split(cmd)
+    procs = []
+    env = dict(os.environ)
+    for job in jobs:
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        if job.progress is not None:
+            job.progress.unlink(missing_ok=True)
+        with open(job.log, "w", encoding="utf-8") as log:
+            log.write("# " + shlex.join(launcher + job.args) + "\n")
+            log.flush()
+            procs.append(subprocess.Popen(launcher + job.args, stdout=log, stderr=subprocess.STDOUT, env=env))
+    bar = tqdm(total=total if total is not None else len(jobs), desc=desc, unit="utt" if total else "job",
+               dynamic_ncols=True, disable=None)
+    try:
+        while True:
+            running = [p for p in procs if p.poll() is None]
+            if total is not None:
+                done = sum(read_progress(job.progress) for job in jobs)
+            else:
+                done = len(procs) - len(running)
+            bar.update(done - bar.n)
+            if not running:
+                break
+            time.sleep(poll_seconds)
+    except BaseException:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        raise
+    finally:
+        bar.close()
+    failed = [(i, p.returncode, job.log) for i, (p, job) in enumerate(zip(procs, jobs), start=1) if p.returncode]
+    if failed:
+        lines = [f"job {i} exited with code {rc}; see {log}: {_last_line(log)}" for i, rc, log in failed]
+        raise PyfuncError(f"{len(failed)} of {len(jobs)} jobs failed:\n  " + "\n  ".join(lines))
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""

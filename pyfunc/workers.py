@@ -1,0 +1,62 @@
+"""Entry points of the per-job processes that ``pyfunc.jobs.run_jobs`` launches.
+
+Run as ``python -m pyfunc.workers TASK ...``; a failure prints the message and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pyfunc.errors import PyfuncError
+from pyfunc.jobs import report_progress
+
+
+def _fbank(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from pyfunc.features import make_fbank_job, write_utt2num_frames
+
+    num_frames = make_fbank_job(args.data, args.conf, args.ark, args.scp,
+                                progress=lambda n: report_progress(args.progress, n))
+    write_utt2num_frames(Path(args.data) / "utt2num_frames", num_frames)
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from pyfunc.extract import extract_embeddings
+
+    extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
+                       batch_frames=args.batch_frames)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyfunc.workers")
+    sub = parser.add_subparsers(dest="task", required=True)
+    fbank = sub.add_parser("fbank", help="fbank features of one data directory into one ark/scp")
+    fbank.add_argument("--conf", required=True)
+    fbank.add_argument("--progress", default=None)
+    fbank.add_argument("data")
+    fbank.add_argument("ark")
+    fbank.add_argument("scp")
+    fbank.set_defaults(run=_fbank)
+    embed = sub.add_parser("embed", help="embeddings of one data directory")
+    embed.add_argument("--model-dir", required=True)
+    embed.add_argument("--protocol", default="auto")
+    embed.add_argument("--device", default="auto")
+    embed.add_argument("--batch-frames", type=int, default=None)
+    embed.add_argument("data")
+    embed.add_argument("out")
+    embed.set_defaults(run=_embed)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.run(args)
+    except PyfuncError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

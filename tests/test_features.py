@@ -1,0 +1,58 @@
+"""Stage 1: Kaldi-compatible fbank, equal to torchaudio's Kaldi fbank, any number of jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio.compliance.kaldi as kaldi
+
+from pyfunc.errors import ConfigError
+from pyfunc.features import make_fbank, read_kaldi_conf
+
+from conftest import REPO
+
+
+def test_conf_parsing(tmp_path: Path) -> None:
+    opts = read_kaldi_conf(REPO / "conf" / "fbank.conf")
+    assert opts["num_mel_bins"] == 80 and opts["dither"] == 0.0 and opts["window_type"] == "hamming"
+    bad = tmp_path / "bad.conf"
+    bad.write_text("--num-mel-bins=80\n--num-mel-binz=40\n")
+    with pytest.raises(ConfigError, match=r"bad.conf:2: unknown fbank option --num-mel-binz"):
+        read_kaldi_conf(bad)
+    bad.write_text("--num-mel-bins=eighty\n")
+    with pytest.raises(ConfigError, match=r"bad.conf:1: --num-mel-bins: expected int"):
+        read_kaldi_conf(bad)
+
+
+@pytest.mark.parametrize("nj", [1, 3])
+def test_make_fbank_equals_torchaudio_kaldi_fbank(tone_data_dir: Path, tmp_path: Path, nj: int) -> None:
+    conf = REPO / "conf" / "fbank.conf"
+    make_fbank(tone_data_dir, conf, tmp_path / "fbank", tmp_path / "log", num_jobs=nj)
+    feats = dict(kaldiio.load_scp(str(tone_data_dir / "feats.scp")))
+    frames = dict(line.split() for line in (tone_data_dir / "utt2num_frames").read_text().splitlines())
+    wavs = dict(line.split() for line in (tone_data_dir / "wav.scp").read_text().splitlines())
+    assert sorted(feats) == sorted(wavs)
+    for utt, wav in wavs.items():
+        samples, rate = soundfile.read(wav, dtype="int16")
+        expected = kaldi.fbank(torch.from_numpy(samples.astype(np.float32)).unsqueeze(0), num_mel_bins=80,
+                               frame_length=25, frame_shift=10, low_freq=20, high_freq=7600, dither=0.0,
+                               window_type="hamming", energy_floor=0.0, sample_frequency=16000)
+        np.testing.assert_allclose(feats[utt], expected.numpy(), rtol=0, atol=1e-5)
+        assert int(frames[utt]) == expected.shape[0]
+    assert len(list((tmp_path / "log").glob("make_fbank_data.*.log"))) == nj
+
+
+def test_nj_does_not_change_output(tone_data_dir: Path, tmp_path: Path) -> None:
+    conf = REPO / "conf" / "fbank.conf"
+    out = {}
+    for nj in (1, 3):
+        make_fbank(tone_data_dir, conf, tmp_path / f"fbank{nj}", tmp_path / "log", num_jobs=nj)
+        out[nj] = {k: v.copy() for k, v in kaldiio.load_scp(str(tone_data_dir / "feats.scp")).items()}
+    assert list(out[1]) == list(out[3])
+    for key in out[1]:
+        assert np.array_equal(out[1][key], out[3][key])
