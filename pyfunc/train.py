@@ -1,0 +1,241 @@
+"""Stage 2: ECAPA-TDNN + AAM-softmax training, on one process or many (torchrun / DDP).
+
+The global batch (``train.batch_size``) is the same whatever the number of
+processes: each of W processes takes ``batch_size / (W * grad_accum)`` examples
+per micro-batch, so the learning rate needs no change when W changes. Only rank
+0 writes checkpoints and logs. Rerunning resumes from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+from tqdm import tqdm
+
+from pyfunc.checkpoint import (latest_checkpoint, load_checkpoint, progress_of, rng_states, save_checkpoint,
+                               set_rng_states)
+from pyfunc.config import Config, save_config
+from pyfunc.device import pick_device
+from pyfunc.errors import PyfuncError
+from pyfunc.fileio import write_lines
+from pyfunc.loss import AAMSoftmax
+from pyfunc.model_dir import build_encoder, save_model_dir
+from pyfunc.train_data import ChunkDataset, EpochBatches, load_training_set
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DistInfo:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str = "auto") -> DistInfo:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPUs, gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    chosen = pick_device(device)
+    if chosen.type == "cuda":
+        chosen = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(chosen)
+    if world_size > 1 and not torch_dist.is_initialized():
+        torch_dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return DistInfo(rank, world_size, chosen)
+
+
+class SpeakerNet(nn.Module):
+    """Encoder + AAM-softmax head as one module, so DDP synchronises both."""
+
+    def __init__(self, encoder: nn.Module, head: AAMSoftmax):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        return self.head(self.encoder(x, augment=True, generator=generator), labels)
+
+
+def example_generator(seed: int, epoch: int, step: int, part: int) -> torch.Generator:
+    """The SpecAugment random stream of one micro-batch, fixed by its place in the run."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, step, part]).generate_state(1)[0]))
+
+
+def _setup_logging(exp_dir: Path, is_main: bool) -> None:
+    if not is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+        return
+    (exp_dir / "log").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(exp_dir / "log" / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+
+
+def _autocast(config: Config, device: torch.device):
+    if config.train.precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str = "auto") -> None:
+    """Train on ``data_dir`` into ``exp_dir`` (checkpoints in ``models/``, final model dir in ``exp_dir``)."""
+    exp_dir = Path(exp_dir)
+    dist = setup_distributed(device)
+    _setup_logging(exp_dir, dist.is_main)
+    cfg = config.train
+    mode = "fbank" if config.model.frontend == "fbank" else "wave"
+    data = load_training_set(data_dir, mode)
+    config.model.num_classes = len(data.speakers)
+    if config.train.precision == "bf16" and dist.device.type != "cuda" and dist.is_main:
+        logger.warning("train.precision bf16 applies on CUDA only; training in float32 on %s", dist.device)
+
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(config.model, specaug_time=cfg.specaug_time, specaug_freq=cfg.specaug_freq)
+    head = AAMSoftmax(config.model.embed_dim, config.model.num_classes, config.loss.margin, config.loss.scale)
+    if dist.is_main:
+        save_config(exp_dir / "config.yaml", config)
+        if not (exp_dir / "untrained" / "model.pt").is_file():
+            save_model_dir(exp_dir / "untrained", config, encoder, head)
+    net = SpeakerNet(encoder, head).to(dist.device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.lr_decay)
+    sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.seed, dist.world_size, dist.rank, cfg.grad_accum)
+    models_dir = exp_dir / "models"
+    epochs_done, start_step = _resume(models_dir, net, optimizer, scheduler, dist.device)
+    if dist.is_main:
+        logger.info("%d utterances, %d speakers, %d steps/epoch of %d examples on %d process(es) x %d "
+                    "accumulation step(s), device %s", len(data.utts), len(data.speakers),
+                    sampler.steps_per_epoch, cfg.batch_size, dist.world_size, cfg.grad_accum, dist.device)
+    model = net
+    if dist.world_size > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda"
+                                                    else None)
+    loader = torch.utils.data.DataLoader(
+        ChunkDataset(data, cfg.chunk_frames), batch_sampler=sampler, num_workers=cfg.num_workers,
+        pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+
+    for epoch in range(epochs_done + 1, cfg.epochs + 1):
+        sampler.set_epoch(epoch, start_step)
+        _train_epoch(config, epoch, start_step, model, net, optimizer, scheduler, loader, sampler, dist, models_dir)
+        start_step = 0
+    if dist.is_main:
+        save_model_dir(exp_dir, config, net.encoder, net.head)
+        logger.info("wrote the trained model to %s", exp_dir / "model.pt")
+    if dist.world_size > 1:
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
+def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: torch.device) -> tuple[int, int]:
+    path = latest_checkpoint(models_dir)
+    if path is None:
+        return 0, 0
+    state = load_checkpoint(path, device)
+    net.encoder.load_state_dict(state["encoder"])
+    net.head.load_state_dict(state["head"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_states(state["rng"])
+    logger.info("resuming from %s (epoch %d done, step %d of the next)", path, state["epoch"], state["step"])
+    return state["epoch"], state["step"]
+
+
+def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, net: SpeakerNet, optimizer,
+                 scheduler, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path) -> None:
+    cfg = config.train
+    net.train()
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct sum, examples
+    start = time.perf_counter()
+    step, part = start_step, 0
+    bar = tqdm(total=sampler.steps_per_epoch, initial=start_step, desc=f"epoch {epoch}", unit="step",
+               disable=not dist.is_main or None, dynamic_ncols=True, leave=False)
+    for x, labels in loader:
+        x = x.to(dist.device, non_blocking=True)
+        labels = labels.to(dist.device, non_blocking=True)
+        last_part = part == cfg.grad_accum - 1
+        sync = contextlib.nullcontext() if last_part or dist.world_size == 1 else model.no_sync()
+        generator = example_generator(cfg.seed, epoch, step, dist.rank * cfg.grad_accum + part)
+        with sync:
+            with _autocast(config, dist.device):
+                loss, accuracy = model(x, labels, generator)
+            if not torch.isfinite(loss):
+                raise PyfuncError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}, "
+                                  f"micro-batch {part} on rank {dist.rank}; the last good checkpoint is "
+                                  f"{latest_checkpoint(models_dir)}")
+            (loss / cfg.grad_accum).backward()
+        totals += torch.tensor([loss.item() * len(labels), accuracy.item() * len(labels) / 100, len(labels)],
+                               dtype=torch.float64)
+        if not last_part:
+            part += 1
+            continue
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step, part = step + 1, 0
+        bar.update(1)
+        if dist.is_main and cfg.log_interval and step % cfg.log_interval == 0:
+            logger.info("epoch %d step %d/%d loss %.4f acc %.2f%%", epoch, step, sampler.steps_per_epoch,
+                        totals[0] / totals[2], 100 * totals[1] / totals[2])
+        if cfg.checkpoint_interval and step % cfg.checkpoint_interval == 0 and step < sampler.steps_per_epoch:
+            _save(models_dir, net, optimizer, scheduler, epoch - 1, step, sampler, dist, cfg.keep_checkpoints)
+    bar.close()
+    lr = optimizer.param_groups[0]["lr"]
+    scheduler.step()
+    elapsed = time.perf_counter() - start
+    if dist.world_size > 1:
+        torch_dist.all_reduce(totals)
+    examples = max(float(totals[2]), 1.0)
+    if dist.is_main:
+        logger.info("epoch %d done: loss %.4f acc %.2f%% lr %.3g %.1f examples/s (%.1f s)", epoch,
+                    totals[0] / examples, 100 * totals[1] / examples, lr, examples / max(elapsed, 1e-9), elapsed)
+        _append_history(models_dir.parent, epoch, float(totals[0] / examples), float(100 * totals[1] / examples),
+                        lr, examples / max(elapsed, 1e-9))
+    _save(models_dir, net, optimizer, scheduler, epoch, 0, sampler, dist, cfg.keep_checkpoints)
+
+
+def _append_history(exp_dir: Path, epoch: int, loss: float, accuracy: float, lr: float, speed: float) -> None:
+    """One line per epoch in ``exp_dir/log/history.tsv`` (read back for learning curves)."""
+    path = exp_dir / "log" / "history.tsv"
+    lines = path.read_text().splitlines() if path.is_file() else ["epoch\tloss\taccuracy\tlr\texamples_per_s"]
+    lines = [line for line in lines if not line.startswith(f"{epoch}\t")]
+    lines.append(f"{epoch}\t{loss:.6f}\t{accuracy:.4f}\t{lr:.6g}\t{speed:.2f}")
+    write_lines(path, lines)
+
+
+def _save(models_dir: Path, net: SpeakerNet, optimizer, scheduler, epochs_done: int, step: int,
+          sampler: EpochBatches, dist: DistInfo, keep: int) -> None:
+    if not dist.is_main:
+        return
+    state = {
+        "encoder": net.encoder.state_dict(),
+        "head": net.head.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epochs_done,
+        "step": step,
+        "rng": rng_states(),
+    }
+    name = f"epoch_{epochs_done}.pt" if step == 0 else f"step_{epochs_done + 1}_{step}.pt"
+    save_checkpoint(models_dir / name, state)
+    for old in models_dir.glob("step_*.pt"):
+        if progress_of(old) < (epochs_done, step):
+            old.unlink()
+    if keep > 0:
+        epochs = sorted((p for p in models_dir.glob("epoch_*.pt")), key=lambda p: progress_of(p))
+        for old in epochs[:-keep]:
+            old.unlink()
