@@ -30,6 +30,7 @@ class Job:
     args: list[str]
     log: Path
     progress: Path | None = None
+    env: dict[str, str] | None = None  # extra environment variables (e.g. CUDA_VISIBLE_DEVICES)
 
 
 def worker_command(*args: str) -> list[str]:
@@ -57,8 +58,8 @@ def run_jobs(jobs: Sequence[Job], cmd: str = "", total: int | None = None, desc:
     """Run all jobs at once and wait; raise PyfuncError naming each failed job and its log."""
     launcher = shlex.split(cmd)
     procs = []
-    env = dict(os.environ)
     for job in jobs:
+        env = {**os.environ, **(job.env or {})}
         job.log.parent.mkdir(parents=True, exist_ok=True)
         if job.progress is not None:
             job.progress.unlink(missing_ok=True)

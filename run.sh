@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# ECAPA-TDNN speaker verification, Kaldi-style stages (defaults: the built-in mini corpus).
+#
+#   bash run.sh                              # stages 0-6 on the espeak-ng mini corpus
+#   bash run.sh --stage 4 --stop-stage 6     # rescore with earlier outputs
+#   bash run.sh --stage 3 --model-dir DIR --test-data DIR --cohort-data DIR
+#                                            # evaluate any model dir (e.g. an imported seed model)
+#
+# Stages:
+#   0  data preparation: data/mini/{train,test} (wav.scp utt2spk spk2utt utt2dur) and test/trials
+#   1  Kaldi fbank features: feats.scp + ark, utt2num_frames (--nj jobs, --cmd launcher)
+#   2  training through torchrun (--nproc-per-node, --nnodes, --node-rank, --rdzv-endpoint)
+#   3  embeddings (xvector.scp/ark) of the test and cohort data, for the trained and untrained model
+#   4  cosine scoring of the trials
+#   5  AS-norm scoring (cohort: mean embeddings of the training speakers)
+#   6  EER and minDCF of every score file: a table, written to EXP/results
+#
+# Options (defaults in brackets):
+#   --stage N --stop-stage M                 stages to run [0, 6]
+#   --config FILE                            experiment YAML [conf/ecapa_mini.yaml]
+#   --exp DIR                                experiment directory [exp/ecapa_mini]
+#   --data DIR                               mini corpus data root [data/mini]
+#   --nj N                                   parallel jobs for stages 0, 1 and 3 [2]
+#   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
+#   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
+#   --device auto|cpu|cuda                   [auto]
+#   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
+#   --model-dir DIR                          stages 3-6: evaluate this model dir only
+#   --test-data DIR --cohort-data DIR        stages 3-6: data dirs [DATA/test, DATA/train]
+#   --seed N                                 mini corpus seed [777]
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+
+stage=0
+stop_stage=6
+config=conf/ecapa_mini.yaml
+exp=exp/ecapa_mini
+data=data/mini
+nj=2
+cmd=""
+fbank_conf=conf/fbank.conf
+device=auto
+nproc_per_node=1
+nnodes=1
+node_rank=0
+rdzv_endpoint=localhost:29400
+model_dir=""
+test_data=""
+cohort_data=""
+seed=777
+. utils/parse_options.sh
+
+test_data=${test_data:-$data/test}
+cohort_data=${cohort_data:-$data/train}
+log() { echo "$(date '+%F %T') run.sh: $*"; }
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "stage 0: data preparation ($data)"
+  local/make_mini_corpus.py --data-root "$data" --nj "$nj" --seed "$seed"
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "stage 1: fbank features"
+  for part in train test; do
+    steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" \
+      "$data/$part" "$exp/fbank/$part" "$exp/fbank/log"
+  done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "stage 2: training ($nnodes node(s) x $nproc_per_node process(es)), log in $exp/log/train.log"
+  if [ "$nnodes" -eq 1 ]; then
+    rdzv=(--standalone)
+  else
+    rdzv=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint")
+  fi
+  torchrun "${rdzv[@]}" --nproc-per-node "$nproc_per_node" \
+    steps/train.py --config "$config" --data "$data/train" --exp "$exp" --device "$device"
+fi
+
+if [ -n "$model_dir" ]; then
+  models=("$model_dir")
+else
+  models=("$exp" "$exp/untrained")
+fi
+test_name=$(basename "$test_data")
+cohort_name=$(basename "$cohort_data")
+top_n=$(python -c "from pyfunc.config import load_config as l; import sys; print(l(sys.argv[1]).score.asnorm_top_n)" \
+  "${model_dir:-$exp}/config.yaml" 2>/dev/null || echo 300)
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  for m in "${models[@]}"; do
+    log "stage 3: embeddings of $test_data and $cohort_data with $m"
+    for d in "$test_data" "$cohort_data"; do
+      steps/extract_embeddings.py --model-dir "$m" --data "$d" --out "$m/embeddings/$(basename "$d")" \
+        --nj "$nj" --cmd "$cmd" --device "$device"
+    done
+  done
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for m in "${models[@]}"; do
+    log "stage 4: cosine scoring with $m"
+    steps/score_cosine.py --trials "$test_data/trials" --embeddings "$m/embeddings/$test_name" \
+      --out "$m/scores/${test_name}_cosine"
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  for m in "${models[@]}"; do
+    log "stage 5: AS-norm scoring with $m (top $top_n of the $cohort_name speakers)"
+    steps/score_asnorm.py --trials "$test_data/trials" --embeddings "$m/embeddings/$test_name" \
+      --cohort "$m/embeddings/$cohort_name" --cohort-utt2spk "$cohort_data/utt2spk" --top-n "$top_n" \
+      --out "$m/scores/${test_name}_asnorm"
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "stage 6: EER and minDCF"
+  scores=()
+  for m in "${models[@]}"; do
+    scores+=("$m/scores/${test_name}_cosine" "$m/scores/${test_name}_asnorm")
+  done
+  steps/compute_metrics.py --trials "$test_data/trials" --out "${models[0]}/results" "${scores[@]}"
+fi
