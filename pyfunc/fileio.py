@@ -18,7 +18,11 @@ PathLike = str | os.PathLike
 
 
 def _temporary_name(path: Path) -> Path:
+    """A new empty file beside ``path``, with the permissions the umask gives (mkstemp gives 0600)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
     os.close(fd)
     return Path(name)
 
