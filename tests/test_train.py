@@ -1,0 +1,149 @@
+"""Stage 2: the example plan, training, checkpoints and resuming."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pyfunc.checkpoint import latest_checkpoint, load_checkpoint
+from pyfunc.datadir import DataDir, write_data_dir
+from pyfunc.errors import DataError
+from pyfunc.train_data import EpochBatches, wrap_crop
+
+from conftest import REPO
+
+TINY = {
+    "model": {"channels": 16, "embed_dim": 8},
+    "train": {"epochs": 2, "batch_size": 8, "lr": 0.01, "chunk_frames": 20, "num_workers": 0, "log_interval": 1,
+              "seed": 7, "checkpoint_interval": 1},
+}
+
+
+def _feature_data_dir(root: Path, speakers: int = 4, utts: int = 6) -> Path:
+    """A data dir whose feats.scp holds random 'fbank' matrices with a per-speaker offset."""
+    rng = np.random.default_rng(0)
+    wav_scp, utt2spk, feats = {}, {}, {}
+    for s in range(speakers):
+        for u in range(utts):
+            utt = f"s{s}-{u:02d}"
+            utt2spk[utt] = f"s{s}"
+            wav_scp[utt] = "/dev/null"
+            feats[utt] = (rng.standard_normal((15 + 7 * u, 80)) + s).astype(np.float32)
+    root.mkdir(parents=True, exist_ok=True)
+    with kaldiio.WriteHelper(f"ark,scp:{root / 'feats.ark'},{root / 'feats.scp.raw'}") as writer:
+        for utt in sorted(feats):
+            writer(utt, feats[utt])
+    scp = dict(line.split(" ", 1) for line in (root / "feats.scp.raw").read_text().splitlines())
+    write_data_dir(root / "data", DataDir(wav_scp, utt2spk, feats_scp={k: v.strip() for k, v in scp.items()}))
+    return root / "data"
+
+
+def _config(path: Path, **train) -> Path:
+    config = {"model": dict(TINY["model"]), "train": {**TINY["train"], **train}}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _run_train(config: Path, data: Path, exp: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(REPO / "steps" / "train.py"), "--config", str(config),
+                             "--data", str(data), "--exp", str(exp), "--device", "cpu"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_plan_is_independent_of_process_split() -> None:
+    one = EpochBatches(40, 8, seed=3, world_size=1, rank=0, grad_accum=4)
+    one.set_epoch(2)
+    flat = [b for b in one]
+    pieces = []
+    for rank in range(2):
+        sampler = EpochBatches(40, 8, seed=3, world_size=2, rank=rank, grad_accum=2)
+        sampler.set_epoch(2)
+        pieces.append(list(sampler))
+    for step in range(one.steps_per_epoch):
+        merged = pieces[0][2 * step] + pieces[0][2 * step + 1] + pieces[1][2 * step] + pieces[1][2 * step + 1]
+        assert merged == [x for part in flat[4 * step:4 * step + 4] for x in part]
+    epoch_utts = [i for batch in flat for i, _ in batch]
+    assert len(set(epoch_utts)) == len(epoch_utts) == 40
+    resumed = EpochBatches(40, 8, seed=3, grad_accum=4)
+    resumed.set_epoch(2, start_step=3)
+    assert list(resumed) == flat[12:]
+    other = EpochBatches(40, 8, seed=3, grad_accum=4)
+    other.set_epoch(3)
+    assert list(other) != flat
+
+
+def test_plan_rejects_bad_splits() -> None:
+    with pytest.raises(DataError, match="not divisible"):
+        EpochBatches(40, 10, seed=0, world_size=3)
+    with pytest.raises(DataError, match="fewer than one batch"):
+        EpochBatches(5, 8, seed=0)
+
+
+def test_wrap_crop() -> None:
+    rng = np.random.default_rng(0)
+    short = np.arange(5)
+    assert list(wrap_crop(short, 12, rng)) == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]
+    long = np.arange(100)
+    crop = wrap_crop(long, 10, rng)
+    assert len(crop) == 10 and list(crop) == list(range(crop[0], crop[0] + 10))
+
+
+def test_training_learns_and_writes_model_dir(tmp_path: Path) -> None:
+    data = _feature_data_dir(tmp_path / "feats")
+    config = _config(tmp_path / "tiny.yaml", epochs=3)
+    proc = _run_train(config, data, tmp_path / "exp")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    exp = tmp_path / "exp"
+    for path in ("model.pt", "config.yaml", "untrained/model.pt", "models/epoch_3.pt", "log/train.log"):
+        assert (exp / path).is_file(), path
+    history = (exp / "log" / "history.tsv").read_text().splitlines()
+    assert len(history) == 4
+    losses = [float(line.split("\t")[1]) for line in history[1:]]
+    assert losses[-1] < losses[0]
+    assert not list((exp / "models").glob("step_*.pt")), "mid-epoch checkpoints are dropped once an epoch ends"
+    assert "examples/s" in (exp / "log" / "train.log").read_text()
+
+
+def test_killed_training_resumes_to_identical_weights(tmp_path: Path) -> None:
+    data = _feature_data_dir(tmp_path / "feats", utts=16)
+    config = _config(tmp_path / "tiny.yaml")
+    straight = _run_train(config, data, tmp_path / "straight")
+    out, _ = straight.communicate(timeout=300)
+    assert straight.returncode == 0, out
+
+    killed = _run_train(config, data, tmp_path / "killed")
+    models = tmp_path / "killed" / "models"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill in epoch 1 (8 steps), once a mid-epoch checkpoint exists
+        newest = latest_checkpoint(models) if models.is_dir() else None
+        if newest is not None and newest.name.startswith("step_1_"):
+            break
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "model.pt").exists()
+
+    resumed = _run_train(config, data, tmp_path / "killed")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "resuming from" in (tmp_path / "killed" / "log" / "train.log").read_text()
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)
+    for part in ("encoder", "head"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), key
+    last = load_checkpoint(tmp_path / "killed" / "models" / "epoch_2.pt")
+    assert last["epoch"] == 2 and last["step"] == 0 and "optimizer" in last and "rng" in last
