@@ -1,0 +1,29 @@
+"""Shared entry point of the ``steps/*.py`` command-line tools."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from pyfunc.errors import PyfuncError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def run_main(main: Callable[[], int | None]) -> None:
+    """Set up logging, run ``main`` and exit with its status (None counts as 0).
+
+    A :class:`PyfuncError` is the user's problem, not a bug: it prints ``error: <message>``
+    to stderr (no traceback) and exits 1. Ctrl-C exits 130.
+    """
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    try:
+        status = main()
+    except PyfuncError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)
