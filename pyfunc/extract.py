@@ -1,0 +1,265 @@
+"""Stage 3: speaker embeddings of a data directory.
+
+Writes ``xvector.scp``/``.ark`` (the raw encoder output of each full utterance,
+float32, eval mode) and, for the seed protocol, ``xvector_crops.scp``/``.ark``
+(a num_crops x embed_dim matrix per utterance: the raw embeddings of the seed's
+evenly spaced 3 s crops, shorter utterances wrap-padded).
+
+Utterances are read ahead in a thread, gathered into pools, sorted by length
+and batched. Utterances of different lengths share a batch zero-padded: the
+encoder masks every convolution input and every average over time, and the
+front end runs on each utterance at its own length, so each embedding equals
+the one from the utterance alone (to float rounding).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pyfunc.audio import read_audio
+from pyfunc.errors import ConfigError, DataError
+from pyfunc.fileio import PathLike, read_scp
+from pyfunc.frontend import SEED_HOP, SEED_WIN, seed_num_frames
+from pyfunc.model_dir import load_model_dir
+from pyfunc.models.ecapa import ECAPATDNN
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("auto", "full", "seed")
+MIN_FRAMES = 2  # the unbiased variance of the pooling needs two frames
+MIN_SAMPLES = 257  # the centred STFT (n_fft 512) reflect-pads by 256 samples
+POOL_BATCHES = 8  # a pool holds about this many full batches before it is sorted and embedded
+READ_AHEAD = 32
+
+
+def embed_batch(model: ECAPATDNN, items: Sequence[np.ndarray | torch.Tensor]) -> np.ndarray:
+    """Embeddings (len(items), embed_dim) float32 of model inputs of any lengths.
+
+    Items are waveforms (samples,) for the seed front end or feature matrices
+    (frames, feat_dim) for the fbank front end. Each row equals the embedding
+    of that item computed alone. The model must be in eval mode.
+    """
+    if model.training:
+        raise ValueError("embed_batch needs the model in eval mode (BatchNorm statistics would depend on the batch)")
+    if len(items) == 0:
+        return np.zeros((0, model.embed_dim), dtype=np.float32)
+    device = next(model.parameters()).device
+    tensors = [item.float() if isinstance(item, torch.Tensor)
+               else torch.from_numpy(np.require(item, dtype=np.float32, requirements=["C", "W"])) for item in items]
+    with torch.no_grad():
+        feats: list[torch.Tensor | None] = [None] * len(tensors)
+        by_shape: dict[tuple[int, ...], list[int]] = collections.defaultdict(list)
+        for index, tensor in enumerate(tensors):
+            by_shape[tuple(tensor.shape)].append(index)
+        for indices in by_shape.values():
+            stacked = torch.stack([tensors[i] for i in indices]).to(device, non_blocking=True)
+            logmel = model.logmel(stacked)
+            for row, index in enumerate(indices):
+                feats[index] = logmel[row]
+        lengths = [f.shape[1] for f in feats]
+        if len(set(lengths)) == 1:
+            out = model.encode(torch.stack(feats))
+        else:
+            padded = feats[0].new_zeros((len(feats), feats[0].shape[0], max(lengths)))
+            for row, f in enumerate(feats):
+                padded[row, :, :f.shape[1]] = f
+            out = model.encode(padded, torch.tensor(lengths, device=device))
+    return out.float().cpu().numpy()
+
+
+def crop_starts(length: int, crop: int, num_crops: int) -> list[int]:
+    """The seed's crop starts: ``int`` of numpy.linspace(0, length - crop, num_crops)."""
+    return [int(start) for start in np.linspace(0, length - crop, num=num_crops)]
+
+
+def seed_crops(item: np.ndarray, crop: int, num_crops: int) -> np.ndarray:
+    """(num_crops, crop, ...) evenly spaced crops along axis 0; inputs not longer than ``crop`` wrap-padded first."""
+    if item.shape[0] <= crop:
+        pad = [(0, crop - item.shape[0])] + [(0, 0)] * (item.ndim - 1)
+        item = np.pad(item, pad, mode="wrap")
+    return np.stack([item[start:start + crop] for start in crop_starts(item.shape[0], crop, num_crops)])
+
+
+class _Source:
+    """Model inputs of a data directory: fbank matrices from feats.scp or waveforms from wav.scp."""
+
+    def __init__(self, data_dir: Path, model: ECAPATDNN):
+        self.frontend = model.frontend
+        self.feat_dim = model.feat_dim
+        self.path = data_dir / ("wav.scp" if self.frontend == "seed" else "feats.scp")
+        if not self.path.is_file():
+            need = "wav.scp (the model has the seed front end)" if self.frontend == "seed" else \
+                "feats.scp (the model has the fbank front end; run the feature stage first)"
+            raise DataError(f"{data_dir}: no {need}")
+        self.table = read_scp(self.path)
+
+    def frames(self, item: np.ndarray) -> int:
+        return seed_num_frames(item.shape[0]) if self.frontend == "seed" else item.shape[0]
+
+    def load(self, key: str) -> np.ndarray:
+        where = f"{self.path}: {key}"
+        if self.frontend == "seed":
+            item = read_audio(self.table[key], where)
+            if item.shape[0] < MIN_SAMPLES:
+                raise DataError(f"{where}: {item.shape[0]} samples is too short; need at least {MIN_SAMPLES}")
+            return item
+        import kaldiio
+
+        try:
+            item = np.asarray(kaldiio.load_mat(self.table[key]), dtype=np.float32)
+        except Exception as err:  # kaldiio raises many kinds on a bad ark or offset
+            raise DataError(f"{where}: cannot read features {self.table[key]!r}: {type(err).__name__}: {err}") \
+                from None
+        if item.ndim != 2 or item.shape[1] != self.feat_dim:
+            raise DataError(f"{where}: expected a (frames, {self.feat_dim}) feature matrix, got shape {item.shape}")
+        if item.shape[0] < MIN_FRAMES:
+            raise DataError(f"{where}: {item.shape[0]} frame(s) is too short; need at least {MIN_FRAMES}")
+        if not np.isfinite(item).all():
+            raise DataError(f"{where}: features contain non-finite values")
+        return item
+
+
+def _read_ahead(keys: Sequence[str], load: Callable[[str], np.ndarray], ahead: int = READ_AHEAD
+                ) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (key, load(key)) in order, loading up to ``ahead`` items in a background thread."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract-read") as pool:
+        pending: collections.deque[tuple[str, Future]] = collections.deque()
+        position = 0
+        try:
+            while pending or position < len(keys):
+                while position < len(keys) and len(pending) < ahead:
+                    pending.append((keys[position], pool.submit(load, keys[position])))
+                    position += 1
+                key, future = pending.popleft()
+                yield key, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _length_batches(sizes: Sequence[int], batch_frames: int) -> list[list[int]]:
+    """Indices sorted by size (longest first) in batches with count * longest <= batch_frames (at least one)."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and (len(batches[-1]) + 1) * sizes[batches[-1][0]] <= batch_frames:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def _check_finite(emb: np.ndarray, keys: Sequence[str], source: Path) -> None:
+    bad = [key for key, row in zip(keys, emb.reshape(len(keys), -1)) if not np.isfinite(row).all()]
+    if bad:
+        raise DataError(f"{source}: non-finite embedding for {len(bad)} utterance(s), e.g. {bad[:3]}")
+
+
+def _embed_pool(model: ECAPATDNN, source: _Source, pool: list[tuple[str, np.ndarray]], batch_frames: int,
+                crop: int | None, num_crops: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Full-utterance embeddings (and crop embeddings when ``crop``) of a pool, in pool order."""
+    full = np.zeros((len(pool), model.embed_dim), dtype=np.float32)
+    for batch in _length_batches([source.frames(item) for _, item in pool], batch_frames):
+        full[batch] = embed_batch(model, [pool[i][1] for i in batch])
+    _check_finite(full, [key for key, _ in pool], source.path)
+    if crop is None:
+        return full, None
+    crops = np.concatenate([seed_crops(item, crop, num_crops) for _, item in pool])
+    per_batch = max(1, batch_frames // max(1, source.frames(crops[0])))
+    crop_emb = np.concatenate([embed_batch(model, crops[start:start + per_batch])
+                               for start in range(0, len(crops), per_batch)])
+    crop_emb = crop_emb.reshape(len(pool), num_crops, model.embed_dim)
+    _check_finite(crop_emb, [key for key, _ in pool], source.path)
+    return full, crop_emb
+
+
+def _pools(items: Iterable[tuple[str, np.ndarray]], frames: Callable[[np.ndarray], int], pool_frames: int
+           ) -> Iterator[list[tuple[str, np.ndarray]]]:
+    pool: list[tuple[str, np.ndarray]] = []
+    total = 0
+    for key, item in items:
+        pool.append((key, item))
+        total += frames(item)
+        if total >= pool_frames:
+            yield pool
+            pool, total = [], 0
+    if pool:
+        yield pool
+
+
+def crop_length(config_extract, frontend: str) -> int:
+    """Crop length in model input units: samples (seed: frames * 160 + 240) or feature frames."""
+    frames = int(round(config_extract.crop_seconds * 100))
+    if frames < MIN_FRAMES:
+        raise ConfigError(f"extract.crop_seconds {config_extract.crop_seconds} gives fewer than {MIN_FRAMES} frames")
+    return frames * SEED_HOP + (SEED_WIN - SEED_HOP) if frontend == "seed" else frames
+
+
+def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, protocol: str = "auto",
+                       device: str | torch.device = "auto", batch_frames: int | None = None,
+                       utts: Iterable[str] | None = None, progress: Callable[[int], None] | None = None) -> None:
+    """Embed every utterance of ``data_dir`` (or the subset ``utts``) into ``out_dir``.
+
+    ``protocol``: 'auto' (the model's ``extract.protocol``), 'full' or 'seed'.
+    ``batch_frames`` (default ``extract.batch_frames``) bounds batch size x longest
+    input in frames. ``progress`` is called with the number of utterances done.
+    """
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    model, config = load_model_dir(model_dir, device)
+    protocol = config.extract.protocol if protocol == "auto" else protocol
+    batch_frames = batch_frames if batch_frames is not None else config.extract.batch_frames
+    if batch_frames < 1:
+        raise ConfigError(f"batch_frames must be positive, got {batch_frames}")
+    num_crops = config.extract.num_crops
+    if protocol == "seed" and num_crops < 1:
+        raise ConfigError(f"extract.num_crops must be at least 1 for the seed protocol, got {num_crops}")
+    crop = crop_length(config.extract, model.frontend) if protocol == "seed" else None
+    source = _Source(data_dir, model)
+    keys = sorted(source.table)
+    if utts is not None:
+        wanted = set(utts)
+        unknown = sorted(wanted - set(keys))
+        if unknown:
+            raise DataError(f"{source.path}: {len(unknown)} requested utterance(s) not listed, e.g. {unknown[:3]}")
+        keys = [key for key in keys if key in wanted]
+    if not keys:
+        raise DataError(f"{source.path}: no utterances to embed")
+    device_name = next(model.parameters()).device
+    logger.info("embedding %d utterances of %s with %s (protocol %s, %s front end, device %s)", len(keys), data_dir,
+                model_dir, protocol, model.frontend, device_name)
+
+    from pyfunc.arkio import ArkScpWriter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start, done = time.time(), 0
+    with contextlib.ExitStack() as stack:
+        write_full = stack.enter_context(ArkScpWriter(out_dir / "xvector.ark", out_dir / "xvector.scp"))
+        write_crops = None
+        if crop is not None:
+            write_crops = stack.enter_context(ArkScpWriter(out_dir / "xvector_crops.ark",
+                                                           out_dir / "xvector_crops.scp"))
+        bar = stack.enter_context(tqdm(total=len(keys), unit="utt", desc="embed", mininterval=2.0))
+        for pool in _pools(_read_ahead(keys, source.load), source.frames, POOL_BATCHES * batch_frames):
+            full, crop_emb = _embed_pool(model, source, pool, batch_frames, crop, num_crops)
+            for row, (key, _) in enumerate(pool):  # pools follow the sorted key order
+                write_full(key, full[row])
+                if write_crops is not None:
+                    write_crops(key, crop_emb[row])
+            done += len(pool)
+            bar.update(len(pool))
+            if progress is not None:
+                progress(done)
+    elapsed = max(time.time() - start, 1e-9)
+    logger.info("embedded %d utterances in %.1f s (%.1f utterances/s) into %s", done, elapsed, done / elapsed, out_dir)

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Stage 3: speaker embeddings of a data directory (xvector.scp; with the seed protocol also xvector_crops.scp).
+
+Usage: steps/extract_embeddings.py --model-dir DIR --data DATA_DIR --out EMB_DIR
+           [--protocol auto|full|seed] [--device auto|cpu|cuda] [--batch-frames N] [--nj N --cmd LAUNCHER]
+
+The model's front end decides the input: feats.scp (fbank) or wav.scp (seed).
+"""
+
+import argparse
+import logging
+
+from pyfunc.cli import run_main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True, help="model directory (config.yaml + model.pt)")
+    parser.add_argument("--data", required=True, help="Kaldi data directory")
+    parser.add_argument("--out", required=True, help="output folder for xvector.scp/ark")
+    parser.add_argument("--protocol", default="auto", choices=["auto", "full", "seed"],
+                        help="auto: the model's extract.protocol; full: one embedding per utterance; "
+                             "seed: also the five 3 s crop embeddings")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    parser.add_argument("--batch-frames", type=int, default=None,
+                        help="batch size x longest input in frames (default: the model's extract.batch_frames)")
+    parser.add_argument("--nj", type=int, default=1, help="number of parallel jobs (split data directory)")
+    parser.add_argument("--cmd", default="", help="launcher prefix for each job, e.g. 'srun -c 1' (default: local)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.nj > 1 or args.cmd:
+        from pyfunc.extract_jobs import extract_embeddings_parallel
+
+        extract_embeddings_parallel(args.model_dir, args.data, args.out, num_jobs=args.nj, cmd=args.cmd,
+                                    protocol=args.protocol, device=args.device, batch_frames=args.batch_frames)
+    else:
+        from pyfunc.extract import extract_embeddings
+
+        extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
+                           batch_frames=args.batch_frames)
+
+
+if __name__ == "__main__":
+    run_main(main)

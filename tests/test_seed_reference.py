@@ -1,0 +1,220 @@
+"""Seed checkpoint import/export, and the seed system's own outputs reproduced through stages 3 and 4."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+
+from pyfunc.audio import read_audio
+from pyfunc.errors import PyfuncError
+from pyfunc.extract import extract_embeddings
+from pyfunc.fileio import write_lines, write_table
+from pyfunc.loss import AAMSoftmax
+from pyfunc.model_dir import load_model_dir, load_model_dir_with_head, save_model_dir
+from pyfunc.models.ecapa import ECAPATDNN
+from pyfunc.seed_checkpoint import export_seed_checkpoint, import_seed_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = Path("/work/shared/reference")
+CHECKPOINT = REF / "seed_ecapa_c1024.model"
+pytestmark = pytest.mark.skipif(not CHECKPOINT.is_file(), reason="seed reference data not available")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return torch.load(REF / "seed_ecapa_c1024_reference.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    """Import the seed checkpoint and run stage 3 (seed protocol) on the reference wavs."""
+    root = tmp_path_factory.mktemp("seed")
+    import_seed_checkpoint(CHECKPOINT, root / "model")
+    wavs = {p.name: str(p) for p in sorted((REF / "wav").glob("utt*.wav"))}
+    assert len(wavs) == 6
+    write_table(root / "data" / "wav.scp", wavs)
+    write_table(root / "data" / "utt2spk", {k: k.split(".")[0] for k in wavs})
+    write_table(root / "data" / "spk2utt", {k.split(".")[0]: k for k in wavs})
+    extract_embeddings(root / "model", root / "data", root / "emb", protocol="seed", device="cpu")
+    return root
+
+
+def _read_scp(path: Path) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in kaldiio.load_scp(str(path)).items()}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _close(ours: np.ndarray, ref: torch.Tensor, what: str) -> None:
+    ref = ref.numpy()
+    assert ours.shape == ref.shape, what
+    assert np.abs(ours - ref).max() <= 1e-4, what
+    cos = (_unit(ours.reshape(-1, ref.shape[-1])) * _unit(ref.reshape(-1, ref.shape[-1]))).sum(-1)
+    assert cos.min() >= 0.99999, what
+
+
+def test_imported_config(seed_run):
+    _, config = load_model_dir(seed_run / "model")
+    assert (config.model.frontend, config.model.channels, config.model.embed_dim, config.model.num_classes) == \
+        ("seed", 1024, 192, 20)
+    assert config.extract.protocol == "seed"
+
+
+def test_logmel_matches_the_seed(seed_run, reference):
+    """The seed front end equals the seed's log-mel to float32 FFT round-off.
+
+    A handful of the ~40 000 values per utterance sit in near-silent low mel bands
+    (power ~1e-7 of the frame's), where float32 FFT round-off, different on the
+    reference's CPU, moves the log by up to ~2e-4: the reference itself is 1.1e-4
+    from a float64 computation there. So: 99.99 % of the values within 1e-4, all
+    within 5e-4, the mean difference below 2e-6, and every band's cosine >= 0.99999.
+    """
+    model, _ = load_model_dir(seed_run / "model")
+    for name, ref in reference["per_utt"].items():
+        wav = torch.from_numpy(read_audio(str(REF / "wav" / name)))[None]
+        ours, want = model.logmel(wav)[0].numpy(), ref["logmel_cmn"].numpy()
+        assert ours.shape == want.shape, name
+        diff = np.abs(ours - want)
+        assert np.quantile(diff, 0.9999) <= 1e-4 and diff.max() <= 5e-4 and diff.mean() <= 2e-6, name
+        assert ((_unit(ours) * _unit(want)).sum(-1)).min() >= 0.99999, name
+
+
+def test_embeddings_match_the_seed(seed_run, reference):
+    full = _read_scp(seed_run / "emb" / "xvector.scp")
+    crops = _read_scp(seed_run / "emb" / "xvector_crops.scp")
+    assert sorted(full) == sorted(crops) == sorted(reference["per_utt"])
+    for name, ref in reference["per_utt"].items():
+        _close(full[name], ref["embedding_raw"], f"{name} raw")
+        _close(_unit(full[name]), ref["embedding_full"], f"{name} full")
+        _close(_unit(crops[name]), ref["embedding_crops"], f"{name} crops")
+
+
+def test_scores_match_the_seed(seed_run, reference, tmp_path):
+    from pyfunc.scoring import score_trials
+
+    pairs = [line.split() for line in (REF / "seed_ecapa_c1024_scores.txt").read_text().splitlines() if line.strip()]
+    assert len(pairs) == 15
+    write_lines(tmp_path / "trials", (f"{e} {t}" for e, t, _ in pairs))
+    score_trials(tmp_path / "trials", seed_run / "emb", tmp_path / "scores", protocol="auto")
+    ours = {}
+    for line in (tmp_path / "scores").read_text().splitlines():
+        enroll, test, score = line.split()[:3]
+        ours[(enroll, test)] = float(score)
+    assert len(ours) == 15
+    for enroll, test, score in pairs:
+        assert ours[(enroll, test)] == pytest.approx(float(score), abs=1e-5)
+    for enroll, test, score in reference["trials"]:
+        assert ours[(enroll, test)] == pytest.approx(score, abs=1e-5)
+
+
+def test_export_import_round_trip_is_bit_identical(seed_run, tmp_path):
+    export_seed_checkpoint(seed_run / "model", tmp_path / "exported.model")
+    original = torch.load(CHECKPOINT, weights_only=True)
+    exported = torch.load(tmp_path / "exported.model", weights_only=True)
+    assert list(exported) == list(original)
+    for key, value in original.items():
+        assert exported[key].dtype == value.dtype and torch.equal(exported[key], value), key
+    import_seed_checkpoint(tmp_path / "exported.model", tmp_path / "again")
+    a_enc, a_head, a_cfg = load_model_dir_with_head(seed_run / "model")
+    b_enc, b_head, b_cfg = load_model_dir_with_head(tmp_path / "again")
+    assert a_cfg == b_cfg
+    for (key, a), b in zip(a_enc.state_dict().items(), b_enc.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert torch.equal(a_head.weight, b_head.weight)
+
+
+def _random_seed_model(channels: int, num_classes: int):
+    torch.manual_seed(11)
+    encoder = ECAPATDNN(channels, frontend="seed")
+    gen = torch.Generator().manual_seed(3)
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+            module.num_batches_tracked.fill_(17)
+    return encoder.eval(), AAMSoftmax(192, num_classes)
+
+
+def test_other_channel_count_with_module_prefix(tmp_path):
+    encoder, head = _random_seed_model(256, 11)
+    state = {f"module.speaker_encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state["module.speaker_loss.weight"] = head.weight.detach()
+    torch.save(state, tmp_path / "c256.model")
+    config = import_seed_checkpoint(tmp_path / "c256.model", tmp_path / "model")
+    assert (config.model.channels, config.model.embed_dim, config.model.num_classes) == (256, 192, 11)
+    model, loaded_config = load_model_dir(tmp_path / "model")
+    assert loaded_config == config
+    wav = torch.from_numpy(read_audio(str(REF / "wav" / "utt2.wav")))[None]
+    with torch.no_grad():
+        assert torch.equal(model(wav), encoder(wav))
+    assert int(model.bn1.num_batches_tracked) == 17
+
+
+def test_import_errors_list_the_offending_keys(tmp_path):
+    state = torch.load(CHECKPOINT, weights_only=True)
+    state["speaker_encoder.extra.weight"] = torch.zeros(3)
+    state["other.thing"] = torch.zeros(1)
+    del state["speaker_encoder.layer2.convs.3.bias"]
+    state["speaker_encoder.bn5.bias"] = torch.zeros(10)
+    torch.save(state, tmp_path / "bad.model")
+    with pytest.raises(PyfuncError) as err:
+        import_seed_checkpoint(tmp_path / "bad.model", tmp_path / "model")
+    message = str(err.value)
+    assert "bad.model" in message
+    assert "missing key(s): speaker_encoder.layer2.convs.3.bias" in message
+    assert "unexpected key(s): other.thing, speaker_encoder.extra.weight" in message
+    assert "mis-shaped key(s): speaker_encoder.bn5.bias (shape (10,), expected (3072,))" in message
+    assert not (tmp_path / "model").exists()
+
+    torch.save({"speaker_encoder.conv1.weight": torch.zeros(8, 80, 5)}, tmp_path / "partial.model")
+    with pytest.raises(PyfuncError, match="missing key 'speaker_encoder.fc6.weight'"):
+        import_seed_checkpoint(tmp_path / "partial.model", tmp_path / "model")
+    torch.save([torch.zeros(1)], tmp_path / "list.model")
+    with pytest.raises(PyfuncError, match="expected a state dict"):
+        import_seed_checkpoint(tmp_path / "list.model", tmp_path / "model")
+    (tmp_path / "trunc.model").write_bytes(CHECKPOINT.read_bytes()[:100_000])
+    with pytest.raises(PyfuncError, match="truncated or corrupt"):
+        import_seed_checkpoint(tmp_path / "trunc.model", tmp_path / "model")
+
+
+def test_export_refuses_fbank_models(tmp_path):
+    encoder = ECAPATDNN(16, embed_dim=8)
+    from pyfunc.config import Config
+
+    config = Config()
+    config.model.channels, config.model.embed_dim = 16, 8
+    save_model_dir(tmp_path / "model", config, encoder, AAMSoftmax(8, 2))
+    with pytest.raises(PyfuncError, match="only models with the 'seed' front end can be exported"):
+        export_seed_checkpoint(tmp_path / "model", tmp_path / "out.model")
+    assert not (tmp_path / "out.model").exists()
+
+
+def test_import_export_cli(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    encoder, head = _random_seed_model(64, 3)
+    state = {f"speaker_encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state["speaker_loss.weight"] = head.weight.detach()
+    torch.save(state, tmp_path / "c64.model")
+    (tmp_path / "base.yaml").write_text("extract:\n  batch_frames: 1234\n")
+    run = lambda *args: subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,  # noqa
+                                       cwd=ROOT, env=env)
+    result = run(ROOT / "steps" / "import_seed_model.py", "--config", tmp_path / "base.yaml", tmp_path / "c64.model",
+                 tmp_path / "model")
+    assert result.returncode == 0, result.stderr
+    _, config = load_model_dir(tmp_path / "model")
+    assert config.extract.batch_frames == 1234 and config.model.channels == 64
+    result = run(ROOT / "steps" / "export_seed_model.py", tmp_path / "model", tmp_path / "out.model")
+    assert result.returncode == 0, result.stderr
+    back = torch.load(tmp_path / "out.model", weights_only=True)
+    assert list(back) == list(state) and all(torch.equal(back[k], v) for k, v in state.items())
+    result = run(ROOT / "steps" / "import_seed_model.py", tmp_path / "missing.model", tmp_path / "m2")
+    assert result.returncode == 1 and "missing.model: model file not found" in result.stderr
