@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Stage 5: AS-norm scoring of a trials file; the cohort is the mean embedding of each training speaker.
+
+Usage: steps/score_asnorm.py --trials data/test/trials --embeddings EXP/embeddings/test \
+  --cohort EXP/embeddings/train --cohort-utt2spk data/train/utt2spk --top-n 300 --out EXP/scores/test_asnorm
+"""
+
+import argparse
+
+from pyfunc.cli import run_main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", required=True, help="Kaldi trials file: enroll test [target|nontarget]")
+    parser.add_argument("--embeddings", required=True, help="embedding directory of the trial utterances")
+    parser.add_argument("--cohort", required=True, help="embedding directory of the cohort utterances")
+    parser.add_argument("--cohort-utt2spk", required=True, help="utt2spk of the cohort utterances")
+    parser.add_argument("--top-n", type=int, default=300, help="cohort scores kept per utterance")
+    parser.add_argument("--out", required=True, help="score file to write: enroll test score")
+    parser.add_argument("--protocol", default="auto", choices=["auto", "full", "seed"],
+                        help="raw scores as in stage 4")
+    args = parser.parse_args()
+
+    from pyfunc.asnorm import score_trials_asnorm
+
+    score_trials_asnorm(args.trials, args.embeddings, args.cohort, args.cohort_utt2spk, args.top_n, args.out,
+                        args.protocol)
+
+
+if __name__ == "__main__":
+    run_main(main)
