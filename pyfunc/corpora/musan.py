@@ -1,0 +1,95 @@
+"""MUSAN and RIRS_NOISES data preparation (the augmentation sources of the VoxCeleb recipe).
+
+Layouts read (the released ones, 16 kHz wav)::
+
+    MUSAN        ROOT/musan/noise/free-sound/noise-free-sound-0000.wav, noise/sound-bible/...
+                 ROOT/musan/music/<source>/music-*.wav, ROOT/musan/speech/<source>/speech-*.wav
+    RIRS_NOISES  ROOT/RIRS_NOISES/simulated_rirs/{smallroom,mediumroom,largeroom}/Room001/Room001-00001.wav
+
+``ROOT`` may also be the ``musan`` or ``RIRS_NOISES`` folder itself. Data directories
+written (wav.scp with absolute paths, utt2spk mapping each file to itself, spk2utt,
+utt2dur from the headers, which are checked to be 16 kHz mono):
+
+- ``OUT_ROOT/musan_noise``, ``musan_music``, ``musan_speech``: utterance id = file stem
+  (``noise-free-sound-0000``), unique within a category.
+- ``OUT_DIR`` (e.g. ``data/rirs``): the simulated RIRs, utterance id
+  ``<room type>-<file stem>`` (``smallroom-Room001-00001``, as in Kaldi's ``rir_list``).
+  The real RIRs and point-source noises of RIRS_NOISES are not used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyfunc.corpora.voxceleb import check_scp_path, walk_files, wav_durations, write_checked_data_dir
+from pyfunc.datadir import DataDir
+from pyfunc.errors import DataError
+from pyfunc.fileio import PathLike
+
+MUSAN_CATEGORIES = ("noise", "music", "speech")
+ROOM_TYPES = ("smallroom", "mediumroom", "largeroom")
+
+
+def find_musan(musan_root: PathLike) -> Path:
+    """The ``musan`` folder: ``musan_root`` itself or ``musan_root/musan`` (the one holding noise/ music/ speech/)."""
+    root = Path(os.path.abspath(musan_root))
+    for candidate in (root, root / "musan"):
+        if all((candidate / c).is_dir() for c in MUSAN_CATEGORIES):
+            return candidate
+    raise DataError(f"{root}: not a MUSAN folder (expected noise/, music/ and speech/ in it or in {root / 'musan'})")
+
+
+def find_simulated_rirs(rirs_root: PathLike) -> Path:
+    """The ``simulated_rirs`` folder under ``rirs_root`` (which may be RIRS_NOISES or its parent)."""
+    root = Path(os.path.abspath(rirs_root))
+    for candidate in (root, root / "simulated_rirs", root / "RIRS_NOISES" / "simulated_rirs"):
+        if any((candidate / r).is_dir() for r in ROOM_TYPES):
+            return candidate
+    raise DataError(f"{root}: no simulated_rirs/{{{','.join(ROOM_TYPES)}}} folders found "
+                    "(expected RIRS_NOISES/simulated_rirs/smallroom/Room001/Room001-00001.wav)")
+
+
+def _one_per_file(paths: list[str], make_id, where: Path) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for path in paths:
+        utt = make_id(Path(path))
+        check_scp_path(path)
+        if utt in files:
+            raise DataError(f"{where}: two files give the id {utt!r}: {files[utt]} and {path}")
+        files[utt] = path
+    return files
+
+
+def prepare_musan(musan_root: PathLike, out_root: PathLike, num_jobs: int = 1) -> dict[str, DataDir]:
+    """Write ``out_root/musan_{noise,music,speech}``; return them keyed by category."""
+    musan = find_musan(musan_root)
+    out: dict[str, DataDir] = {}
+    for category in MUSAN_CATEGORIES:
+        folder = musan / category
+        files = _one_per_file(walk_files(folder, "wav"), lambda p: p.stem, folder)
+        if not files:
+            raise DataError(f"{folder}: no .wav files")
+        durations = wav_durations(files, num_jobs, desc=f"MUSAN {category}")
+        data = DataDir(files, {utt: utt for utt in files}, durations)
+        out[category] = write_checked_data_dir(Path(out_root) / f"musan_{category}", data, check_wavs=False)
+    return out
+
+
+def prepare_rirs(rirs_root: PathLike, out_dir: PathLike, num_jobs: int = 1) -> DataDir:
+    """Write the simulated RIRs of RIRS_NOISES as a data directory (e.g. ``data/rirs``)."""
+    simulated = find_simulated_rirs(rirs_root)
+    files: dict[str, str] = {}
+    for room_type in ROOM_TYPES:
+        folder = simulated / room_type
+        if not folder.is_dir():
+            continue
+        found = _one_per_file(walk_files(folder, "wav"), lambda p, r=room_type: f"{r}-{p.stem}", folder)
+        files.update(found)
+    if not files:
+        raise DataError(f"{simulated}: no .wav files under {', '.join(ROOM_TYPES)}")
+    durations = wav_durations(files, num_jobs, desc="simulated RIRs")
+    return write_checked_data_dir(out_dir, DataDir(files, {utt: utt for utt in files}, durations), check_wavs=False)
+
+
+__all__ = ["MUSAN_CATEGORIES", "ROOM_TYPES", "find_musan", "find_simulated_rirs", "prepare_musan", "prepare_rirs"]

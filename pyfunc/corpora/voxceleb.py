@@ -1,0 +1,550 @@
+"""VoxCeleb1 and VoxCeleb2 data preparation (stage 0 of the VoxCeleb recipe).
+
+Layouts read (the released ones)::
+
+    VoxCeleb1   ROOT/wav/id10001/1zcIwhmdeo4/00001.wav      (16 kHz mono wav)
+                or two roots, ROOT/vox1_dev_wav/wav and ROOT/vox1_test_wav/wav
+    VoxCeleb2   ROOT/dev/aac/id00012/21Uxsk56VDQ/00001.m4a  (AAC, as released)
+                or ROOT/.../id00012/21Uxsk56VDQ/00001.wav    (after :func:`convert_m4a_tree`)
+
+A *speaker root* is a folder whose sub-folders are speakers (``id`` followed by
+digits); each speaker folder holds video folders, each video folder the audio files.
+Any folder given is searched (at most :data:`MAX_SEARCH_DEPTH` levels down) for
+speaker roots, so ``ROOT``, ``ROOT/wav`` or ``ROOT/dev/aac`` all work.
+
+Data directories written (Kaldi conventions, sorted keys):
+
+- utterance id: the path relative to the speaker root, without extension,
+  ``/``-separated: ``id10270/x6uYqmx31kE/00001``. It begins with the speaker id, as
+  Kaldi wants, and is what the official trial lists and WeSpeaker use.
+- ``utt2spk``: utterance -> its first component; ``spk2utt`` its inverse.
+- ``wav.scp``: absolute wav paths, or for m4a files the pipe command
+  ``ffmpeg -nostdin -v error -i /abs/x.m4a -f wav -ac 1 -ar 16000 - |`` (only run
+  where pipes are allowed, see :func:`pyfunc.audio.read_audio`). Paths with
+  whitespace cannot be written to wav.scp and are refused.
+- ``utt2dur``: from the wav headers (every wav file is opened once, which also checks
+  that it is readable 16 kHz mono audio). For m4a entries there is no ``utt2dur``:
+  getting durations would mean decoding every file; convert to wav to have one.
+
+Trial lists: the official cleaned lists ``veri_test2.txt`` (Vox1-O),
+``list_test_all2.txt`` (Vox1-E) and ``list_test_hard2.txt`` (Vox1-H), lines
+``1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav``, are converted to
+Kaldi trials (``enroll test target|nontarget``) in ``VOX1_DATA/trials/vox1_o``,
+``trials/vox1_e`` and ``trials/vox1_h`` (a folder ``trials`` of named lists, so the
+list name is the file name). :func:`make_trial_subset` can also write a data directory
+holding only the utterances of one list, with that list as its ``trials`` file (the
+form ``run.sh`` stages 3-6 take), e.g. ``data/vox1_o``. The lists come from
+https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/ (``veri_test2.txt`` etc.).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from concurrent.futures import (FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor,
+                                as_completed, wait)
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import soundfile
+from tqdm import tqdm
+
+from pyfunc.audio import SAMPLE_RATE
+from pyfunc.datadir import DataDir, validate_data_dir, write_data_dir, write_trials
+from pyfunc.errors import ConfigError, DataError, PyfuncError
+from pyfunc.fileio import PathLike, iter_table_lines, read_map
+
+logger = logging.getLogger(__name__)
+
+SPEAKER_DIR = re.compile(r"id\d+")
+MAX_SEARCH_DEPTH = 4
+AUDIO_MODES = ("auto", "wav", "m4a")
+# Official list file -> trial list name.
+OFFICIAL_TRIALS = {"veri_test2.txt": "vox1_o", "list_test_all2.txt": "vox1_e", "list_test_hard2.txt": "vox1_h"}
+TRIALS_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/"
+# Files of an earlier data directory that would no longer match a fresh wav.scp.
+STALE_FILES = ("utt2dur", "utt2num_frames", "feats.scp", "segments", "reco2dur", "vad.scp", "cmvn.scp")
+_INFO_CHUNK = 500
+
+
+@dataclass
+class AudioTree:
+    """Audio files found under speaker roots, keyed by utterance id, per extension."""
+
+    speaker_roots: list[Path]
+    files: dict[str, dict[str, str]] = field(default_factory=lambda: {"wav": {}, "m4a": {}})
+
+    def count(self, ext: str) -> int:
+        return len(self.files.get(ext, {}))
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding and walking the trees
+
+
+def find_speaker_roots(root: PathLike, max_depth: int = MAX_SEARCH_DEPTH) -> list[Path]:
+    """Folders at most ``max_depth`` levels under ``root`` (``root`` included) whose sub-folders
+    include speaker folders (``id`` + digits); the search does not go below one found.
+
+    Raises DataError if ``root`` is not a folder or holds no speaker folder.
+    """
+    root = Path(os.path.abspath(root))
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found")
+    found: list[Path] = []
+    level = [root]
+    for _ in range(max_depth + 1):
+        below: list[Path] = []
+        for folder in level:
+            subdirs = _subdirs(folder)
+            if any(SPEAKER_DIR.fullmatch(name) for name in subdirs):
+                found.append(folder)
+            else:
+                below.extend(folder / name for name in subdirs if not name.startswith("."))
+        level = below
+        if not level:
+            break
+    if not found:
+        raise DataError(f"{root}: no speaker folders (id10001/, id00012/, ...) found in it or up to {max_depth} "
+                        "levels below")
+    return sorted(found)
+
+
+def _subdirs(folder: Path) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_dir())
+    except OSError as err:
+        raise DataError(f"{folder}: cannot list folder: {err}") from None
+
+
+def check_scp_path(path: str) -> None:
+    """DataError if ``path`` has whitespace (a wav.scp entry cannot hold it)."""
+    if any(c.isspace() for c in path):
+        raise DataError(f"{path!r}: path contains whitespace, which wav.scp cannot hold; "
+                        "move or symlink the corpus to a path without spaces")
+
+
+def scan_audio_tree(roots: Iterable[PathLike], extensions: Sequence[str] = ("wav", "m4a"),
+                    desc: str = "scanning") -> AudioTree:
+    """Walk ``speaker/video/file`` under every speaker root found below ``roots``.
+
+    Uses ``os.scandir`` (no stat of the files). Files of other extensions, and anything
+    not at the speaker/video/file depth, are ignored. Two files of the same extension
+    with the same utterance id (e.g. one corpus given twice) raise DataError.
+    """
+    speaker_roots: list[Path] = []
+    for root in roots:
+        for speaker_root in find_speaker_roots(root):
+            if speaker_root not in speaker_roots:
+                speaker_roots.append(speaker_root)
+    tree = AudioTree(speaker_roots, {ext: {} for ext in extensions})
+    speakers = [(sr, name) for sr in speaker_roots for name in _subdirs(sr) if SPEAKER_DIR.fullmatch(name)]
+    logger.info("%d speaker folder(s) under %s", len(speakers), ", ".join(map(str, speaker_roots)))
+    with tqdm(speakers, desc=desc, unit="spk", dynamic_ncols=True, mininterval=1.0) as bar:
+        for speaker_root, speaker in bar:
+            _scan_speaker(speaker_root, speaker, tree.files)
+            bar.set_postfix({ext: str(len(files)) for ext, files in tree.files.items()}, refresh=False)
+    return tree
+
+
+def _scan_speaker(speaker_root: Path, speaker: str, files: dict[str, dict[str, str]]) -> None:
+    speaker_dir = speaker_root / speaker
+    for video in _subdirs(speaker_dir):
+        video_dir = speaker_dir / video
+        try:
+            with os.scandir(video_dir) as entries:
+                names = [e.name for e in entries if e.is_file()]
+        except OSError as err:
+            raise DataError(f"{video_dir}: cannot list folder: {err}") from None
+        for name in names:
+            stem, dot, ext = name.rpartition(".")
+            table = files.get(ext.lower()) if dot else None
+            if table is None or not stem or name.startswith("."):
+                continue
+            utt = f"{speaker}/{video}/{stem}"
+            path = str(video_dir / name)
+            check_scp_path(path)
+            if utt in table:
+                raise DataError(f"utterance {utt!r} found twice: {table[utt]} and {path}; give each corpus "
+                                "folder only once")
+            table[utt] = path
+
+
+# ----------------------------------------------------------------------------------------------
+# Wav headers
+
+
+def _info_chunk(paths: list[str]) -> list[tuple[float, str | None]]:
+    out: list[tuple[float, str | None]] = []
+    for path in paths:
+        try:
+            info = soundfile.info(path)
+        except (RuntimeError, soundfile.LibsndfileError) as err:
+            out.append((0.0, f"cannot read audio: {err}"))
+            continue
+        if info.samplerate != SAMPLE_RATE:
+            out.append((0.0, f"expected sample rate {SAMPLE_RATE} Hz, got {info.samplerate} Hz"))
+        elif info.channels != 1:
+            out.append((0.0, f"expected mono audio, got {info.channels} channels"))
+        elif info.frames == 0:
+            out.append((0.0, "audio is empty"))
+        else:
+            out.append((info.frames / info.samplerate, None))
+    return out
+
+
+def wav_durations(files: dict[str, str], num_jobs: int = 1, desc: str = "reading wav headers") -> dict[str, float]:
+    """Duration in seconds of each wav file (utt -> path), from its header, in ``num_jobs`` processes.
+
+    Raises DataError naming the first file that is unreadable, empty, not 16 kHz or not mono.
+    """
+    utts = sorted(files)
+    chunks = [utts[i:i + _INFO_CHUNK] for i in range(0, len(utts), _INFO_CHUNK)]
+    results: dict[int, list[tuple[float, str | None]]] = {}
+    with tqdm(total=len(utts), desc=desc, unit="file", dynamic_ncols=True, mininterval=1.0) as bar:
+        if num_jobs <= 1 or len(chunks) <= 1:
+            for index, chunk in enumerate(chunks):
+                results[index] = _info_chunk([files[u] for u in chunk])
+                bar.update(len(chunk))
+        else:
+            with ProcessPoolExecutor(max_workers=num_jobs) as pool:
+                futures = {pool.submit(_info_chunk, [files[u] for u in chunk]): index
+                           for index, chunk in enumerate(chunks)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update(len(results[futures[future]]))
+    durations: dict[str, float] = {}
+    for index, chunk in enumerate(chunks):
+        for utt, (duration, error) in zip(chunk, results[index]):
+            if error is not None:
+                raise DataError(f"{files[utt]}: {error}")
+            durations[utt] = duration
+    return durations
+
+
+# ----------------------------------------------------------------------------------------------
+# ffmpeg: pipes and conversion
+
+
+def ffmpeg_pipe(path: str) -> str:
+    """The wav.scp pipe entry that decodes ``path`` (any ffmpeg input) to 16 kHz mono wav."""
+    return f"ffmpeg -nostdin -v error -i {shlex.quote(path)} -f wav -ac 1 -ar {SAMPLE_RATE} - |"
+
+
+def require_ffmpeg(num_m4a: int, root: PathLike) -> str:
+    """Path of ffmpeg; PyfuncError saying what to do when it is not installed."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise PyfuncError(f"found {num_m4a} .m4a files under {root} but ffmpeg is not installed; install it "
+                          "(apt-get install ffmpeg) or convert to wav first")
+    return ffmpeg
+
+
+def walk_files(root: PathLike, ext: str) -> list[str]:
+    """Every file ``*.ext`` under ``root`` (any depth, hidden entries skipped), as sorted path strings."""
+    out: list[str] = []
+    stack = [str(root)]
+    suffix = "." + ext.lower()
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir():
+                        stack.append(entry.path)
+                    elif entry.name.lower().endswith(suffix) and entry.is_file():
+                        out.append(entry.path)
+        except OSError as err:
+            raise DataError(f"{folder}: cannot list folder: {err}") from None
+    out.sort()
+    return out
+
+
+def _converted_name(src: str, src_root: str, dst_root: str) -> str:
+    return os.path.join(dst_root, os.path.relpath(os.path.splitext(src)[0] + ".wav", src_root))
+
+
+def _convert_one(ffmpeg: str, src: str, dst: str) -> str | None:
+    """Decode ``src`` to 16 kHz mono 16-bit wav at ``dst`` (through a temporary name); error text or None."""
+    folder, name = os.path.split(dst)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.tmp")
+    command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", src, "-ac", "1", "-ar", str(SAMPLE_RATE),
+               "-sample_fmt", "s16", "-f", "wav", tmp]
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        _remove(tmp)
+        return f"{src}: ffmpeg failed: {err}"
+    if result.returncode != 0 or not os.path.isfile(tmp):
+        _remove(tmp)
+        message = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return f"{src}: ffmpeg exited with code {result.returncode}: {message[0]}"
+    os.replace(tmp, dst)
+    return None
+
+
+def _bounded_results(pool: Executor, calls: Iterable[tuple], window: int) -> Iterator:
+    """Results of ``pool.submit(*call)`` for each call, in completion order, at most ``window`` in flight."""
+    pending: set[Future] = set()
+    for call in calls:
+        if len(pending) >= window:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in done)
+        pending.add(pool.submit(*call))
+    for future in as_completed(pending):
+        yield future.result()
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@dataclass
+class ConversionReport:
+    converted: int
+    skipped: int
+
+
+def convert_m4a_tree(src_root: PathLike, dst_root: PathLike, num_jobs: int = 4) -> ConversionReport:
+    """Decode every ``*.m4a`` under ``src_root`` to 16 kHz mono 16-bit wav at the same relative path
+    under ``dst_root`` (``.wav``), with ``num_jobs`` ffmpeg processes at a time.
+
+    Each file is written to a temporary name and renamed, so files already there are complete
+    and are skipped: an interrupted conversion resumes. Failures do not stop the others; a
+    DataError at the end names them.
+    """
+    src_root = Path(os.path.abspath(src_root))
+    dst_root = Path(os.path.abspath(dst_root))
+    if not src_root.is_dir():
+        raise DataError(f"{src_root}: folder not found")
+    sources = walk_files(src_root, "m4a")
+    if not sources:
+        raise DataError(f"{src_root}: no .m4a files found")
+    ffmpeg = require_ffmpeg(len(sources), src_root)
+    todo = [s for s in sources if not os.path.isfile(_converted_name(s, str(src_root), str(dst_root)))]
+    skipped = len(sources) - len(todo)
+    if skipped:
+        logger.info("%d of %d files already converted under %s", skipped, len(sources), dst_root)
+    errors: list[str] = []
+    src, dst = str(src_root), str(dst_root)
+    calls = ((_convert_one, ffmpeg, s, _converted_name(s, src, dst)) for s in todo)
+    with tqdm(total=len(todo), desc="m4a -> wav", unit="file", dynamic_ncols=True, mininterval=1.0) as bar:
+        with ThreadPoolExecutor(max_workers=max(1, num_jobs)) as pool:
+            for error in _bounded_results(pool, calls, window=4 * max(1, num_jobs)):
+                if error is not None:
+                    errors.append(error)
+                bar.update(1)
+    if errors:
+        errors.sort()
+        raise DataError(f"{len(errors)} of {len(todo)} conversions failed, e.g. " + "; ".join(errors[:3]))
+    return ConversionReport(converted=len(todo), skipped=skipped)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data directories
+
+
+def _clear_stale(out_dir: Path) -> None:
+    """Remove the files and split folders of an earlier data directory at ``out_dir``."""
+    for name in STALE_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    if out_dir.is_dir():
+        for child in out_dir.iterdir():
+            if child.is_dir() and re.fullmatch(r"split\d+", child.name):
+                shutil.rmtree(child)
+
+
+def write_checked_data_dir(out_dir: PathLike, data: DataDir, check_wavs: bool) -> DataDir:
+    """Clear stale files of ``out_dir``, write ``data`` there and validate it (wav headers if ``check_wavs``)."""
+    out_dir = Path(out_dir)
+    _clear_stale(out_dir)
+    write_data_dir(out_dir, data)
+    validate_data_dir(out_dir, check_wavs=check_wavs, check_trials=False)
+    logger.info("%s: %d utterances of %d speakers", out_dir, len(data.utt2spk), len(set(data.utt2spk.values())))
+    return data
+
+
+def _utt2spk(utts: Iterable[str]) -> dict[str, str]:
+    return {utt: utt.split("/", 1)[0] for utt in utts}
+
+
+def _choose_audio(tree: AudioTree, audio: str, where: str) -> str:
+    """The extension to use: ``audio`` itself, or for 'auto' wav unless only m4a is complete."""
+    wav, m4a = tree.files["wav"], tree.files["m4a"]
+    if audio == "auto":
+        if wav and (not m4a or set(m4a) <= set(wav)):
+            return "wav"
+        if m4a and not wav:
+            return "m4a"
+        if not wav and not m4a:
+            raise DataError(f"{where}: no .wav or .m4a files in speaker/video/ folders")
+        raise DataError(f"{where}: found {len(wav)} .wav and {len(m4a)} .m4a files, and {len(set(m4a) - set(wav))} "
+                        "m4a have no wav (an unfinished conversion?); finish convert_m4a.py, or choose "
+                        "audio 'wav' or 'm4a'")
+    if not tree.files[audio]:
+        other = "m4a" if audio == "wav" else "wav"
+        raise DataError(f"{where}: no .{audio} files in speaker/video/ folders (found {tree.count(other)} "
+                        f".{other} files)")
+    return audio
+
+
+def prepare_vox2_dev(vox2_root: PathLike | Sequence[PathLike], out_dir: PathLike, audio: str = "auto",
+                     num_jobs: int = 1) -> DataDir:
+    """Write the VoxCeleb2 dev data directory (e.g. ``data/vox2_dev``) from wav or m4a files.
+
+    ``audio``: 'wav' uses the wav files, 'm4a' the m4a files through ffmpeg pipe entries (no
+    utt2dur; ffmpeg must be installed), 'auto' wav when every m4a has a wav (or there is no
+    m4a), else m4a when there is no wav at all. Give the dev folder: every speaker folder
+    found below ``vox2_root`` is included.
+    """
+    if audio not in AUDIO_MODES:
+        raise ConfigError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
+    roots = [vox2_root] if isinstance(vox2_root, (str, os.PathLike)) else list(vox2_root)
+    where = ", ".join(os.path.abspath(r) for r in roots)
+    tree = scan_audio_tree(roots, ("wav", "m4a"), desc="scanning VoxCeleb2")
+    ext = _choose_audio(tree, audio, where)
+    logger.info("VoxCeleb2: using the %d .%s files (found %d .wav, %d .m4a)", tree.count(ext), ext,
+                tree.count("wav"), tree.count("m4a"))
+    files = tree.files[ext]
+    utt2spk = _utt2spk(files)
+    if ext == "m4a":
+        require_ffmpeg(len(files), where)
+        data = DataDir({utt: ffmpeg_pipe(path) for utt, path in files.items()}, utt2spk)
+        return write_checked_data_dir(out_dir, data, check_wavs=False)
+    durations = wav_durations(files, num_jobs, desc="VoxCeleb2 wav headers")
+    return write_checked_data_dir(out_dir, DataDir(dict(files), utt2spk, durations), check_wavs=False)
+
+
+def prepare_vox1(vox1_roots: PathLike | Sequence[PathLike], out_dir: PathLike, num_jobs: int = 1) -> DataDir:
+    """Write the data directory of all of VoxCeleb1 (e.g. ``data/vox1``) from one or more roots.
+
+    Dev and test may be one merged ``wav/`` folder or separate roots; the wav files' headers
+    give ``utt2dur`` (and are checked to be 16 kHz mono).
+    """
+    roots = [vox1_roots] if isinstance(vox1_roots, (str, os.PathLike)) else list(vox1_roots)
+    if not roots:
+        raise DataError("prepare_vox1: no VoxCeleb1 root given")
+    where = ", ".join(os.path.abspath(r) for r in roots)
+    files = scan_audio_tree(roots, ("wav",), desc="scanning VoxCeleb1").files["wav"]
+    if not files:
+        raise DataError(f"{where}: no .wav files in speaker/video/ folders (expected wav/id10001/VIDEO/00001.wav)")
+    durations = wav_durations(files, num_jobs, desc="VoxCeleb1 wav headers")
+    return write_checked_data_dir(out_dir, DataDir(dict(files), _utt2spk(files), durations), check_wavs=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Trials
+
+
+def _strip_ext(path: str) -> str:
+    for ext in (".wav", ".m4a"):
+        if path.endswith(ext):
+            return path[: -len(ext)]
+    return path
+
+
+def convert_trials(official_list: PathLike, vox1_data_dir: PathLike, out_trials: PathLike) -> int:
+    """Convert an official list (``1 id10270/x/00001.wav id10270/y/00008.wav``) to Kaldi trials.
+
+    Every utterance must be in ``vox1_data_dir/utt2spk``, and a target (label 1) must pair
+    two utterances of one speaker, a non-target two speakers; else DataError naming the list's
+    line. Keeps the list's order; returns the number of trials.
+    """
+    official_list = Path(official_list)
+    utt2spk_path = Path(vox1_data_dir) / "utt2spk"
+    utt2spk = read_map(utt2spk_path)
+    trials: list[tuple[str, str, bool]] = []
+    for number, fields in iter_table_lines(official_list):
+        where = f"{official_list}:{number}"
+        if len(fields) != 3 or fields[0] not in ("0", "1"):
+            raise DataError(f"{where}: expected '1|0 enroll.wav test.wav', got {' '.join(fields)!r}")
+        target = fields[0] == "1"
+        enroll, test = _strip_ext(fields[1]), _strip_ext(fields[2])
+        for utt in (enroll, test):
+            if utt not in utt2spk:
+                raise DataError(f"{where}: utterance {utt!r} is not in {utt2spk_path} "
+                                "(is the VoxCeleb1 data directory complete?)")
+        if (utt2spk[enroll] == utt2spk[test]) != target:
+            kind = "target" if target else "non-target"
+            raise DataError(f"{where}: {kind} trial but the speakers are {utt2spk[enroll]} and {utt2spk[test]}")
+        trials.append((enroll, test, target))
+    if not trials:
+        raise DataError(f"{official_list}: no trials")
+    write_trials(out_trials, trials)
+    return len(trials)
+
+
+@dataclass
+class TrialsReport:
+    """Trial lists written (name -> path, number of trials) and official files not found."""
+
+    written: dict[str, tuple[Path, int]]
+    missing: list[Path]
+
+
+def trials_path(vox1_data_dir: PathLike, name: str) -> Path:
+    """Where the trial list ``name`` (vox1_o, vox1_e, vox1_h) of a VoxCeleb1 data directory lives."""
+    return Path(vox1_data_dir) / "trials" / name
+
+
+def prepare_vox1_trials(meta_dir: PathLike, vox1_data_dir: PathLike) -> TrialsReport:
+    """Convert whichever of ``veri_test2.txt``, ``list_test_all2.txt``, ``list_test_hard2.txt``
+    are in ``meta_dir`` into ``vox1_data_dir/trials/{vox1_o,vox1_e,vox1_h}``.
+
+    The report lists the missing ones; DataError when none is there.
+    """
+    meta_dir = Path(meta_dir)
+    if not meta_dir.is_dir():
+        raise DataError(f"{meta_dir}: folder not found")
+    written: dict[str, tuple[Path, int]] = {}
+    missing: list[Path] = []
+    for filename, name in OFFICIAL_TRIALS.items():
+        source = meta_dir / filename
+        if not source.is_file():
+            missing.append(source)
+            continue
+        out = trials_path(vox1_data_dir, name)
+        written[name] = (out, convert_trials(source, vox1_data_dir, out))
+        logger.info("%s: %d trials from %s", out, written[name][1], source)
+    if not written:
+        raise DataError(f"{meta_dir}: none of {', '.join(OFFICIAL_TRIALS)} found; download them from {TRIALS_URL}")
+    for path in missing:
+        logger.warning("%s not found: trial list %s not made", path, OFFICIAL_TRIALS[path.name])
+    return TrialsReport(written, missing)
+
+
+def make_trial_subset(data_dir: PathLike, trials: PathLike, out_dir: PathLike) -> DataDir:
+    """Write a data directory of the utterances named in ``trials``, with those trials as its ``trials``."""
+    from pyfunc.datadir import load_data_dir, read_trials
+
+    data = load_data_dir(data_dir)
+    pairs = read_trials(trials)
+    utts = {u for enroll, test, _ in pairs for u in (enroll, test)}
+    unknown = sorted(utts - set(data.utt2spk))
+    if unknown:
+        raise DataError(f"{trials}: {len(unknown)} utterance(s) not in {data_dir}, e.g. {unknown[:3]}")
+    out_dir = Path(out_dir)
+    subset = data.subset(utts)
+    _clear_stale(out_dir)
+    write_data_dir(out_dir, subset)
+    write_trials(out_dir / "trials", [(e, t, bool(lab)) for e, t, lab in pairs])
+    validate_data_dir(out_dir, check_wavs=False)
+    return subset
+
+
+__all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "check_scp_path", "convert_m4a_tree",
+           "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
+           "prepare_vox1_trials", "prepare_vox2_dev", "require_ffmpeg", "scan_audio_tree", "trials_path", "walk_files",
+           "wav_durations", "write_checked_data_dir"]
