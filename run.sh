@@ -27,7 +27,9 @@
 #   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
 #   --test-data DIR --cohort-data DIR        stages 3-6: data dirs [DATA/test, DATA/train]
+#   --top-n N                                stage 5: AS-norm top N [the model config's score.asnorm_top_n]
 #   --seed N                                 mini corpus seed [777]
+#   --train-speakers N --test-speakers N --utts-per-speaker N   mini corpus size [100 20 20]
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -48,7 +50,11 @@ rdzv_endpoint=localhost:29400
 model_dir=""
 test_data=""
 cohort_data=""
+top_n=""
 seed=777
+train_speakers=100
+test_speakers=20
+utts_per_speaker=20
 . utils/parse_options.sh
 
 test_data=${test_data:-$data/test}
@@ -57,7 +63,8 @@ log() { echo "$(date '+%F %T') run.sh: $*"; }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "stage 0: data preparation ($data)"
-  local/make_mini_corpus.py --data-root "$data" --nj "$nj" --seed "$seed"
+  local/make_mini_corpus.py --data-root "$data" --nj "$nj" --seed "$seed" \
+    --train-speakers "$train_speakers" --test-speakers "$test_speakers" --utts-per-speaker "$utts_per_speaker"
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -86,8 +93,6 @@ else
 fi
 test_name=$(basename "$test_data")
 cohort_name=$(basename "$cohort_data")
-top_n=$(python -c "from pyfunc.config import load_config as l; import sys; print(l(sys.argv[1]).score.asnorm_top_n)" \
-  "${model_dir:-$exp}/config.yaml" 2>/dev/null || echo 300)
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for m in "${models[@]}"; do
@@ -109,9 +114,10 @@ fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   for m in "${models[@]}"; do
-    log "stage 5: AS-norm scoring with $m (top $top_n of the $cohort_name speakers)"
+    log "stage 5: AS-norm scoring with $m (cohort: the $cohort_name speakers)"
     steps/score_asnorm.py --trials "$test_data/trials" --embeddings "$m/embeddings/$test_name" \
-      --cohort "$m/embeddings/$cohort_name" --cohort-utt2spk "$cohort_data/utt2spk" --top-n "$top_n" \
+      --cohort "$m/embeddings/$cohort_name" --cohort-utt2spk "$cohort_data/utt2spk" \
+      --config "$m/config.yaml" ${top_n:+--top-n "$top_n"} \
       --out "$m/scores/${test_name}_asnorm"
   done
 fi

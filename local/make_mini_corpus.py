@@ -7,12 +7,11 @@ Does nothing when DATA_ROOT/.done records the same parameters.
 """
 
 import argparse
-import sys
 
-from pyfunc.errors import PyfuncError
+from pyfunc.cli import run_main
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default="data/mini", help="output folder [data/mini]")
     parser.add_argument("--wav-dir", default=None, help="where the wav files go [DATA_ROOT/wav]")
@@ -24,20 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-utts-per-speaker", type=int, default=None,
                         help="utterances per test speaker [--utts-per-speaker]")
     parser.add_argument("--espeak", default="espeak-ng", help="espeak-ng executable [espeak-ng]")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
 
     from pyfunc.corpora.mini import make_mini_corpus
 
-    try:
-        make_mini_corpus(args.data_root, num_train_speakers=args.train_speakers,
-                         num_test_speakers=args.test_speakers, utts_per_speaker=args.utts_per_speaker,
-                         seed=args.seed, num_jobs=args.nj, test_utts_per_speaker=args.test_utts_per_speaker,
-                         wav_dir=args.wav_dir, espeak=args.espeak)
-    except PyfuncError as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    make_mini_corpus(args.data_root, num_train_speakers=args.train_speakers, num_test_speakers=args.test_speakers,
+                     utts_per_speaker=args.utts_per_speaker, seed=args.seed, num_jobs=args.nj,
+                     test_utts_per_speaker=args.test_utts_per_speaker, wav_dir=args.wav_dir, espeak=args.espeak)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

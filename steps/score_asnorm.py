@@ -2,7 +2,9 @@
 """Stage 5: AS-norm scoring of a trials file; the cohort is the mean embedding of each training speaker.
 
 Usage: steps/score_asnorm.py --trials data/test/trials --embeddings EXP/embeddings/test \
-  --cohort EXP/embeddings/train --cohort-utt2spk data/train/utt2spk --top-n 300 --out EXP/scores/test_asnorm
+  --cohort EXP/embeddings/train --cohort-utt2spk data/train/utt2spk --config EXP/config.yaml \
+  --out EXP/scores/test_asnorm
+The number of cohort scores kept per side is --top-n, else the config's score.asnorm_top_n, else 300.
 """
 
 import argparse
@@ -16,15 +18,18 @@ def main() -> None:
     parser.add_argument("--embeddings", required=True, help="embedding directory of the trial utterances")
     parser.add_argument("--cohort", required=True, help="embedding directory of the cohort utterances")
     parser.add_argument("--cohort-utt2spk", required=True, help="utt2spk of the cohort utterances")
-    parser.add_argument("--top-n", type=int, default=300, help="cohort scores kept per utterance")
+    parser.add_argument("--top-n", type=int, default=None, help="cohort scores kept per utterance")
+    parser.add_argument("--config", default=None, help="model config whose score.asnorm_top_n gives the top N")
     parser.add_argument("--out", required=True, help="score file to write: enroll test score")
     parser.add_argument("--protocol", default="auto", choices=["auto", "full", "seed"],
                         help="raw scores as in stage 4")
     args = parser.parse_args()
 
     from pyfunc.asnorm import score_trials_asnorm
+    from pyfunc.config import ScoreConfig, load_config
 
-    score_trials_asnorm(args.trials, args.embeddings, args.cohort, args.cohort_utt2spk, args.top_n, args.out,
+    top_n = args.top_n if args.top_n is not None else (load_config(args.config).score if args.config else ScoreConfig()).asnorm_top_n
+    score_trials_asnorm(args.trials, args.embeddings, args.cohort, args.cohort_utt2spk, top_n, args.out,
                         args.protocol)
 
 

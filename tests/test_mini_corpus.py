@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from itertools import combinations
 from pathlib import Path
 
@@ -216,12 +218,12 @@ def test_too_long_utterances_are_cut_to_the_maximum() -> None:
     assert np.array_equal(audio, again)
 
 
-def test_cli_reports_errors_and_exits_1(tmp_path: Path, capsys) -> None:
-    path = REPO / "local" / "make_mini_corpus.py"
-    module_spec = importlib.util.spec_from_file_location("make_mini_corpus_cli", path)
-    cli = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(cli)
-    code = cli.main(["--data-root", str(tmp_path / "mini"), "--espeak", "/nonexistent/espeak-ng",
-                     "--train-speakers", "2", "--test-speakers", "2", "--utts-per-speaker", "2"])
-    assert code == 1
-    assert "espeak-ng not found" in capsys.readouterr().err
+def test_cli_reports_errors_and_exits_1(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "local" / "make_mini_corpus.py"), "--data-root", str(tmp_path / "mini"),
+         "--espeak", "/nonexistent/espeak-ng", "--train-speakers", "2", "--test-speakers", "2",
+         "--utts-per-speaker", "2"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and "espeak-ng not found" in proc.stderr
+    assert not (tmp_path / "mini" / ".done").exists()

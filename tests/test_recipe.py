@@ -1,0 +1,94 @@
+"""End-to-end smoke run of run.sh stages 0-6 on a tiny espeak-ng corpus, and a rerun of stages 4-6."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_CONFIG = """\
+model:
+  frontend: fbank
+  channels: 32
+  embed_dim: 16
+train:
+  epochs: 2
+  batch_size: 8
+  lr: 0.01
+  chunk_frames: 100
+  num_workers: 0
+score:
+  asnorm_top_n: 3
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(["bash", str(REPO / "run.sh"), *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def _results(path: Path) -> dict[str, list[float]]:
+    lines = path.read_text().splitlines()
+    assert lines[0].split() == ["system", "EER(%)", "minDCF(p=0.01)", "minDCF(p=0.05)"]
+    return {fields[0]: [float(x) for x in fields[1:]] for fields in (line.split() for line in lines[1:])}
+
+
+def test_all_stages_then_rescoring(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    data, exp = tmp_path / "mini", tmp_path / "exp"
+    common = ["--data", str(data), "--exp", str(exp), "--config", str(config), "--nj", "2",
+              "--train-speakers", "4", "--test-speakers", "3", "--utts-per-speaker", "4", "--device", "cpu"]
+    proc = _run(common)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    for part in ("train", "test"):
+        for name in ("wav.scp", "utt2spk", "spk2utt", "utt2dur", "feats.scp", "utt2num_frames"):
+            assert (data / part / name).is_file(), f"{part}/{name}"
+    feats = kaldiio.load_scp(str(data / "test" / "feats.scp"))
+    assert len(feats) == 12 and next(iter(feats.values())).shape[1] == 80
+    assert sorted((exp / "models").glob("epoch_*.pt"))[-1].name == "epoch_2.pt"
+    assert (exp / "log" / "train.log").is_file() and (exp / "log" / "history.tsv").is_file()
+
+    trials = [line.split() for line in (data / "test" / "trials").read_text().splitlines()]
+    for model in (exp, exp / "untrained"):
+        emb = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(model / "embeddings" / "test" / "xvector.scp")).items()}
+        assert len(emb) == 12 and all(v.shape == (16,) and np.isfinite(v).all() for v in emb.values())
+        assert len(kaldiio.load_scp(str(model / "embeddings" / "train" / "xvector.scp"))) == 16
+        for norm in ("cosine", "asnorm"):
+            scored = [line.split() for line in (model / "scores" / f"test_{norm}").read_text().splitlines()]
+            assert [s[:2] for s in scored] == [t[:2] for t in trials]
+        # stage 4 is the cosine of the stage-3 embeddings
+        e, t, score = (model / "scores" / "test_cosine").read_text().split("\n", 1)[0].split()
+        a, b = emb[e], emb[t]
+        assert float(score) == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-6)
+
+    results = exp / "results"
+    table = _results(results)
+    assert set(table) == {f"{m}/scores/test_{n}" for m in (exp, exp / "untrained") for n in ("cosine", "asnorm")}
+    for eer, dcf01, dcf05 in table.values():
+        assert 0 <= eer <= 100 and 0 <= dcf01 <= 1.0001 and 0 <= dcf05 <= 1.0001
+    assert "EER(%)" in proc.stdout  # the table is printed too
+
+    before = results.read_text()
+    cosine_scores = (exp / "scores" / "test_cosine").read_text()
+    results.unlink()
+    rerun = _run(common[:-8] + ["--stage", "4", "--stop-stage", "6"])
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert results.read_text() == before
+    assert (exp / "scores" / "test_cosine").read_text() == cosine_scores
+
+
+def test_unknown_option_fails_with_a_message(tmp_path: Path) -> None:
+    proc = _run(["--stage", "6", "--no-such-option", "1"])
+    assert proc.returncode != 0 and "unknown option --no-such-option" in proc.stderr
