@@ -20,6 +20,7 @@ import torchaudio.compliance.kaldi as kaldi
 
 from pyfunc.arkio import ArkScpWriter
 from pyfunc.audio import read_audio
+from pyfunc.augment_offline import apply_augment_spec, read_utt2aug, split_utt2aug
 from pyfunc.datadir import load_data_dir
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.fileio import PathLike, iter_table_lines, write_table
@@ -78,12 +79,15 @@ def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_p
     options = read_kaldi_conf(conf)
     rate = int(options.get("sample_frequency", 16000.0))
     data = load_data_dir(data_dir)
+    utt2aug = read_utt2aug(data_dir, data.utts)  # Kaldi-style offline augmentation, applied before fbank
     num_frames: dict[str, int] = {}
     seconds = 0.0
     start = time.perf_counter()
     with ArkScpWriter(ark_path, scp_path) as writer:
         for done, utt in enumerate(data.utts, start=1):
             samples = read_audio(data.wav_scp[utt], f"{Path(data_dir) / 'wav.scp'}: {utt}", expected_rate=rate)
+            if utt in utt2aug:
+                samples = apply_augment_spec(samples, utt2aug[utt])
             feats = compute_fbank(samples, options)
             if feats.shape[0] == 0:
                 raise DataError(f"{Path(data_dir) / 'wav.scp'}: {utt}: audio too short for one frame "
@@ -121,6 +125,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     for stale in ("feats.scp", "utt2num_frames"):
         (data_dir / stale).unlink(missing_ok=True)
     parts = split_data_dir(data_dir, num_jobs)
+    split_utt2aug(data_dir, parts)
     feat_dir.mkdir(parents=True, exist_ok=True)
     name = data_dir.name
     jobs, scps = [], []

@@ -21,11 +21,12 @@ import torch.distributed as torch_dist
 from torch import nn
 from tqdm import tqdm
 
+from pyfunc.augment import build_augmenter
 from pyfunc.checkpoint import (latest_checkpoint, load_checkpoint, progress_of, rng_states, save_checkpoint,
                                set_rng_states)
 from pyfunc.config import Config, save_config
 from pyfunc.device import pick_device
-from pyfunc.errors import PyfuncError
+from pyfunc.errors import ConfigError, PyfuncError
 from pyfunc.fileio import write_lines
 from pyfunc.loss import AAMSoftmax
 from pyfunc.model_dir import build_encoder, save_model_dir
@@ -126,8 +127,12 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     if dist.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda"
                                                     else None)
+    augmenter = build_augmenter(cfg.augment)
+    if augmenter is not None and mode != "wave":
+        raise ConfigError("train.augment.enabled works on waveforms (model.frontend: seed); for the fbank "
+                          "front end, make augmented copies before stage 1 (steps/augment_data_dir.py)")
     loader = torch.utils.data.DataLoader(
-        ChunkDataset(data, cfg.chunk_frames), batch_sampler=sampler, num_workers=cfg.num_workers,
+        ChunkDataset(data, cfg.chunk_frames, augmenter), batch_sampler=sampler, num_workers=cfg.num_workers,
         pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
 
     for epoch in range(epochs_done + 1, cfg.epochs + 1):

@@ -8,7 +8,7 @@ number of processes, the DataLoader workers, or where a resumed run restarts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pyfunc.audio import read_audio
+from pyfunc.augment_offline import apply_augment_spec, read_utt2aug
 from pyfunc.datadir import load_data_dir
 from pyfunc.errors import DataError
 
@@ -48,6 +49,7 @@ class TrainingSet:
     speakers: list[str]
     mode: str  # "fbank" or "wave"
     source: str
+    utt2aug: dict[str, str] = field(default_factory=dict)  # wave mode: offline augmentation specs
 
 
 def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
@@ -62,7 +64,9 @@ def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
     speakers = sorted(set(data.utt2spk.values()))
     index = {spk: i for i, spk in enumerate(speakers)}
     labels = np.array([index[data.utt2spk[u]] for u in utts], dtype=np.int64)
-    return TrainingSet(utts, [table[u] for u in utts], labels, speakers, mode, str(Path(data_dir) / table_name))
+    utt2aug = read_utt2aug(data_dir, utts) if mode == "wave" else {}  # fbank: applied in stage 1
+    return TrainingSet(utts, [table[u] for u in utts], labels, speakers, mode, str(Path(data_dir) / table_name),
+                       utt2aug)
 
 
 class ChunkDataset(torch.utils.data.Dataset):
@@ -93,10 +97,12 @@ class ChunkDataset(torch.utils.data.Dataset):
             chunk = wrap_crop(np.asarray(feats, dtype=np.float32), self.chunk_frames, rng)
         else:
             samples = read_audio(entry, f"{self.data.source}: {utt}")
+            if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop
+                samples = apply_augment_spec(samples, self.data.utt2aug[utt])
             chunk = wrap_crop(samples, chunk_samples(self.chunk_frames), rng)
             if self.augment is not None:
                 chunk = self.augment(chunk, rng)
-        return torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)), int(self.data.labels[index])
+        return torch.from_numpy(np.array(chunk, dtype=np.float32)), int(self.data.labels[index])
 
 
 class EpochBatches(torch.utils.data.Sampler):
