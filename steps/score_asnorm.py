@@ -28,7 +28,8 @@ def main() -> None:
     from pyfunc.asnorm import score_trials_asnorm
     from pyfunc.config import ScoreConfig, load_config
 
-    top_n = args.top_n if args.top_n is not None else (load_config(args.config).score if args.config else ScoreConfig()).asnorm_top_n
+    score = load_config(args.config).score if args.config else ScoreConfig()
+    top_n = args.top_n if args.top_n is not None else score.asnorm_top_n
     score_trials_asnorm(args.trials, args.embeddings, args.cohort, args.cohort_utt2spk, top_n, args.out,
                         args.protocol)
 

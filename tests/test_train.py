@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,3 +148,25 @@ def test_killed_training_resumes_to_identical_weights(tmp_path: Path) -> None:
             assert torch.equal(a[part][key], b[part][key]), key
     last = load_checkpoint(tmp_path / "killed" / "models" / "epoch_2.pt")
     assert last["epoch"] == 2 and last["step"] == 0 and "optimizer" in last and "rng" in last
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_seed_frontend_trains_on_the_mini_corpus_waveforms(tmp_path: Path) -> None:
+    """model.frontend: seed trains from wav.scp (no stage 1) and its model dir extracts like any other."""
+    from pyfunc.corpora.mini import make_mini_corpus
+    from pyfunc.extract import extract_embeddings
+
+    make_mini_corpus(tmp_path / "mini", num_train_speakers=4, num_test_speakers=2, utts_per_speaker=4, num_jobs=2)
+    config = {"model": {"frontend": "seed", **TINY["model"]}, "train": {**TINY["train"], "epochs": 3, "lr": 0.002}}
+    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(config))
+    data = tmp_path / "mini" / "train"
+    assert not (data / "feats.scp").exists()
+    proc = _run_train(tmp_path / "seed.yaml", data, tmp_path / "exp")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    history = (tmp_path / "exp" / "log" / "history.tsv").read_text().splitlines()[1:]
+    losses = [float(line.split("\t")[1]) for line in history]
+    assert len(losses) == 3 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    extract_embeddings(tmp_path / "exp", tmp_path / "mini" / "test", tmp_path / "emb", device="cpu")
+    emb = kaldiio.load_scp(str(tmp_path / "emb" / "xvector.scp"))
+    assert len(emb) == 8 and all(np.isfinite(np.asarray(v)).all() for v in emb.values())
