@@ -49,6 +49,8 @@ def embed_batch(model: ECAPATDNN, items: Sequence[np.ndarray | torch.Tensor]) ->
     (frames, feat_dim) for the fbank front end. Each row equals the embedding
     of that item computed alone. The model must be in eval mode.
     """
+    if not isinstance(model, torch.nn.Module):  # an onnxruntime export (pyfunc.onnx_export.OnnxEmbedder)
+        return model.embed_batch(items)
     if model.training:
         raise ValueError("embed_batch needs the model in eval mode (BatchNorm statistics would depend on the batch)")
     if len(items) == 0:
@@ -207,17 +209,23 @@ def crop_length(config_extract, frontend: str) -> int:
 
 def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, protocol: str = "auto",
                        device: str | torch.device = "auto", batch_frames: int | None = None,
-                       utts: Iterable[str] | None = None, progress: Callable[[int], None] | None = None) -> None:
+                       utts: Iterable[str] | None = None, progress: Callable[[int], None] | None = None,
+                       onnx: PathLike | None = None) -> None:
     """Embed every utterance of ``data_dir`` (or the subset ``utts``) into ``out_dir``.
 
     ``protocol``: 'auto' (the model's ``extract.protocol``), 'full' or 'seed'.
     ``batch_frames`` (default ``extract.batch_frames``) bounds batch size x longest
-    input in frames. ``progress`` is called with the number of utterances done.
+    input in frames. ``progress`` is called with the number of utterances done. ``onnx``: run
+    this export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch.
     """
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    model, config = load_model_dir(model_dir, device)
+    model, config = load_model_dir(model_dir, "cpu" if onnx is not None else device)
+    if onnx is not None:
+        from pyfunc.onnx_export import OnnxEmbedder
+
+        model = OnnxEmbedder(onnx, model_dir, model)
     protocol = config.extract.protocol if protocol == "auto" else protocol
     batch_frames = batch_frames if batch_frames is not None else config.extract.batch_frames
     if batch_frames < 1:
@@ -236,7 +244,7 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
         keys = [key for key in keys if key in wanted]
     if not keys:
         raise DataError(f"{source.path}: no utterances to embed")
-    device_name = next(model.parameters()).device
+    device_name = next(model.parameters()).device if onnx is None else f"onnxruntime {onnx}"
     logger.info("embedding %d utterances of %s with %s (protocol %s, %s front end, device %s)", len(keys), data_dir,
                 model_dir, protocol, model.frontend, device_name)
 

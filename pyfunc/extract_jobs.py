@@ -20,7 +20,7 @@ from pyfunc.jobs import Job, run_jobs, worker_command
 
 def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, num_jobs: int = 1,
                                 cmd: str = "", protocol: str = "auto", device: str = "auto",
-                                batch_frames: int | None = None) -> None:
+                                batch_frames: int | None = None, onnx: PathLike | None = None) -> None:
     """Embed ``data_dir`` into ``out_dir`` with ``num_jobs`` processes (launched through ``cmd``)."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     total = len(load_data_dir(data_dir).utt2spk)
@@ -35,6 +35,8 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
                 "--progress", str(split_root / f".progress.{job}")]
         if batch_frames is not None:
             args += ["--batch-frames", str(batch_frames)]
+        if onnx is not None:
+            args += ["--onnx", str(onnx)]
         env = {"CUDA_VISIBLE_DEVICES": str((job - 1) % gpus)} if gpus > 1 else None
         jobs.append(Job(worker_command(*args, str(part), str(split_root / str(job))),
                         out_dir / "log" / f"extract.{job}.log", split_root / f".progress.{job}", env))

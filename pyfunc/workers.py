@@ -27,7 +27,8 @@ def _embed(args: argparse.Namespace) -> None:
     from pyfunc.extract import extract_embeddings
 
     extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
-                       batch_frames=args.batch_frames, progress=lambda n: report_progress(args.progress, n))
+                       batch_frames=args.batch_frames, progress=lambda n: report_progress(args.progress, n),
+                       onnx=args.onnx)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     embed.add_argument("--device", default="auto")
     embed.add_argument("--batch-frames", type=int, default=None)
     embed.add_argument("--progress", default=None)
+    embed.add_argument("--onnx", default=None)
     embed.add_argument("data")
     embed.add_argument("out")
     embed.set_defaults(run=_embed)

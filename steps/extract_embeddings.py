@@ -3,6 +3,7 @@
 
 Usage: steps/extract_embeddings.py --model-dir DIR --data DATA_DIR --out EMB_DIR
            [--protocol auto|full|seed] [--device auto|cpu|cuda] [--batch-frames N] [--nj N --cmd LAUNCHER]
+           [--onnx MODEL.onnx]
 
 The model's front end decides the input: feats.scp (fbank) or wav.scp (seed).
 """
@@ -24,6 +25,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     parser.add_argument("--batch-frames", type=int, default=None,
                         help="batch size x longest input in frames (default: the model's extract.batch_frames)")
+    parser.add_argument("--onnx", default=None,
+                        help="run this ONNX export of the model (steps/export_onnx.py) in onnxruntime on the CPU")
     parser.add_argument("--nj", type=int, default=1, help="number of parallel jobs (split data directory)")
     parser.add_argument("--cmd", default="", help="launcher prefix for each job, e.g. 'srun -c 1' (default: local)")
     args = parser.parse_args()
@@ -33,12 +36,13 @@ def main() -> None:
         from pyfunc.extract_jobs import extract_embeddings_parallel
 
         extract_embeddings_parallel(args.model_dir, args.data, args.out, num_jobs=args.nj, cmd=args.cmd,
-                                    protocol=args.protocol, device=args.device, batch_frames=args.batch_frames)
+                                    protocol=args.protocol, device=args.device, batch_frames=args.batch_frames,
+                                    onnx=args.onnx)
     else:
         from pyfunc.extract import extract_embeddings
 
         extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
-                           batch_frames=args.batch_frames)
+                           batch_frames=args.batch_frames, onnx=args.onnx)
 
 
 if __name__ == "__main__":
