@@ -287,6 +287,36 @@ def combine_data_dirs(out_dir: PathLike, dirs: Sequence[PathLike]) -> DataDir:
     return combined
 
 
+def random_subset(src_dir: PathLike, out_dir: PathLike, num_utts: int, seed: int = 0) -> DataDir:
+    """Kaldi's ``utils/subset_data_dir.sh SRC N OUT``: ``num_utts`` utterances drawn at random (seeded), with
+    their ``utt2aug`` lines, into ``out_dir`` (replaced whole). The Kaldi VoxCeleb recipe keeps 1M of its
+    augmented copies this way. ``num_utts`` at or above the size of ``src_dir`` keeps everything.
+    """
+    if not isinstance(num_utts, int) or num_utts < 1:
+        raise ConfigError(f"subset size must be a positive integer, got {num_utts!r}")
+    src = Path(os.path.abspath(src_dir))
+    out_path = Path(os.path.abspath(out_dir))
+    if src == out_path:
+        raise DataError(f"{src}: the subset must go to another data dir")
+    data = load_data_dir(src)
+    aug = read_utt2aug(src, data.utt2spk)
+    utts = data.utts
+    if num_utts < len(utts):
+        keep = np.random.default_rng([seed, len(utts)]).choice(len(utts), size=num_utts, replace=False)
+        utts = [utts[i] for i in sorted(keep)]
+    subset = data.subset(utts)
+    kept = {u: aug[u] for u in subset.utt2spk if u in aug}
+
+    def fill(tmp: Path) -> None:
+        write_data_dir(tmp, subset)
+        if kept:
+            write_utt2aug(tmp / UTT2AUG, kept)
+
+    _replace_dir(out_path, fill)
+    logger.info("%s: %d of the %d utterances of %s", out_path, len(subset.utt2spk), len(data.utt2spk), src)
+    return subset
+
+
 __all__ = ["DEFAULT_KINDS", "OFFLINE_KINDS", "UTT2AUG", "apply_augment_spec", "combine_data_dirs", "format_spec",
-           "make_augmented_copies", "parse_augment_spec", "read_utt2aug", "split_utt2aug", "utt_rng",
+           "make_augmented_copies", "parse_augment_spec", "random_subset", "read_utt2aug", "split_utt2aug", "utt_rng",
            "write_utt2aug"]

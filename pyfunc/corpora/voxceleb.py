@@ -499,18 +499,30 @@ def trials_path(vox1_data_dir: PathLike, name: str) -> Path:
     return Path(vox1_data_dir) / "trials" / name
 
 
-def prepare_vox1_trials(meta_dir: PathLike, vox1_data_dir: PathLike) -> TrialsReport:
+def prepare_vox1_trials(meta_dir: PathLike, vox1_data_dir: PathLike,
+                        names: Sequence[str] | None = None) -> TrialsReport:
     """Convert whichever of ``veri_test2.txt``, ``list_test_all2.txt``, ``list_test_hard2.txt``
     are in ``meta_dir`` into ``vox1_data_dir/trials/{vox1_o,vox1_e,vox1_h}``.
 
-    The report lists the missing ones; DataError when none is there.
+    The report lists the missing ones; DataError when none is there. With ``names``
+    (e.g. ``["vox1_o", "vox1_h"]``) only those lists are converted, and each must be there.
     """
     meta_dir = Path(meta_dir)
     if not meta_dir.is_dir():
         raise DataError(f"{meta_dir}: folder not found")
+    files = {name: filename for filename, name in OFFICIAL_TRIALS.items()}
+    if names is not None:
+        unknown = sorted(set(names) - set(files))
+        if unknown or not names:
+            raise ConfigError(f"trial lists {list(names)!r}: choose among {', '.join(files)}")
+        absent = [files[n] for n in names if not (meta_dir / files[n]).is_file()]
+        if absent:
+            raise DataError(f"{meta_dir}: {', '.join(absent)} not found; download from {TRIALS_URL}")
     written: dict[str, tuple[Path, int]] = {}
     missing: list[Path] = []
     for filename, name in OFFICIAL_TRIALS.items():
+        if names is not None and name not in names:
+            continue
         source = meta_dir / filename
         if not source.is_file():
             missing.append(source)
@@ -544,7 +556,28 @@ def make_trial_subset(data_dir: PathLike, trials: PathLike, out_dir: PathLike) -
     return subset
 
 
+def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) -> DataDir:
+    """Write a data directory of the first ``per_speaker`` utterances (sorted ids) of each speaker of
+    ``data_dir`` (all of a speaker's when fewer), e.g. a smaller AS-norm cohort; feats.scp and the other
+    per-utterance tables go along."""
+    from pyfunc.datadir import load_data_dir
+
+    if per_speaker < 1:
+        raise ConfigError(f"utterances per speaker must be at least 1, got {per_speaker}")
+    data = load_data_dir(data_dir)
+    subset = data.subset(u for utts in data.spk2utt.values() for u in utts[:per_speaker])
+    out_dir = Path(out_dir)
+    _clear_stale(out_dir)
+    if (out_dir / "trials").is_file():
+        (out_dir / "trials").unlink()
+    write_data_dir(out_dir, subset)
+    validate_data_dir(out_dir, check_wavs=False)
+    logger.info("%s: %d utterances, at most %d of each of the %d speakers of %s", out_dir, len(subset.utt2spk),
+                per_speaker, len(data.spk2utt), data_dir)
+    return subset
+
+
 __all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "check_scp_path", "convert_m4a_tree",
            "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
-           "prepare_vox1_trials", "prepare_vox2_dev", "require_ffmpeg", "scan_audio_tree", "trials_path", "walk_files",
-           "wav_durations", "write_checked_data_dir"]
+           "prepare_vox1_trials", "prepare_vox2_dev", "require_ffmpeg", "scan_audio_tree", "subset_per_speaker",
+           "trials_path", "walk_files", "wav_durations", "write_checked_data_dir"]

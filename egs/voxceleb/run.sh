@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# ECAPA-TDNN on VoxCeleb: train on VoxCeleb2 dev, evaluate on Vox1-O, Vox1-E and Vox1-H (see README.md).
+#
+#   bash run.sh --vox1-root /corpora/voxceleb1 --vox2-root /corpora/voxceleb2/dev/aac \
+#       --musan-root /corpora/musan --rirs-root /corpora/RIRS_NOISES
+#   bash run.sh --stage 4 --stop-stage 6                 # rescore with the embeddings of an earlier run
+#   bash run.sh --stage 3 --model-dir exp/seed_import    # evaluate another model dir (e.g. an imported seed model)
+#
+# Stages (the same steps/*.py as the top-level recipe; data/ and exp/ relative to this folder):
+#   0  data: DATA/vox2_dev (training), DATA/vox1 (all of VoxCeleb1), the official lists converted to Kaldi
+#      trials in DATA/{vox1_o,vox1_e,vox1_h}/trials (with data dirs of their utterances),
+#      DATA/musan_{noise,music,speech}, DATA/rirs (simulated RIRs)
+#   1  fbank front end only: Kaldi-style augmented copies of vox2_dev (steps/augment_data_dir.py,
+#      steps/combine_data_dirs.py), fbank of vox2_dev, its copies and vox1; the seed front end needs none
+#   2  training through torchrun (on-the-fly waveform augmentation with the seed front end)
+#   3  embeddings of DATA/vox1 and of the AS-norm cohort (VoxCeleb2 dev, or DATA/vox2_cohort)
+#   4  cosine scoring of every trial list
+#   5  AS-norm scoring (cohort: mean embeddings of the VoxCeleb2 training speakers)
+#   6  EER and minDCF (p_target 0.01, 0.05) of every list and scoring: EXP/results (one table),
+#      EXP/results_LIST, DET and score plots in EXP/plots, EXP/threshold.yaml (EER threshold, first list)
+#
+# Options (defaults in brackets; relative paths are relative to this folder, egs/voxceleb, as in Kaldi):
+#   --stage N --stop-stage M                 stages to run [0, 6]
+#   --vox1-root "DIR [DIR]"                  VoxCeleb1 wav folder(s) (wav/id10001/1zcIwhmdeo4/00001.wav; or
+#                                            vox1_dev_wav and vox1_test_wav); none: skip it in stage 0 []
+#   --vox2-root DIR                          VoxCeleb2 dev folder, m4a as released (dev/aac) or wav []
+#   --vox2-audio auto|wav|m4a                which VoxCeleb2 files to use [auto: wav when complete, else m4a]
+#   --vox2-wav-dir DIR                       stage 0 first decodes VoxCeleb2's m4a to wav here (ffmpeg) []
+#   --musan-root DIR --rirs-root DIR         MUSAN (openslr 17) and RIRS_NOISES (openslr 28) folders []
+#   --trials-dir DIR                         folder holding veri_test2.txt list_test_all2.txt list_test_hard2.txt
+#                                            [the first --vox1-root]
+#   --lists L1,L2                            trial lists to make and evaluate [vox1_o,vox1_e,vox1_h]
+#   --config FILE                            experiment YAML [conf/ecapa_c1024.yaml]
+#   --overrides "KEY=VALUE ..."              config overrides, e.g. "train.epochs=40 train.num_workers=12" []
+#   --exp DIR                                experiment directory [exp/ecapa_c1024]
+#   --data DIR                               data directories [data]
+#   --feat-dir DIR                           fbank ark/scp files (fbank front end) [fbank]
+#   --nj N                                   parallel jobs for stages 0, 1 and 3 [8]
+#   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
+#   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
+#   --aug-kinds K1,K2                        fbank front end: offline copies [reverb,noise,music,babble]; "" for none
+#   --aug-subset N                           fbank front end: keep N random augmented utterances (0: all) [1000000]
+#   --aug-seed N                             seed of the offline augmentation draws [0]
+#   --cohort-per-spk N                       AS-norm cohort from N utterances per speaker (0: all of vox2_dev) [0]
+#   --top-n N                                AS-norm top N [the model config's score.asnorm_top_n]
+#   --device auto|cpu|cuda                   [auto]
+#   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
+#   --model-dir DIR                          stages 3-6: evaluate this model dir instead of EXP
+#   --plots true|false                       stage 6: draw DET curves and score histograms [true]
+#   --allow-pipes auto|true|false            run wav.scp pipe commands (ffmpeg for m4a) [auto: when there are any]
+set -euo pipefail
+case "$0" in /*) ;; *) exec bash "$(cd "$(dirname "$0")" && pwd)/$(basename "$0")" "$@" ;; esac  # --help reads $0
+cd "$(dirname "$0")"
+. ./path.sh
+
+stage=0
+stop_stage=6
+vox1_root=""
+vox2_root=""
+vox2_audio=auto
+vox2_wav_dir=""
+musan_root=""
+rirs_root=""
+trials_dir=""
+lists=vox1_o,vox1_e,vox1_h
+config=conf/ecapa_c1024.yaml
+overrides=""
+exp=exp/ecapa_c1024
+data=data
+feat_dir=fbank
+nj=8
+cmd=""
+fbank_conf=conf/fbank.conf
+aug_kinds=reverb,noise,music,babble
+aug_subset=1000000
+aug_seed=0
+cohort_per_spk=0
+top_n=""
+device=auto
+nproc_per_node=1
+nnodes=1
+node_rank=0
+rdzv_endpoint=localhost:29400
+model_dir=""
+plots=true
+allow_pipes=auto
+. utils/parse_options.sh
+
+log() { echo "$(date '+%F %T') run.sh: $*"; }
+die() { echo "$(date '+%F %T') run.sh: error: $*" >&2; exit 1; }
+
+read -r -a vox1_roots <<< "$vox1_root"
+trials_dir=${trials_dir:-${vox1_roots[0]:-}}
+IFS=, read -r -a list_names <<< "$lists"
+IFS=, read -r -a kinds <<< "$aug_kinds"
+[ ${#list_names[@]} -gt 0 ] || die "--lists is empty"
+mkdir -p "$data" "$exp"
+data_abs=$(cd "$data" && pwd)
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "stage 0: data preparation ($data)"
+  [ -n "$vox1_root$vox2_root$musan_root$rirs_root" ] || \
+    die "stage 0 needs the corpora: give --vox1-root, --vox2-root, --musan-root and --rirs-root (see --help)"
+  if [ -n "$vox2_wav_dir" ]; then
+    [ -n "$vox2_root" ] || die "--vox2-wav-dir needs --vox2-root (the m4a tree)"
+    log "stage 0: decoding the m4a files of $vox2_root to wav in $vox2_wav_dir"
+    local/voxceleb/convert_m4a.py --nj "$nj" "$vox2_root" "$vox2_wav_dir"
+    vox2_root=$vox2_wav_dir
+  fi
+  if [ -n "$vox1_root$vox2_root" ]; then
+    args=(--data "$data" --nj "$nj" --vox2-audio "$vox2_audio" --trial-subsets "$lists" \
+      --cohort-per-spk "$cohort_per_spk")
+    [ -n "$vox2_root" ] && args+=(--vox2-root "$vox2_root")
+    if [ ${#vox1_roots[@]} -gt 0 ]; then
+      [ -d "$trials_dir" ] || die "--trials-dir $trials_dir: folder not found (it holds veri_test2.txt etc.)"
+      args+=(--vox1-root "${vox1_roots[@]}" --meta-dir "$trials_dir" --lists "$lists")
+    fi
+    local/voxceleb/prepare_voxceleb.py "${args[@]}"
+  fi
+  if [ -n "$musan_root" ]; then
+    local/voxceleb/prepare_musan.py --nj "$nj" "$musan_root" "$data"
+  fi
+  if [ -n "$rirs_root" ]; then
+    local/voxceleb/prepare_rirs.py --nj "$nj" "$rirs_root" "$data/rirs"
+  fi
+fi
+
+# VoxCeleb2 as m4a: wav.scp holds ffmpeg pipe commands, which later stages run only when allowed.
+if [ -f "$data/vox2_dev/wav.scp" ] && grep -q '|[[:space:]]*$' "$data/vox2_dev/wav.scp"; then
+  case "$allow_pipes" in
+    auto|true)
+      export PYFUNC_ALLOW_PIPES=1
+      if [ $stage -le 3 ] && [ $stop_stage -ge 1 ]; then
+        command -v ffmpeg >/dev/null || die "$data/vox2_dev/wav.scp decodes m4a with ffmpeg, which is not \
+installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir DIR)"
+        log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read; --vox2-wav-dir converts once"
+      fi ;;
+    false) ;;
+    *) die "--allow-pipes must be auto, true or false, got $allow_pipes" ;;
+  esac
+elif [ "$allow_pipes" = true ]; then
+  export PYFUNC_ALLOW_PIPES=1
+fi
+
+# The effective config: the base YAML with the augmentation sources under --data, then --overrides.
+train_config=$exp/conf/train.yaml
+if [ $stage -le 2 ] && [ $stop_stage -ge 1 ]; then
+  sets=(--set "train.augment.musan_dir=$data_abs" --set "train.augment.rir_dir=$data_abs/rirs")
+  for o in $overrides; do sets+=(--set "$o"); done
+  local/make_config.py "${sets[@]}" "$config" "$train_config"
+fi
+frontend=""
+[ -f "$train_config" ] && frontend=$(local/make_config.py --get model.frontend "$train_config")
+if [ "$frontend" = fbank ] && [ ${#kinds[@]} -gt 0 ]; then
+  train_data=$data/vox2_dev_combined
+else
+  train_data=$data/vox2_dev
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  if [ "$frontend" = fbank ]; then
+    fbank() {
+      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "$1" "$feat_dir/$(basename "$1")" "$feat_dir/log"
+    }
+    log "stage 1: fbank of $data/vox2_dev"
+    fbank "$data/vox2_dev"
+    if [ ${#kinds[@]} -gt 0 ]; then
+      log "stage 1: augmented copies of $data/vox2_dev (${kinds[*]}), $aug_subset kept (0: all)"
+      steps/augment_data_dir.py --config "$train_config" --kinds "$aug_kinds" --seed "$aug_seed" \
+        "$data/vox2_dev" "$data"
+      steps/combine_data_dirs.py --subset "$aug_subset" --seed "$aug_seed" "$data/vox2_dev_aug" \
+        "${kinds[@]/#/$data/vox2_dev_}"
+      log "stage 1: fbank of the augmented audio of $data/vox2_dev_aug"
+      fbank "$data/vox2_dev_aug"
+      steps/combine_data_dirs.py "$data/vox2_dev_combined" "$data/vox2_dev" "$data/vox2_dev_aug"
+    fi
+    if [ "$cohort_per_spk" -gt 0 ]; then
+      log "stage 1: fbank of $data/vox2_cohort"
+      fbank "$data/vox2_cohort"
+    fi
+    log "stage 1: fbank of $data/vox1"
+    fbank "$data/vox1"
+  else
+    log "stage 1: nothing to do (the $frontend front end reads wav.scp; augmentation is on the fly)"
+  fi
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "stage 2: training on $train_data ($nnodes node(s) x $nproc_per_node process(es)), log in $exp/log/train.log"
+  if [ "$nnodes" -eq 1 ]; then
+    rdzv=(--standalone)
+  else
+    rdzv=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint")
+  fi
+  torchrun "${rdzv[@]}" --nproc-per-node "$nproc_per_node" \
+    steps/train.py --config "$train_config" --data "$train_data" --exp "$exp" --device "$device"
+fi
+
+m=${model_dir:-$exp}
+if [ "$cohort_per_spk" -gt 0 ]; then cohort_data=$data/vox2_cohort; else cohort_data=$data/vox2_dev; fi
+cohort_name=$(basename "$cohort_data")
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  for d in "$data/vox1" "$cohort_data"; do
+    log "stage 3: embeddings of $d with $m"
+    steps/extract_embeddings.py --model-dir "$m" --data "$d" --out "$m/embeddings/$(basename "$d")" \
+      --nj "$nj" --cmd "$cmd" --device "$device"
+  done
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for name in "${list_names[@]}"; do
+    log "stage 4: cosine scoring of $name with $m"
+    steps/score_cosine.py --trials "$data/$name/trials" --embeddings "$m/embeddings/vox1" \
+      --out "$m/scores/${name}_cosine"
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  for name in "${list_names[@]}"; do
+    log "stage 5: AS-norm scoring of $name with $m (cohort: the $cohort_name speakers)"
+    steps/score_asnorm.py --trials "$data/$name/trials" --embeddings "$m/embeddings/vox1" \
+      --cohort "$m/embeddings/$cohort_name" --cohort-utt2spk "$cohort_data/utt2spk" \
+      --config "$m/config.yaml" ${top_n:+--top-n "$top_n"} --out "$m/scores/${name}_asnorm"
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "stage 6: EER and minDCF of ${list_names[*]}"
+  [ "$plots" = true ] || [ "$plots" = false ] || die "--plots must be true or false, got $plots"
+  # One table per list (with its plots); the first list last, so that its cosine EER threshold is the one kept.
+  for ((i = ${#list_names[@]} - 1; i >= 0; i--)); do
+    name=${list_names[$i]}
+    steps/compute_metrics.py --trials "$data/$name/trials" --out "$m/results_$name" --plot-dir "$m/plots" \
+      $([ "$plots" = true ] || echo --no-plots) "$m/scores/${name}_cosine" "$m/scores/${name}_asnorm" > /dev/null
+  done
+  local/results_table.py --data "$data" --scores-dir "$m/scores" --lists "$lists" --out "$m/results"
+fi

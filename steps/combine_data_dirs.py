@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Kaldi's utils/combine_data.sh (and subset_data_dir.sh): the union of data directories, optionally subsampled.
+
+Usage: steps/combine_data_dirs.py [--subset N] [--seed S] OUT_DIR IN_DIR...
+e.g.   steps/combine_data_dirs.py --subset 1000000 data/vox2_dev_aug data/vox2_dev_{reverb,noise,music,babble}
+       steps/combine_data_dirs.py data/vox2_dev_combined data/vox2_dev data/vox2_dev_aug
+
+utt2spk, wav.scp and utt2aug are united; feats.scp, utt2num_frames and utt2dur only when every input has
+them. Utterance ids must not repeat across inputs. With --subset N, N utterances of the union are kept,
+drawn at random with --seed (Kaldi's VoxCeleb recipe keeps 1M of its augmented copies).
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from pyfunc.cli import run_main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subset", type=int, default=0, help="keep N random utterances of the union (0: all) [0]")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subset draw [0]")
+    parser.add_argument("out_dir")
+    parser.add_argument("in_dirs", nargs="+", metavar="IN_DIR")
+    args = parser.parse_args()
+
+    from pyfunc.augment_offline import combine_data_dirs, random_subset
+    from pyfunc.datadir import validate_data_dir
+    from pyfunc.errors import ConfigError
+
+    if args.subset < 0:
+        raise ConfigError(f"--subset must be 0 (all) or a positive number, got {args.subset}")
+    if args.subset == 0:
+        combine_data_dirs(args.out_dir, args.in_dirs)
+    else:
+        out = Path(args.out_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+            combine_data_dirs(Path(tmp) / "all", args.in_dirs)
+            random_subset(Path(tmp) / "all", out, args.subset, args.seed)
+    validate_data_dir(args.out_dir, check_wavs=False, check_trials=False)
+
+
+if __name__ == "__main__":
+    run_main(main)
