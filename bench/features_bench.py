@@ -1,0 +1,75 @@
+"""Stage 1 (wav files in, ark/scp out) against the bare per-utterance ``kaldi.fbank`` loop."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from bench.common import FBANK_CONF
+from bench.prepare import load_prepared
+
+
+def bare_loop(size: dict, work: Path, threads: int | None = None) -> dict:
+    """Baseline: read each wav with soundfile and call ``torchaudio.compliance.kaldi.fbank``; nothing written.
+
+    ``threads`` sets torch's intra-op threads (default: torch's own choice, one per core).
+    """
+    import soundfile
+    import torch
+    import torchaudio.compliance.kaldi as kaldi
+
+    if threads:
+        torch.set_num_threads(threads)
+    from pyfunc.features import read_kaldi_conf
+    from pyfunc.fileio import read_scp
+
+    prepared = load_prepared(work)
+    options = read_kaldi_conf(FBANK_CONF)
+    wavs = read_scp(Path(prepared["fbank_data"]) / "wav.scp")
+    frames = 0
+    start = time.perf_counter()
+    for utt in sorted(wavs):
+        samples, _ = soundfile.read(wavs[utt], dtype="float32")
+        with torch.no_grad():
+            frames += kaldi.fbank(torch.from_numpy(samples).unsqueeze(0) * 32768.0, **options).shape[0]
+    elapsed = time.perf_counter() - start
+    return {"figures": {"seconds": elapsed, "audio_per_s": prepared["fbank_audio_seconds"] / elapsed,
+                        "frames": frames, "threads": torch.get_num_threads()}}
+
+
+def stage(size: dict, work: Path, nj: int, job_threads: int | None = None) -> dict:
+    """Ours: ``pyfunc.features.make_fbank`` with ``nj`` jobs, timed from the call to the merged feats.scp.
+
+    ``job_threads`` sets OMP_NUM_THREADS for the jobs (the environment they inherit), i.e. torch's
+    intra-op threads in each job; default: unset (torch uses one thread per core in every job).
+    """
+    import os
+
+    saved = os.environ.get("OMP_NUM_THREADS")
+    if job_threads:
+        os.environ["OMP_NUM_THREADS"] = str(job_threads)
+    try:
+        return _stage(work, nj, job_threads)
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+
+
+def _stage(work: Path, nj: int, job_threads: int | None) -> dict:
+    from pyfunc.features import make_fbank
+    from pyfunc.fileio import read_map
+
+    prepared = load_prepared(work)
+    name = f"fbank_nj{nj}_t{job_threads or 0}"
+    data = work / f"{name}_data"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(prepared["fbank_data"], data)
+    start = time.perf_counter()
+    make_fbank(data, FBANK_CONF, work / name, work / f"{name}_log", nj)
+    elapsed = time.perf_counter() - start
+    frames = sum(int(v) for v in read_map(data / "utt2num_frames").values())
+    return {"figures": {"seconds": elapsed, "audio_per_s": prepared["fbank_audio_seconds"] / elapsed,
+                        "frames": frames}}
