@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 # matplotlib's "tab10" colours: one per system, in order.
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
+LINE_STYLES = ("-", "--", "-.")  # after ten systems the colours repeat with another line style
 TARGET_COLOR = "#2ca02c"
 NONTARGET_COLOR = "#d62728"
 DET_TICKS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
@@ -96,8 +97,6 @@ def plot_det(systems: Sequence[tuple[str, np.ndarray, np.ndarray]], out: PathLik
     """DET curves of ``(name, scores, labels)`` systems on one figure, EER and minDCF(0.01) points marked."""
     if not systems:
         raise DataError(f"{out}: no systems to plot")
-    if len(systems) > len(COLORS):
-        raise DataError(f"{out}: {len(systems)} systems; a DET figure holds at most {len(COLORS)}")
     sorted_trials = [sort_trials(scores, labels) for _, scores, labels in systems]
     smallest = min(min(st.num_target, st.num_nontarget) for st in sorted_trials)
     low = max(DET_TICKS[0], 0.5 / smallest)
@@ -106,13 +105,14 @@ def plot_det(systems: Sequence[tuple[str, np.ndarray, np.ndarray]], out: PathLik
     clip_lo, clip_hi = low / 2, 1 - (1 - high) / 2
     figure = _figure(7.0, 6.5)
     axes = figure.add_subplot(1, 1, 1)
-    for color, (name, _, _), st in zip(COLORS, systems, sorted_trials):
+    for i, ((name, _, _), st) in enumerate(zip(systems, sorted_trials)):
+        color, style = COLORS[i % len(COLORS)], LINE_STYLES[(i // len(COLORS)) % len(LINE_STYLES)]
         fpr, fnr = det_curve(st)
         x, y = _thin(probit(np.clip(fpr, clip_lo, clip_hi)), probit(np.clip(fnr, clip_lo, clip_hi)))
         points = _operating_points(st)
         e_fpr, e_fnr, eer = points["eer"]
         d_fpr, d_fnr, dcf = points["min_dcf"]
-        axes.plot(x, y, color=color, linewidth=2.0, label=f"{name}  EER {eer:.2f}%  minDCF {dcf:.3f}")
+        axes.plot(x, y, color=color, linestyle=style, linewidth=2.0, label=f"{name}  EER {eer:.2f}%  minDCF {dcf:.3f}")
         axes.plot(probit(np.clip(e_fpr, clip_lo, clip_hi)), probit(np.clip(e_fnr, clip_lo, clip_hi)), "o",
                   color=color, markersize=9, markeredgecolor="black")
         axes.plot(probit(np.clip(d_fpr, clip_lo, clip_hi)), probit(np.clip(d_fnr, clip_lo, clip_hi)), "s",
