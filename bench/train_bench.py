@@ -87,7 +87,8 @@ def step_speed(size: dict, work: Path, channels: int) -> dict:
     peak: dict[str, float] = {name: 0.0 for name in models}
     for net, _ in models.values():
         net.train()
-    for i in range(size["train_warmup"] + size["train_steps"]):
+    steps = size.get("train_steps_by_channels", {}).get(channels, size["train_steps"])
+    for i in range(size["train_warmup"] + steps):
         for name, (_, step) in models.items():
             reset_peak_rss()
             start, start_cpu = time.perf_counter(), time.process_time()
