@@ -262,7 +262,11 @@ def test_m4a_tree_as_pipes_and_converted(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     scp = (tmp_path / "data" / "vox2_dev" / "wav.scp").read_text().splitlines()
     assert len(scp) == 4 and all(line.endswith("- |") and " ffmpeg " in f" {line} " for line in scp)
-    assert "decoded from m4a by ffmpeg" in proc.stdout
+    config = tmp_path / "seed.yaml"
+    config.write_text(TINY_SEED)
+    proc = _run(*common[2:], "--stage", "1", "--stop-stage", "1", "--config", config)  # later stages run pipes
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" in proc.stdout
     proc = _run(*common, "--vox2-root", tmp_path / "voxceleb2" / "dev" / "aac", "--vox2-wav-dir", tmp_path / "wav")
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = validate_data_dir(tmp_path / "data" / "vox2_dev")

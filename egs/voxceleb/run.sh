@@ -125,11 +125,12 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   fi
 fi
 
-# VoxCeleb2 as m4a: wav.scp holds ffmpeg pipe commands, which later stages run only when allowed.
+# VoxCeleb2 as m4a: wav.scp holds ffmpeg pipe commands, which stages 1-3 run only with --allow-pipes.
+pipe_opts=()
 if [ -f "$data/vox2_dev/wav.scp" ] && grep -q '|[[:space:]]*$' "$data/vox2_dev/wav.scp"; then
   case "$allow_pipes" in
     auto|true)
-      export PYFUNC_ALLOW_PIPES=1
+      pipe_opts=(--allow-pipes)
       if [ $stage -le 3 ] && [ $stop_stage -ge 1 ]; then
         command -v ffmpeg >/dev/null || die "$data/vox2_dev/wav.scp decodes m4a with ffmpeg, which is not \
 installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir DIR)"
@@ -139,7 +140,7 @@ installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir 
     *) die "--allow-pipes must be auto, true or false, got $allow_pipes" ;;
   esac
 elif [ "$allow_pipes" = true ]; then
-  export PYFUNC_ALLOW_PIPES=1
+  pipe_opts=(--allow-pipes)
 fi
 
 # The effective config: the base YAML with the augmentation sources under --data, then --overrides.
@@ -160,7 +161,8 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   if [ "$frontend" = fbank ]; then
     fbank() {
-      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "$1" "$feat_dir/$(basename "$1")" "$feat_dir/log"
+      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "${pipe_opts[@]}" \
+        "$1" "$feat_dir/$(basename "$1")" "$feat_dir/log"
     }
     log "stage 1: fbank of $data/vox2_dev"
     fbank "$data/vox2_dev"
@@ -193,7 +195,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     rdzv=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint")
   fi
   torchrun "${rdzv[@]}" --nproc-per-node "$nproc_per_node" \
-    steps/train.py --config "$train_config" --data "$train_data" --exp "$exp" --device "$device"
+    steps/train.py --config "$train_config" --data "$train_data" --exp "$exp" --device "$device" "${pipe_opts[@]}"
 fi
 
 m=${model_dir:-$exp}
@@ -204,7 +206,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for d in "$data/vox1" "$cohort_data"; do
     log "stage 3: embeddings of $d with $m"
     steps/extract_embeddings.py --model-dir "$m" --data "$d" --out "$m/embeddings/$(basename "$d")" \
-      --nj "$nj" --cmd "$cmd" --device "$device"
+      --nj "$nj" --cmd "$cmd" --device "$device" "${pipe_opts[@]}"
   done
 fi
 
