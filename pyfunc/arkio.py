@@ -12,7 +12,6 @@ resolve relative ark paths against the working directory, not the scp's folder).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, TextIO
@@ -21,9 +20,24 @@ import numpy as np
 from kaldiio.matio import write_array
 
 from pyfunc.errors import DataError
-from pyfunc.fileio import PathLike, atomic_open, iter_table_lines
+from pyfunc.fileio import PathLike, _temporary_name, atomic_open, iter_table_lines
 
 _FLOAT_TYPES = (np.float32, np.float64)
+
+
+def check_ark_entry(entry: str, where: str) -> None:
+    """Refuse an scp entry that kaldiio would run as a shell command (``cmd |``) or read from stdin.
+
+    kaldiio executes ``... |`` entries through the shell; scp files are data, so such
+    entries are only accepted when the user allowed pipes (``--allow-pipes``).
+    """
+    from pyfunc.audio import is_pipe, pipes_allowed
+
+    text = entry.strip()
+    if is_pipe(text) and not pipes_allowed():
+        raise DataError(f"{where}: entry {text!r} is a pipe command; run with --allow-pipes to execute it")
+    if text in ("-", "") or text.startswith("-:"):
+        raise DataError(f"{where}: entry {text!r} reads standard input; expected ark_path:byte_offset")
 
 
 def _check_key(key: str, where: str) -> None:
@@ -59,9 +73,7 @@ class ArkScpWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
             for path in (self.ark_path, self.scp_path):
-                fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-                os.close(fd)
-                self._tmp.append(Path(name))
+                self._tmp.append(_temporary_name(path))  # with the umask's permissions
             self._ark = open(self._tmp[0], "wb")
             self._scp = open(self._tmp[1], "w", encoding="utf-8")
         except BaseException:

@@ -24,6 +24,11 @@ def allow_pipes(allowed: bool = True) -> None:
     os.environ["PYFUNC_ALLOW_PIPES"] = "1" if allowed else "0"
 
 
+def pipes_allowed() -> bool:
+    """Whether ``wav.scp`` (and ``feats.scp``) pipe commands may run in this process."""
+    return _ALLOW_PIPES
+
+
 def is_pipe(entry: str) -> bool:
     return entry.rstrip().endswith("|")
 
@@ -38,17 +43,50 @@ def _read_pipe(entry: str, where: str) -> io.BytesIO:
     return io.BytesIO(result.stdout)
 
 
+def wav_truncation(path: str | Path) -> str | None:
+    """Why a RIFF/WAVE file is truncated (its data chunk declares more bytes than it holds), or None.
+
+    libsndfile reads such a file without complaint, returning only the samples present.
+    Files that are not RIFF/WAVE, and streamed WAVs whose size field is 0 or 0xFFFFFFFF,
+    are not judged.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            position = 12
+            while position + 8 <= size:
+                handle.seek(position)
+                chunk = handle.read(8)
+                name, length = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if name == b"data":
+                    present = size - position - 8
+                    if length not in (0, 0xFFFFFFFF) and present < length:
+                        return f"truncated: its header declares {length} bytes of samples, the file holds {present}"
+                    return None
+                position += 8 + length + (length & 1)
+    except OSError:
+        return None
+    return None
+
+
 def read_audio(entry: str, where: str = "", expected_rate: int | None = SAMPLE_RATE) -> np.ndarray:
     """Read a ``wav.scp`` entry as float32 mono samples in [-1, 1].
 
     ``where`` names the source in error messages (e.g. ``data/train/wav.scp: utt1``).
-    Rejects unreadable files, other sample rates (when ``expected_rate`` is set),
-    multi-channel audio, empty audio and non-finite samples.
+    Rejects unreadable or truncated files, other sample rates (when ``expected_rate``
+    is set), multi-channel audio, empty audio and non-finite samples.
     """
     where = where or entry
     source: str | io.BytesIO = _read_pipe(entry, where) if is_pipe(entry) else entry
-    if isinstance(source, str) and not Path(source).is_file():
-        raise DataError(f"{where}: audio file {source!r} not found")
+    if isinstance(source, str):
+        if not Path(source).is_file():
+            raise DataError(f"{where}: audio file {source!r} not found")
+        truncated = wav_truncation(source)
+        if truncated:
+            raise DataError(f"{where}: audio file {source!r} is {truncated}")
     try:
         samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, ValueError) as err:
@@ -77,6 +115,9 @@ def check_wav_entry(scp_path: Path | str, utt: str, entry: str) -> None:
         raise DataError(f"{where}: cannot read audio {entry!r}: {err}") from None
     if info.frames == 0:
         raise DataError(f"{where}: audio {entry!r} is empty")
+    truncated = wav_truncation(entry)
+    if truncated:
+        raise DataError(f"{where}: audio file {entry!r} is {truncated}")
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:

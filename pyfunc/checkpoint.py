@@ -17,6 +17,7 @@ import torch
 from pyfunc.errors import PyfuncError
 from pyfunc.fileio import PathLike, atomic_path
 
+TRAINING_KEYS = ("encoder", "head", "optimizer", "scheduler", "epoch", "step", "rng")
 _NAME = re.compile(r"^(?:epoch_(\d+)|step_(\d+)_(\d+))\.pt$")
 
 
@@ -69,6 +70,11 @@ def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:
 def load_checkpoint(path: PathLike, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; a truncated or foreign file is a clear error."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError ... on bad files
         raise PyfuncError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+    missing = [key for key in TRAINING_KEYS if key not in state] if isinstance(state, dict) else list(TRAINING_KEYS)
+    if missing:
+        raise PyfuncError(f"{path}: not a training checkpoint of this toolkit (no {', '.join(missing)}); "
+                          "remove it or move it out of the models folder")
+    return state

@@ -15,13 +15,17 @@ def run_main(main: Callable[[], int | None]) -> None:
     """Set up logging, run ``main`` and exit with its status (None counts as 0).
 
     A :class:`PyfuncError` is the user's problem, not a bug: it prints ``error: <message>``
-    to stderr (no traceback) and exits 1. Ctrl-C exits 130.
+    to stderr (no traceback) and exits 1, and so does an OSError (a full disk, a missing
+    permission: outputs are written atomically, so the old ones are intact). Ctrl-C exits 130.
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
         status = main()
     except PyfuncError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as err:  # a full disk, a missing permission ...: the environment, not a bug
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

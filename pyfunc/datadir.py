@@ -7,6 +7,7 @@ sorted table keyed by utterance (or speaker) id, as in Kaldi.
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -52,8 +53,11 @@ def spk2utt_from_utt2spk(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
     return dict(sorted(out.items()))
 
 
-def load_data_dir(path: PathLike) -> DataDir:
-    """Read a data directory (only the files present besides wav.scp and utt2spk)."""
+def load_data_dir(path: PathLike, features: bool = True) -> DataDir:
+    """Read a data directory (only the files present besides wav.scp and utt2spk).
+
+    Without ``features``, ``feats.scp`` and ``utt2num_frames`` are not read.
+    """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: data directory not found")
@@ -62,9 +66,9 @@ def load_data_dir(path: PathLike) -> DataDir:
     data = DataDir(wav_scp, utt2spk)
     if (path / "utt2dur").is_file():
         data.utt2dur = {k: _number(path / "utt2dur", k, v, float) for k, v in read_map(path / "utt2dur").items()}
-    if (path / "feats.scp").is_file():
+    if features and (path / "feats.scp").is_file():
         data.feats_scp = read_scp(path / "feats.scp", check_sorted=True)
-    if (path / "utt2num_frames").is_file():
+    if features and (path / "utt2num_frames").is_file():
         data.utt2num_frames = {k: _number(path / "utt2num_frames", k, v, int)
                                for k, v in read_map(path / "utt2num_frames").items()}
     return data
@@ -75,6 +79,8 @@ def _number(path: Path, key: str, text: str, kind: type) -> float | int:
         value = kind(text)
     except ValueError:
         raise DataError(f"{path}: key {key!r}: expected a {kind.__name__}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise DataError(f"{path}: key {key!r}: expected a finite number, got {text!r}")
     if value < 0:
         raise DataError(f"{path}: key {key!r}: negative value {text!r}")
     return value
@@ -127,15 +133,19 @@ def write_trials(path: PathLike, trials: Iterable[Trial]) -> None:
     write_lines(path, (f"{e} {t} {'target' if lab else 'nontarget'}" for e, t, lab in trials))
 
 
-def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: bool = True) -> DataDir:
+def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: bool = True,
+                      check_features: bool = True) -> DataDir:
     """Check a data directory as Kaldi's validate_data_dir.sh does; raise DataError naming the culprit.
 
     Checks sorted unique keys, that utt2spk and spk2utt agree, that wav.scp,
     utt2dur and feats.scp cover exactly the utterances of utt2spk, that every
     wav file exists and is readable audio, and that trials name known utterances.
+    ``feats.scp`` and ``utt2num_frames`` may lack exactly the utterances that stage 1
+    listed in ``skipped_utts`` (bad audio left out with --skip-bad-audio). Without
+    ``check_features`` those two files are not looked at (a stage about to replace them).
     """
     path = Path(path)
-    data = load_data_dir(path)
+    data = load_data_dir(path, features=check_features)
     if not data.utt2spk:
         raise DataError(f"{path}/utt2spk: no utterances")
     spk2utt_file = path / "spk2utt"
@@ -152,10 +162,19 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
         if spk not in spk2utt:
             raise DataError(f"{spk2utt_file}: speaker {spk!r} of utt2spk is missing")
     _check_same_keys(path / "wav.scp", data.wav_scp, data.utt2spk)
-    for name, table in (("utt2dur", data.utt2dur), ("feats.scp", data.feats_scp),
-                        ("utt2num_frames", data.utt2num_frames)):
-        if table:
-            _check_same_keys(path / name, table, data.utt2spk)
+    if data.utt2dur:
+        _check_same_keys(path / "utt2dur", data.utt2dur, data.utt2spk)
+    if data.feats_scp or data.utt2num_frames:
+        from pyfunc.badinput import read_skipped
+
+        skipped = read_skipped(path)
+        unknown = sorted(set(skipped) - set(data.utt2spk))
+        if unknown:
+            raise DataError(f"{path / 'skipped_utts'}: {len(unknown)} utterance(s) not in utt2spk, e.g. {unknown[:3]}")
+        kept = {utt: spk for utt, spk in data.utt2spk.items() if utt not in skipped}
+        for name, table in (("feats.scp", data.feats_scp), ("utt2num_frames", data.utt2num_frames)):
+            if table:
+                _check_same_keys(path / name, table, kept)
     if check_wavs:
         from pyfunc.audio import check_wav_entry
 

@@ -15,9 +15,10 @@ from typing import Iterable, Mapping, Sequence
 import kaldiio
 import numpy as np
 
-from pyfunc.arkio import ArkScpWriter
+from pyfunc.arkio import ArkScpWriter, check_ark_entry
 from pyfunc.errors import DataError
-from pyfunc.fileio import PathLike
+from pyfunc.fileio import PathLike, read_scp
+from pyfunc.stamps import EXTRACT_STAMP, refuse_stale
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,19 @@ XVECTOR_SCP = "xvector.scp"
 CROPS_SCP = "xvector_crops.scp"
 
 
-def open_scp(scp_path: Path):
-    """kaldiio's lazy table of ``scp_path`` (DataError when missing or malformed)."""
+def open_scp(scp_path: PathLike):
+    """kaldiio's lazy table of ``scp_path`` (DataError when missing, malformed or stale).
+
+    Entries that kaldiio would run as shell commands are refused unless pipes are
+    allowed; an scp that stage 3 wrote is refused once that stage's inputs (model,
+    data) changed after it ran (see pyfunc.stamps).
+    """
+    scp_path = Path(scp_path)
     if not scp_path.is_file():
         raise DataError(f"{scp_path}: file not found")
+    for key, entry in read_scp(scp_path).items():
+        check_ark_entry(entry, f"{scp_path}: key {key!r}")
+    refuse_stale(scp_path.parent / EXTRACT_STAMP, scp_path, "rerun stage 3 (steps/extract_embeddings.py)")
     try:
         return kaldiio.load_scp(str(scp_path), max_cache_fd=4)
     except (ValueError, UnicodeDecodeError) as err:

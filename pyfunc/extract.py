@@ -104,6 +104,11 @@ class _Source:
                 "feats.scp (the model has the fbank front end; run the feature stage first)"
             raise DataError(f"{data_dir}: no {need}")
         self.table = read_scp(self.path)
+        if self.frontend != "seed":  # kaldiio would run "cmd |" entries; only with --allow-pipes
+            from pyfunc.arkio import check_ark_entry
+
+            for key, entry in self.table.items():
+                check_ark_entry(entry, f"{self.path}: {key}")
 
     def frames(self, item: np.ndarray) -> int:
         return seed_num_frames(item.shape[0]) if self.frontend == "seed" else item.shape[0]
@@ -210,13 +215,19 @@ def crop_length(config_extract, frontend: str) -> int:
 def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, protocol: str = "auto",
                        device: str | torch.device = "auto", batch_frames: int | None = None,
                        utts: Iterable[str] | None = None, progress: Callable[[int], None] | None = None,
-                       onnx: PathLike | None = None) -> None:
+                       onnx: PathLike | None = None, skip_bad: bool = False,
+                       bad_list: PathLike | None = None) -> dict[str, str]:
     """Embed every utterance of ``data_dir`` (or the subset ``utts``) into ``out_dir``.
 
     ``protocol``: 'auto' (the model's ``extract.protocol``), 'full' or 'seed'.
     ``batch_frames`` (default ``extract.batch_frames``) bounds batch size x longest
     input in frames. ``progress`` is called with the number of utterances done. ``onnx``: run
     this export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch.
+
+    Inputs that cannot be used (unreadable or too short audio or features) are collected
+    over all utterances: by default the run then fails with the whole list and writes
+    nothing; with ``skip_bad`` they are left out. Returns ``utt -> reason`` of those left
+    out; ``bad_list`` receives the same as ``utt reason`` lines either way.
     """
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
@@ -249,17 +260,30 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
                 model_dir, protocol, model.frontend, device_name)
 
     from pyfunc.arkio import ArkScpWriter
+    from pyfunc.badinput import BadInputs, write_bad_list
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start, done = time.time(), 0
+    bad = BadInputs()
+
+    def load(key: str) -> np.ndarray | None:
+        try:
+            return source.load(key)
+        except DataError as err:
+            bad.add(key, str(err))
+            return None
+
+    good = ((key, item) for key, item in _read_ahead(keys, load)
+            if item is not None and (skip_bad or not bad))  # once failing, only look for more bad inputs
     with contextlib.ExitStack() as stack:
+        stack.callback(lambda: bad_list is not None and write_bad_list(bad_list, bad.found))
         write_full = stack.enter_context(ArkScpWriter(out_dir / "xvector.ark", out_dir / "xvector.scp"))
         write_crops = None
         if crop is not None:
             write_crops = stack.enter_context(ArkScpWriter(out_dir / "xvector_crops.ark",
                                                            out_dir / "xvector_crops.scp"))
         bar = stack.enter_context(tqdm(total=len(keys), unit="utt", desc="embed", mininterval=2.0))
-        for pool in _pools(_read_ahead(keys, source.load), source.frames, POOL_BATCHES * batch_frames):
+        for pool in _pools(good, source.frames, POOL_BATCHES * batch_frames):
             full, crop_emb = _embed_pool(model, source, pool, batch_frames, crop, num_crops)
             for row, (key, _) in enumerate(pool):  # pools follow the sorted key order
                 write_full(key, full[row])
@@ -268,6 +292,11 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
             done += len(pool)
             bar.update(len(pool))
             if progress is not None:
-                progress(done)
+                progress(done + len(bad))
+        if bad and not skip_bad:
+            raise bad.error(source.path, len(keys))
     elapsed = max(time.time() - start, 1e-9)
     logger.info("embedded %d utterances in %.1f s (%.1f utterances/s) into %s", done, elapsed, done / elapsed, out_dir)
+    if bad:
+        logger.warning("left out %d of %d utterance(s) with bad input (--skip-bad-audio)", len(bad), len(keys))
+    return dict(bad.found)

@@ -70,36 +70,73 @@ def compute_fbank(samples: np.ndarray, options: dict[str, Any]) -> np.ndarray:
     return feats.numpy()
 
 
+def count_frames(num_samples: int, options: dict[str, Any]) -> int:
+    """Frames that Kaldi's framing (``snip_edges``, frame length and shift of ``options``) gives."""
+    rate = options.get("sample_frequency", _FBANK_PARAMS["sample_frequency"].default)
+    length = int(rate * options.get("frame_length", _FBANK_PARAMS["frame_length"].default) / 1000)
+    shift = int(rate * options.get("frame_shift", _FBANK_PARAMS["frame_shift"].default) / 1000)
+    if options.get("snip_edges", _FBANK_PARAMS["snip_edges"].default):
+        return 0 if num_samples < length else 1 + (num_samples - length) // shift
+    return (num_samples + shift // 2) // shift
+
+
+MIN_FRAMES = 10  # shorter audio (under about 0.1 s) is bad input: too short to say anything about a voice
+
+
 def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_path: PathLike,
-                   progress: Callable[[int], None] | None = None) -> dict[str, int]:
+                   progress: Callable[[int], None] | None = None, skip_bad: bool = False,
+                   bad_list: PathLike | None = None) -> dict[str, int]:
     """Compute features for every utterance of ``data_dir`` into one ark/scp pair.
 
     Returns utt -> number of frames. ``progress`` is called with the count done so far.
+    Bad audio (unreadable, truncated, fewer than MIN_FRAMES frames, another rate,
+    several channels, non-finite samples) is collected over all utterances: without
+    ``skip_bad`` the job then fails with the whole list and writes nothing; with it
+    those utterances are left out. ``bad_list`` receives ``utt reason`` lines either way.
     """
+    from pyfunc.badinput import BadInputs, write_bad_list
+
     options = read_kaldi_conf(conf)
     rate = int(options.get("sample_frequency", 16000.0))
-    data = load_data_dir(data_dir)
+    data = load_data_dir(data_dir, features=False)
+    wav_scp = Path(data_dir) / "wav.scp"
     utt2aug = read_utt2aug(data_dir, data.utts)  # Kaldi-style offline augmentation, applied before fbank
     num_frames: dict[str, int] = {}
+    bad = BadInputs()
     seconds = 0.0
     start = time.perf_counter()
-    with ArkScpWriter(ark_path, scp_path) as writer:
-        for done, utt in enumerate(data.utts, start=1):
-            samples = read_audio(data.wav_scp[utt], f"{Path(data_dir) / 'wav.scp'}: {utt}", expected_rate=rate)
-            if utt in utt2aug:
-                samples = apply_augment_spec(samples, utt2aug[utt])
-            feats = compute_fbank(samples, options)
-            if feats.shape[0] == 0:
-                raise DataError(f"{Path(data_dir) / 'wav.scp'}: {utt}: audio too short for one frame "
-                                f"({len(samples)} samples)")
-            writer(utt, feats)
-            num_frames[utt] = int(feats.shape[0])
-            seconds += len(samples) / rate
-            if progress is not None:
-                progress(done)
+    try:
+        with ArkScpWriter(ark_path, scp_path) as writer:
+            for done, utt in enumerate(data.utts, start=1):
+                where = f"{wav_scp}: {utt}"
+                try:
+                    if utt not in data.wav_scp:
+                        raise DataError(f"{where}: no wav.scp entry")
+                    samples = read_audio(data.wav_scp[utt], where, expected_rate=rate)
+                except DataError as err:
+                    bad.add(utt, str(err))
+                    samples = None
+                if samples is not None and count_frames(len(samples), options) < MIN_FRAMES:
+                    bad.add(utt, f"{where}: audio too short: {len(samples)} samples give "
+                                 f"{count_frames(len(samples), options)} frame(s), at least {MIN_FRAMES} are needed")
+                    samples = None
+                if samples is not None and (skip_bad or not bad):  # once failing, only look for more bad audio
+                    if utt in utt2aug:
+                        samples = apply_augment_spec(samples, utt2aug[utt])
+                    feats = compute_fbank(samples, options)
+                    writer(utt, feats)
+                    num_frames[utt] = int(feats.shape[0])
+                    seconds += len(samples) / rate
+                if progress is not None:
+                    progress(done)
+            if bad and not skip_bad:
+                raise bad.error(wav_scp, len(data.utts))
+    finally:
+        if bad_list is not None:
+            write_bad_list(bad_list, bad.found)
     elapsed = time.perf_counter() - start
-    logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time)", len(num_frames), seconds,
-                elapsed, seconds / max(elapsed, 1e-9))
+    logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time)%s", len(num_frames), seconds,
+                elapsed, seconds / max(elapsed, 1e-9), f"; skipped {len(bad)} with bad audio" if bad else "")
     return num_frames
 
 
@@ -108,38 +145,114 @@ def write_utt2num_frames(path: PathLike, num_frames: dict[str, int]) -> None:
 
 
 def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: PathLike, num_jobs: int = 1,
-               cmd: str = "") -> None:
+               cmd: str = "", skip_bad: bool = False, force: bool = False) -> bool:
     """Stage 1: features of ``data_dir`` in ``num_jobs`` parallel jobs, merged into its feats.scp.
 
-    Writes ``feat_dir/raw_fbank_<name>.<job>.{ark,scp}``, then ``data_dir/feats.scp`` and
-    ``data_dir/utt2num_frames`` in utterance order (the same for any ``num_jobs``).
+    Writes ``feat_dir/raw_fbank_<name>.<run>.<job>.{ark,scp}`` (``<run>``: a fresh id per
+    run), then ``data_dir/utt2num_frames`` and ``data_dir/feats.scp`` in utterance order
+    (the same for any ``num_jobs``), then the stamp ``data_dir/.fbank.stamp``. Until the
+    new feats.scp is in place the old one, its arks and its stamp are untouched, so a
+    failed or killed run leaves the old complete output; the arks of earlier runs are
+    removed after a success. Returns False (doing nothing) when the stamp shows the features
+    are up to date, unless ``force``.
+
+    Bad audio: see :func:`make_fbank_job`; with ``skip_bad`` the skipped keys go to
+    ``data_dir/skipped_utts``, and the stage still fails if ``data_dir/trials`` needs one.
     """
+    import secrets
+
     from pyfunc.arkio import merge_scps
-    from pyfunc.datadir import split_data_dir
-    from pyfunc.fileio import read_map
+    from pyfunc.audio import is_pipe
+    from pyfunc.badinput import BAD_LIST_NAME, SKIPPED_NAME, BadInputs, check_trials_need, read_bad_list, \
+        write_skipped
+    from pyfunc.datadir import split_data_dir, validate_data_dir
+    from pyfunc.errors import PyfuncError
+    from pyfunc.fileio import atomic_paths, read_map, remove_temporaries
     from pyfunc.jobs import Job, run_jobs, worker_command
+    from pyfunc.stamps import FBANK_STAMP, make_stamp, why_not_current, write_stamp
 
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)
-    read_kaldi_conf(conf)  # fail here, not in every job
-    data = load_data_dir(data_dir)
-    for stale in ("feats.scp", "utt2num_frames"):
-        (data_dir / stale).unlink(missing_ok=True)
+    options = read_kaldi_conf(conf)  # fail here, not in every job
+    data = validate_data_dir(data_dir, check_wavs=False, check_features=False)  # audio: read by the jobs
+    name = data_dir.name
+    trials = [data_dir / "trials"] if (data_dir / "trials").is_file() else []
+    stamp_path = data_dir / FBANK_STAMP
+    params = {"fbank": options, "skip_bad_audio": skip_bad, "feat_dir": str(feat_dir), "min_frames": MIN_FRAMES}
+    inputs = [data_dir / "wav.scp", data_dir / "utt2spk", data_dir / "utt2aug", Path(conf), *trials]
+    audio = sorted({entry for entry in data.wav_scp.values() if not is_pipe(entry)})
+    if not force:
+        reason = why_not_current(stamp_path, "make_fbank", params, inputs, audio)
+        if reason is None:
+            logger.info("%s: features are up to date (stamp %s); nothing to do (--force recomputes)",
+                        data_dir / "feats.scp", stamp_path)
+            return False
+        logger.info("%s: computing features (%s)", data_dir / "feats.scp", reason)
+    # The old stamp stays: it describes the old outputs, which stay until the new ones replace them.
     parts = split_data_dir(data_dir, num_jobs)
     split_utt2aug(data_dir, parts)
     feat_dir.mkdir(parents=True, exist_ok=True)
-    name = data_dir.name
-    jobs, scps = [], []
+    run = secrets.token_hex(4)
+    jobs, arks, scps = [], [], []
     for job, part in enumerate(parts, start=1):
-        ark, scp = feat_dir / f"raw_fbank_{name}.{job}.ark", feat_dir / f"raw_fbank_{name}.{job}.scp"
+        ark, scp = feat_dir / f"raw_fbank_{name}.{run}.{job}.ark", feat_dir / f"raw_fbank_{name}.{run}.{job}.scp"
+        arks.append(ark)
         scps.append(scp)
-        jobs.append(Job(worker_command("fbank", "--conf", str(conf), "--progress", str(log_dir / f".progress.{job}"),
-                                       str(part), str(ark), str(scp)),
-                        log_dir / f"make_fbank_{name}.{job}.log", log_dir / f".progress.{job}"))
-    run_jobs(jobs, cmd, total=len(data.utt2spk), desc=f"fbank {name}")
-    merge_scps(scps, data_dir / "feats.scp")
-    num_frames: dict[str, int] = {}
-    for part in parts:
-        num_frames.update({k: int(v) for k, v in read_map(part / "utt2num_frames").items()})
-    write_utt2num_frames(data_dir / "utt2num_frames", num_frames)
-    for job in jobs:
-        job.progress.unlink(missing_ok=True)
+        for stale in (BAD_LIST_NAME, "utt2num_frames"):
+            (part / stale).unlink(missing_ok=True)
+        progress = log_dir / f".progress.{name}.{job}"
+        args = ["fbank", "--conf", str(conf), "--progress", str(progress), "--bad-list", str(part / BAD_LIST_NAME)]
+        jobs.append(Job(worker_command(*args, *(["--skip-bad-audio"] if skip_bad else []), str(part), str(ark),
+                                       str(scp)), log_dir / f"make_fbank_{name}.{job}.log", progress))
+    bad = BadInputs()
+    try:
+        try:
+            run_jobs(jobs, cmd, total=len(data.utt2spk), desc=f"fbank {name}")
+        finally:
+            for part in parts:
+                bad.update(read_bad_list(part / BAD_LIST_NAME))
+    except PyfuncError as err:
+        _remove(arks + scps)
+        if bad and not skip_bad:
+            raise bad.error(data_dir / "wav.scp", len(data.utt2spk)) from None
+        raise err
+    except BaseException:
+        _remove(arks + scps)
+        raise
+    finally:
+        for job in jobs:
+            job.progress.unlink(missing_ok=True)
+    try:
+        check_trials_need(bad.found, trials)
+        num_frames: dict[str, int] = {}
+        for part in parts:
+            num_frames.update({k: int(v) for k, v in read_map(part / "utt2num_frames").items()})
+        outputs = [data_dir / "utt2num_frames"] + ([data_dir / SKIPPED_NAME] if bad else []) + [data_dir / "feats.scp"]
+        with atomic_paths(outputs) as temporaries:  # renamed only when all are written; feats.scp last
+            write_utt2num_frames(temporaries[0], num_frames)
+            if bad:
+                write_skipped(temporaries[1], bad.found, len(data.utt2spk), data_dir / SKIPPED_NAME)
+            merge_scps(scps, temporaries[-1])
+    except BaseException:
+        _remove(arks + scps)
+        raise
+    if not bad:
+        (data_dir / SKIPPED_NAME).unlink(missing_ok=True)
+    _remove(p for p in feat_dir.glob(f"raw_fbank_{name}.*") if _is_old_output(p.name, name, run))
+    remove_temporaries(feat_dir, [f"raw_fbank_{name}."])
+    remove_temporaries(data_dir, ["feats.scp", "utt2num_frames", SKIPPED_NAME, FBANK_STAMP])
+    outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / SKIPPED_NAME, *arks, *scps]
+    write_stamp(stamp_path, make_stamp("make_fbank", params, inputs, outputs, audio))
+    return True
+
+
+def _is_old_output(filename: str, name: str, run: str) -> bool:
+    """An ark/scp of an earlier stage-1 run on data dir ``name`` (not of run ``run``)."""
+    import re
+
+    match = re.fullmatch(rf"raw_fbank_{re.escape(name)}\.(?:([0-9a-f]{{8}})\.)?\d+\.(?:ark|scp)", filename)
+    return match is not None and match.group(1) != run
+
+
+def _remove(paths) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)

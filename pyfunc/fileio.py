@@ -44,6 +44,36 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def remove_temporaries(directory: PathLike, prefixes: Iterable[str]) -> list[Path]:
+    """Remove the temporary files that killed writers of ``directory/<prefix>...`` left behind.
+
+    A temporary of ``path`` is ``.<name of path>.<random>.tmp`` (see :func:`atomic_path`);
+    a writer killed by SIGKILL cannot remove its own. Call this only when no other
+    writer of those files is running. Returns the removed paths.
+    """
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for prefix in prefixes:
+        for path in directory.glob(f".{prefix}*.tmp"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[PathLike]) -> Iterator[list[Path]]:
+    """Temporary paths for several files, renamed onto them in the given order when the block succeeds.
+
+    Nothing is replaced until every file is complete, so a failure leaves all the old
+    files as they were; name last the file whose presence marks the output complete.
+    """
+    with contextlib.ExitStack() as stack:
+        temporaries = [stack.enter_context(atomic_path(path)) for path in reversed(paths)]  # exits first-to-last
+        yield temporaries[::-1]
+
+
 @contextlib.contextmanager
 def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8"):
     """Open a temporary file for writing; it replaces ``path`` when closed without error."""

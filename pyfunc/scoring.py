@@ -210,10 +210,13 @@ def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = 
     scps = [emb_dir / XVECTOR_SCP] + ([emb_dir / CROPS_SCP] if protocol == "seed" else [])
     for scp in scps:
         available = open_scp(scp)
+        missing: dict[str, int] = {}  # key -> first trial needing it
         for i, pair in enumerate(zip(trials.enrolls, trials.tests)):
             for key in pair:
-                if key not in available:
-                    raise DataError(f"{trials.where(i)}: utterance {key!r} is not in {scp}")
+                if key not in available and key not in missing:
+                    missing[key] = i
+        if missing:
+            _raise_missing(trials, missing, scp)
     keys = trials.utterances
     _, full = load_embeddings(scps[0], keys)
     means = load_crop_means(scps[1], keys) if protocol == "seed" else None
@@ -221,6 +224,21 @@ def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = 
         raise DataError(f"{scps[1]}: crop embeddings have dimension {means.shape[1]}, the full-utterance "
                         f"embeddings of {scps[0]} {full.shape[1]}")
     return TrialEmbeddings(keys, full, means, protocol)
+
+
+def _raise_missing(trials: TrialList, missing: dict[str, int], scp: Path) -> None:
+    """DataError listing the trial utterances absent from ``scp`` (and why, when stage 3 skipped them)."""
+    from pyfunc.badinput import SKIPPED_NAME, read_skipped
+
+    skipped = read_skipped(scp.parent)
+    first = next(iter(missing))
+    lines = [f"{trials.where(i)}: utterance {key!r}" + (f" was skipped as bad input: {skipped[key]}"
+                                                         if key in skipped else "")
+             for key, i in list(missing.items())[:20]]
+    more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+    note = f" ({sum(k in skipped for k in missing)} listed in {scp.parent / SKIPPED_NAME})" if skipped else ""
+    raise DataError(f"{trials.where(missing[first])}: utterance {first!r} is not in {scp}; {len(missing)} "
+                    f"utterance(s) that the trials need are missing{note}:\n  " + "\n  ".join(lines) + more)
 
 
 def raw_scores(trials: TrialList, inputs: TrialEmbeddings, chunk: int = DEFAULT_CHUNK) -> np.ndarray:

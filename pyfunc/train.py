@@ -29,7 +29,8 @@ from pyfunc.device import pick_device
 from pyfunc.errors import ConfigError, PyfuncError
 from pyfunc.fileio import write_lines
 from pyfunc.loss import AAMSoftmax
-from pyfunc.model_dir import build_encoder, save_model_dir
+from pyfunc.model_dir import build_encoder, load_state_checked, save_model_dir
+from pyfunc.train_checks import check_gradients, check_replicas_agree, numerical_fault
 from pyfunc.train_data import ChunkDataset, EpochBatches, load_training_set
 
 logger = logging.getLogger(__name__)
@@ -151,11 +152,14 @@ def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: tor
     path = latest_checkpoint(models_dir)
     if path is None:
         return 0, 0
-    state = load_checkpoint(path, device)
-    net.encoder.load_state_dict(state["encoder"])
-    net.head.load_state_dict(state["head"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    state = load_checkpoint(path, device)  # checks the keys of a training checkpoint
+    load_state_checked(net.encoder, state["encoder"], f"{path} (encoder)")  # wrong architecture: named keys
+    load_state_checked(net.head, state["head"], f"{path} (head)")
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise PyfuncError(f"{path}: the optimiser state does not fit the model: {err}") from None
     set_rng_states(state["rng"])
     logger.info("resuming from %s (epoch %d done, step %d of the next)", path, state["epoch"], state["step"])
     return state["epoch"], state["step"]
@@ -179,16 +183,19 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
         with sync:
             with _autocast(config, dist.device):
                 loss, accuracy = model(x, labels, generator)
-            if not torch.isfinite(loss):
-                raise PyfuncError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step + 1}, "
-                                  f"micro-batch {part} on rank {dist.rank}; the last good checkpoint is "
-                                  f"{latest_checkpoint(models_dir)}")
+            if not torch.isfinite(loss):  # stop before these gradients reach the weights
+                micro = dist.rank * cfg.grad_accum + part
+                utts = [loader.dataset.data.utts[i] for i in sampler.micro_batch(step, micro)]
+                raise numerical_fault("training loss", loss.item(), epoch, step + 1,
+                                      f"micro-batch {micro} of {dist.world_size * cfg.grad_accum} (rank {dist.rank})",
+                                      utts, latest_checkpoint(models_dir))
             (loss / cfg.grad_accum).backward()
         totals += torch.tensor([loss.item() * len(labels), accuracy.item() * len(labels) / 100, len(labels)],
                                dtype=torch.float64)
         if not last_part:
             part += 1
             continue
+        check_gradients(net, epoch, step + 1, models_dir)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step, part = step + 1, 0
@@ -210,6 +217,11 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
                     totals[0] / examples, 100 * totals[1] / examples, lr, examples / max(elapsed, 1e-9), elapsed)
         _append_history(models_dir.parent, epoch, float(totals[0] / examples), float(100 * totals[1] / examples),
                         lr, examples / max(elapsed, 1e-9))
+    if dist.world_size > 1:  # DDP keeps the replicas bit-identical; check it once per epoch
+        fingerprint = check_replicas_agree(net, dist.world_size, dist.device)
+        if dist.is_main:
+            logger.info("epoch %d: parameters identical on all %d processes (fingerprint %s)", epoch,
+                        dist.world_size, ", ".join(f"{v:.17g}" for v in fingerprint.tolist()))
     _save(models_dir, net, optimizer, scheduler, epoch, 0, sampler, dist, cfg.keep_checkpoints)
 
 

@@ -60,8 +60,19 @@ def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
     if not table:
         raise DataError(f"{Path(data_dir) / table_name}: missing; the {mode} front end trains from it"
                         + (" (run stage 1)" if mode == "fbank" else ""))
-    utts = data.utts
-    speakers = sorted(set(data.utt2spk.values()))
+    from pyfunc.arkio import check_ark_entry
+    from pyfunc.badinput import read_skipped
+
+    skipped = read_skipped(data_dir)  # bad audio that stage 1 left out (--skip-bad-audio)
+    utts = [u for u in data.utts if u not in skipped]
+    missing = [u for u in utts if u not in table]
+    if missing:
+        raise DataError(f"{Path(data_dir) / table_name}: {len(missing)} utterance(s) of utt2spk have no entry, "
+                        f"e.g. {missing[:3]}")
+    if mode == "fbank":  # kaldiio would run "cmd |" entries
+        for u in utts:
+            check_ark_entry(table[u], f"{Path(data_dir) / table_name}: {u}")
+    speakers = sorted({data.utt2spk[u] for u in utts})
     index = {spk: i for i, spk in enumerate(speakers)}
     labels = np.array([index[data.utt2spk[u]] for u in utts], dtype=np.int64)
     utt2aug = read_utt2aug(data_dir, utts) if mode == "wave" else {}  # fbank: applied in stage 1
@@ -140,6 +151,12 @@ class EpochBatches(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return (self.steps_per_epoch - self.start_step) * self.grad_accum
+
+    def micro_batch(self, step: int, part: int) -> list[int]:
+        """Utterance indices of micro-batch ``part`` (of ``world_size * grad_accum``) in step ``step`` (from 0)."""
+        order, _ = self.epoch_plan(self.epoch)
+        start = step * self.batch_size + part * self.micro
+        return [int(order[i]) for i in range(start, start + self.micro)]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         order, seeds = self.epoch_plan(self.epoch)

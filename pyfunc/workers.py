@@ -19,7 +19,8 @@ def _fbank(args: argparse.Namespace) -> None:
     from pyfunc.features import make_fbank_job, write_utt2num_frames
 
     num_frames = make_fbank_job(args.data, args.conf, args.ark, args.scp,
-                                progress=lambda n: report_progress(args.progress, n))
+                                progress=lambda n: report_progress(args.progress, n), skip_bad=args.skip_bad_audio,
+                                bad_list=args.bad_list)
     write_utt2num_frames(Path(args.data) / "utt2num_frames", num_frames)
 
 
@@ -28,7 +29,7 @@ def _embed(args: argparse.Namespace) -> None:
 
     extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
                        batch_frames=args.batch_frames, progress=lambda n: report_progress(args.progress, n),
-                       onnx=args.onnx)
+                       onnx=args.onnx, skip_bad=args.skip_bad_audio, bad_list=args.bad_list)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     fbank = sub.add_parser("fbank", help="fbank features of one data directory into one ark/scp")
     fbank.add_argument("--conf", required=True)
     fbank.add_argument("--progress", default=None)
+    fbank.add_argument("--skip-bad-audio", action="store_true")
+    fbank.add_argument("--bad-list", default=None, help="write 'utt reason' of bad audio here")
     fbank.add_argument("data")
     fbank.add_argument("ark")
     fbank.add_argument("scp")
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     embed.add_argument("--device", default="auto")
     embed.add_argument("--batch-frames", type=int, default=None)
     embed.add_argument("--progress", default=None)
+    embed.add_argument("--skip-bad-audio", action="store_true")
+    embed.add_argument("--bad-list", default=None, help="write 'utt reason' of bad inputs here")
     embed.add_argument("--onnx", default=None)
     embed.add_argument("data")
     embed.add_argument("out")

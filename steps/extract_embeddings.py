@@ -3,9 +3,12 @@
 
 Usage: steps/extract_embeddings.py --model-dir DIR --data DATA_DIR --out EMB_DIR
            [--protocol auto|full|seed] [--device auto|cpu|cuda] [--batch-frames N] [--nj N --cmd LAUNCHER]
-           [--onnx MODEL.onnx]
+           [--onnx MODEL.onnx] [--skip-bad-audio] [--trials FILE] [--allow-pipes] [--force]
 
 The model's front end decides the input: feats.scp (fbank) or wav.scp (seed).
+Bad inputs stop the stage with the list of all of them, unless --skip-bad-audio (then
+their keys go to EMB_DIR/skipped_utts; a trial needing one still fails the stage).
+A rerun with unchanged inputs does nothing (EMB_DIR/.extract.stamp); --force redoes it.
 """
 
 import argparse
@@ -29,20 +32,22 @@ def main() -> None:
                         help="run this ONNX export of the model (steps/export_onnx.py) in onnxruntime on the CPU")
     parser.add_argument("--nj", type=int, default=1, help="number of parallel jobs (split data directory)")
     parser.add_argument("--cmd", default="", help="launcher prefix for each job, e.g. 'srun -c 1' (default: local)")
+    parser.add_argument("--skip-bad-audio", action="store_true",
+                        help="leave out utterances with bad input (listed in EMB_DIR/skipped_utts) instead of failing")
+    parser.add_argument("--trials", action="append", default=[],
+                        help="trials file whose utterances must not be skipped (DATA/trials is always checked)")
+    parser.add_argument("--allow-pipes", action="store_true", help="run 'command |' entries of wav.scp/feats.scp")
+    parser.add_argument("--force", action="store_true", help="recompute even when the stamp says up to date")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    if args.nj > 1 or args.cmd:
-        from pyfunc.extract_jobs import extract_embeddings_parallel
+    from pyfunc.audio import allow_pipes
+    from pyfunc.extract_jobs import run_extraction
 
-        extract_embeddings_parallel(args.model_dir, args.data, args.out, num_jobs=args.nj, cmd=args.cmd,
-                                    protocol=args.protocol, device=args.device, batch_frames=args.batch_frames,
-                                    onnx=args.onnx)
-    else:
-        from pyfunc.extract import extract_embeddings
-
-        extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
-                           batch_frames=args.batch_frames, onnx=args.onnx)
+    allow_pipes(args.allow_pipes)
+    run_extraction(args.model_dir, args.data, args.out, num_jobs=args.nj, cmd=args.cmd, protocol=args.protocol,
+                   device=args.device, batch_frames=args.batch_frames, onnx=args.onnx,
+                   skip_bad=args.skip_bad_audio, trials=args.trials, force=args.force)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Stage 1: Kaldi fbank features of a data directory into ark/scp (adds feats.scp, utt2num_frames).
 
-Usage: steps/make_fbank.py [--nj N] [--cmd LAUNCHER] [--conf conf/fbank.conf] DATA_DIR FEAT_DIR LOG_DIR
+Usage: steps/make_fbank.py [--nj N] [--cmd LAUNCHER] [--conf conf/fbank.conf] [--skip-bad-audio]
+           [--allow-pipes] [--force] DATA_DIR FEAT_DIR LOG_DIR
+
+Bad audio stops the stage with the list of all bad utterances, unless --skip-bad-audio
+(then their keys go to DATA_DIR/skipped_utts; one that DATA_DIR/trials needs still fails
+the stage). A rerun with unchanged inputs does nothing (DATA_DIR/.fbank.stamp); --force
+recomputes.
 """
 
 import argparse
@@ -14,15 +20,22 @@ def main() -> None:
     parser.add_argument("--nj", type=int, default=1, help="number of parallel jobs")
     parser.add_argument("--cmd", default="", help="launcher prefix for each job, e.g. 'srun -c 1' (default: local)")
     parser.add_argument("--conf", default="conf/fbank.conf", help="Kaldi-style fbank options file")
+    parser.add_argument("--skip-bad-audio", action="store_true",
+                        help="leave out utterances with bad audio (listed in DATA_DIR/skipped_utts) instead of failing")
+    parser.add_argument("--allow-pipes", action="store_true", help="run 'command |' entries of wav.scp")
+    parser.add_argument("--force", action="store_true", help="recompute even when the stamp says up to date")
     parser.add_argument("data_dir")
     parser.add_argument("feat_dir", help="where the ark/scp files go")
     parser.add_argument("log_dir", help="where the per-job logs go")
     args = parser.parse_args()
 
+    from pyfunc.audio import allow_pipes
     from pyfunc.datadir import validate_data_dir
     from pyfunc.features import make_fbank
 
-    make_fbank(args.data_dir, args.conf, args.feat_dir, args.log_dir, args.nj, args.cmd)
+    allow_pipes(args.allow_pipes)
+    make_fbank(args.data_dir, args.conf, args.feat_dir, args.log_dir, args.nj, args.cmd,
+               skip_bad=args.skip_bad_audio, force=args.force)
     validate_data_dir(args.data_dir, check_wavs=False)
 
 

@@ -3,7 +3,8 @@
 
 Usage: steps/train.py --config conf/ecapa_mini.yaml --data data/mini/train --exp exp/ecapa_mini
            [--fbank-conf conf/fbank.conf]
-Rerunning resumes from the newest checkpoint in EXP/models/. After training, the main
+Rerunning resumes from the newest checkpoint in EXP/models/ (only with the config and
+data it was made with: EXP/models/.train.stamp; --allow-pipes runs wav.scp pipes). After training, the main
 process draws EXP/plots/learning_curve.png from EXP/log/history.tsv and, with
 --fbank-conf, stores the fbank options of the training features as EXP/fbank.conf (and
 EXP/untrained/fbank.conf), where the verify/embed tools and the ONNX export read them.
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--fbank-conf", default=None,
                         help="fbank options of the training features, copied into the model directories")
+    parser.add_argument("--allow-pipes", action="store_true", help="run 'command |' entries of wav.scp/feats.scp")
     args = parser.parse_args()
 
     from pyfunc.config import load_config
@@ -35,7 +37,13 @@ def main() -> None:
 
     if args.fbank_conf:
         read_kaldi_conf(args.fbank_conf)  # a bad file fails now, not after training
-    train(load_config(args.config), args.data, args.exp, args.device)
+    from pyfunc.audio import allow_pipes
+    from pyfunc.stamps import check_training_inputs
+
+    allow_pipes(args.allow_pipes)
+    config = load_config(args.config)
+    check_training_inputs(config, args.data, args.exp)  # resume only the same run (EXP/models/.train.stamp)
+    train(config, args.data, args.exp, args.device)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     exp = Path(args.exp)
