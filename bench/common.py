@@ -39,7 +39,7 @@ SIZES: dict[str, dict] = {
         "asnorm_compare_scale": 1,
     },
     "tiny": {
-        "fbank_seconds": 30.0, "fbank_utt_seconds": (1.0, 4.0), "fbank_stage_cases": ["nj1", "nj2_t1"],
+        "fbank_seconds": 30.0, "fbank_utt_seconds": (1.0, 4.0), "fbank_stage_cases": ["nj1", "nj2_t1", "fixed"],
         "train_channels": [32], "train_batch": 8, "train_frames": 50, "train_classes": 50,
         "train_warmup": 0, "train_steps": 1,
         "curve_channels": 32, "curve_steps": 2,

@@ -38,11 +38,13 @@ def bare_loop(size: dict, work: Path, threads: int | None = None) -> dict:
                         "frames": frames, "threads": torch.get_num_threads()}}
 
 
-def stage(size: dict, work: Path, nj: int, job_threads: int | None = None) -> dict:
+def stage(size: dict, work: Path, nj: int, job_threads: int | None = None, one: bool = False) -> dict:
     """Ours: ``pyfunc.features.make_fbank`` with ``nj`` jobs, timed from the call to the merged feats.scp.
 
     ``job_threads`` sets OMP_NUM_THREADS for the jobs (the environment they inherit), i.e. torch's
     intra-op threads in each job; default: unset (torch uses one thread per core in every job).
+    ``one``: on a data dir of one 1 s utterance instead, which measures the stage's fixed cost
+    (job start-up, splitting and merging).
     """
     import os
 
@@ -50,7 +52,7 @@ def stage(size: dict, work: Path, nj: int, job_threads: int | None = None) -> di
     if job_threads:
         os.environ["OMP_NUM_THREADS"] = str(job_threads)
     try:
-        return _stage(work, nj, job_threads)
+        return _stage(work, nj, job_threads, one)
     finally:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
@@ -58,18 +60,18 @@ def stage(size: dict, work: Path, nj: int, job_threads: int | None = None) -> di
             os.environ["OMP_NUM_THREADS"] = saved
 
 
-def _stage(work: Path, nj: int, job_threads: int | None) -> dict:
+def _stage(work: Path, nj: int, job_threads: int | None, one: bool) -> dict:
     from pyfunc.features import make_fbank
     from pyfunc.fileio import read_map
 
     prepared = load_prepared(work)
-    name = f"fbank_nj{nj}_t{job_threads or 0}"
+    name = f"fbank_nj{nj}_t{job_threads or 0}" + ("_one" if one else "")
     data = work / f"{name}_data"
     shutil.rmtree(data, ignore_errors=True)
-    shutil.copytree(prepared["fbank_data"], data)
+    shutil.copytree(prepared["fbank_one_data" if one else "fbank_data"], data)
     start = time.perf_counter()
     make_fbank(data, FBANK_CONF, work / name, work / f"{name}_log", nj)
     elapsed = time.perf_counter() - start
     frames = sum(int(v) for v in read_map(data / "utt2num_frames").values())
-    return {"figures": {"seconds": elapsed, "audio_per_s": prepared["fbank_audio_seconds"] / elapsed,
-                        "frames": frames}}
+    audio = 1.0 if one else prepared["fbank_audio_seconds"]
+    return {"figures": {"seconds": elapsed, "audio_seconds": audio, "audio_per_s": audio / elapsed, "frames": frames}}

@@ -31,6 +31,8 @@ def prepare(size: dict, work: Path) -> dict:
     fbank_dir = make_wav_data_dir(work, "fbank", size["fbank_seconds"], size["fbank_utt_seconds"], seed=1)
     info["fbank_data"] = str(fbank_dir)
     info["fbank_audio_seconds"] = _audio_seconds(fbank_dir)
+    one = make_wav_data_dir(work, "fbank_one", None, (1.0, 1.0), seed=7, num_utts=1)  # the stage's fixed cost
+    info["fbank_one_data"] = str(one)
 
     train_dir = make_wav_data_dir(work, "train", None, size["train_utt_seconds"], seed=2, num_utts=size["train_utts"])
     (work / "feats").mkdir(exist_ok=True)  # features of the training set for the fbank loader, in this process

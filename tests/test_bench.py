@@ -12,14 +12,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from bench.baseline_ecapa import BaselineSpeakerNet, load_from_pyfunc
 from bench.baseline_metrics import plain_asnorm, seed_metrics
+from bench.common import SIZES
 from bench.data import make_scores, make_trials
 from bench.run import build_plan, write_results_md
-from bench.common import SIZES
 from pyfunc.asnorm import asnorm_scores
 from pyfunc.config import ModelConfig
 from pyfunc.loss import AAMSoftmax
@@ -101,7 +100,7 @@ def test_plan_covers_every_benchmark() -> None:
     plan = build_plan(SIZES["full"], {"features", "train", "extract", "scoring"})
     ids = [case.id for case in plan]
     assert ids[0] == "prepare"
-    for wanted in ("fbank_bare", "fbank_bare_t1", "fbank_nj1", "fbank_nj2", "fbank_nj2_t1", "train_c512",
+    for wanted in ("fbank_bare", "fbank_bare_t1", "fbank_nj1", "fbank_nj2", "fbank_nj2_t1", "fbank_fixed", "train_c512",
                    "train_c1024", "loss_curve", "loader_wave_aug_w0", "extract_single", "extract_batched",
                    "metrics_ours_10000000", "metrics_seed_2000000", "asnorm_ours_1", "asnorm_plain_8"):
         assert wanted in ids
@@ -135,6 +134,7 @@ def test_tiny_run_produces_every_figure(tmp_path: Path) -> None:
     for case_id in fbank_cases:
         assert figures[case_id]["audio_per_s"] > 0
     assert len({figures[case_id]["frames"] for case_id in fbank_cases}) == 1  # every run saw the same audio
+    assert figures["fbank_fixed"]["frames"] == 98  # one 1 s utterance: 1 + (16000 - 400) // 160 frames
     assert figures["fbank_bare_t1"]["threads"] == 1
     for model in ("base", "seed", "fbank"):
         assert figures["train_c32"][model]["examples_per_s"] > 0
