@@ -27,10 +27,14 @@
 #   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
 #   --test-data DIR --cohort-data DIR        stages 3-6: data dirs [DATA/test, DATA/train]
+#   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
+#   --allow-pipes true|false                 stages 1-3: run 'command |' entries of wav.scp/feats.scp [false]
+#   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
 #   --top-n N                                stage 5: AS-norm top N [the model config's score.asnorm_top_n]
 #   --seed N                                 mini corpus seed [777]
 #   --train-speakers N --test-speakers N --utts-per-speaker N   mini corpus size [100 20 20]
 set -euo pipefail
+script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # for --help after the cd
 cd "$(dirname "$0")"
 . ./path.sh
 
@@ -51,6 +55,9 @@ model_dir=""
 test_data=""
 cohort_data=""
 top_n=""
+skip_bad_audio=false
+allow_pipes=false
+force=false
 seed=777
 train_speakers=100
 test_speakers=20
@@ -58,6 +65,9 @@ utts_per_speaker=20
 . utils/parse_options.sh
 
 test_data=${test_data:-$data/test}
+flag() { if [ "$2" = true ]; then echo "$1"; fi; }  # a boolean option as a flag for the steps
+pipes=$(flag --allow-pipes "$allow_pipes")
+redo=($(flag --skip-bad-audio "$skip_bad_audio") $(flag --force "$force") $pipes)
 cohort_data=${cohort_data:-$data/train}
 log() { echo "$(date '+%F %T') run.sh: $*"; }
 
@@ -70,7 +80,7 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: fbank features"
   for part in train test; do
-    steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" \
+    steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "${redo[@]}" \
       "$data/$part" "$exp/fbank/$part" "$exp/fbank/log"
   done
 fi
@@ -83,7 +93,8 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     rdzv=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint")
   fi
   torchrun "${rdzv[@]}" --nproc-per-node "$nproc_per_node" \
-    steps/train.py --config "$config" --data "$data/train" --exp "$exp" --device "$device"
+    steps/train.py --config "$config" --data "$data/train" --exp "$exp" --device "$device" \
+      --fbank-conf "$fbank_conf" $pipes
 fi
 
 if [ -n "$model_dir" ]; then
@@ -99,7 +110,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     log "stage 3: embeddings of $test_data and $cohort_data with $m"
     for d in "$test_data" "$cohort_data"; do
       steps/extract_embeddings.py --model-dir "$m" --data "$d" --out "$m/embeddings/$(basename "$d")" \
-        --nj "$nj" --cmd "$cmd" --device "$device"
+        --nj "$nj" --cmd "$cmd" --device "$device" "${redo[@]}"
     done
   done
 fi

@@ -2,11 +2,11 @@
 #   stage=0; nj=2; . utils/parse_options.sh
 # turns "--stage 3 --nj 4 --some-thing x" into stage=3 nj=4 some_thing=x for variables
 # that already exist, and stops with an error on an unknown option. "--help" prints
-# the script's header comment (its lines starting with "# ").
+# the header comment (lines starting with "# ") of $script_path, or of $0 when unset.
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
-      sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+      sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${script_path:-$0}"; exit 0 ;;
     --*=*)
       _name="${1%%=*}"; _value="${1#*=}"; shift ;;
     --*)

@@ -49,7 +49,7 @@
 #   --plots true|false                       stage 6: draw DET curves and score histograms [true]
 #   --allow-pipes auto|true|false            run wav.scp pipe commands (ffmpeg for m4a) [auto: when there are any]
 set -euo pipefail
-case "$0" in /*) ;; *) exec bash "$(cd "$(dirname "$0")" && pwd)/$(basename "$0")" "$@" ;; esac  # --help reads $0
+script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # for --help after the cd
 cd "$(dirname "$0")"
 . ./path.sh
 
