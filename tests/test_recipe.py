@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import kaldiio
@@ -87,6 +88,28 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert results.read_text() == before
     assert (exp / "scores" / "test_cosine").read_text() == cosine_scores
+
+    # stages 3-6 with a model imported from a seed checkpoint, on any data dir (the README's recipe)
+    import torch
+
+    from pyfunc.loss import AAMSoftmax
+    from pyfunc.models.ecapa import ECAPATDNN
+
+    torch.manual_seed(0)
+    state = {f"speaker_encoder.{k}": v for k, v in ECAPATDNN(64, frontend="seed").state_dict().items()}
+    state["speaker_loss.weight"] = AAMSoftmax(192, 5).weight.detach()
+    torch.save(state, tmp_path / "seed.model")
+    seed_dir = tmp_path / "seed_import"
+    imported = subprocess.run([sys.executable, str(REPO / "steps" / "import_seed_model.py"),
+                               str(tmp_path / "seed.model"), str(seed_dir)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert imported.returncode == 0, imported.stderr
+    proc = _run(["--stage", "3", "--model-dir", str(seed_dir), "--test-data", str(data / "test"),
+                 "--cohort-data", str(data / "train"), "--nj", "2", "--device", "cpu"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    crops = kaldiio.load_scp(str(seed_dir / "embeddings" / "test" / "xvector_crops.scp"))
+    assert len(crops) == 12 and next(iter(crops.values())).shape == (5, 192)  # the seed protocol
+    assert set(_results(seed_dir / "results")) == {f"{seed_dir}/scores/test_{n}" for n in ("cosine", "asnorm")}
 
 
 def test_unknown_option_fails_with_a_message(tmp_path: Path) -> None:
