@@ -79,7 +79,7 @@ def asnorm_scores(trials: TrialList | Sequence[Sequence], keys: Sequence[str], e
     trials = as_trial_list(trials)
     raw_scores = np.asarray(raw_scores, dtype=np.float64)
     if raw_scores.shape != (len(trials),):
-        raise DataError(f"{raw_scores.shape} raw scores for {len(trials)} trials")
+        raise DataError(f"{raw_scores.size} raw scores for {len(trials)} trials")
     ei, ti = trial_indices(trials, keys)
     used = np.unique(np.r_[ei, ti])  # statistics only for utterances that appear in a trial
     mean_used, std_used = cohort_stats(np.asarray(emb)[used], cohort, top_n)

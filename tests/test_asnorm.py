@@ -1,0 +1,95 @@
+"""Stage 5: AS-norm against a small example computed by hand, blockwise statistics, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyfunc.asnorm import asnorm_scores, cohort_stats, score_trials_asnorm
+from pyfunc.embeddings import write_vectors
+from pyfunc.errors import ConfigError, DataError
+from pyfunc.fileio import write_table
+
+from conftest import REPO
+
+# Cohort directions (1, 0), (0, 1), (-1, 0); top 2 of each utterance's three cohort cosines:
+#   a = (1, 0):  cosines 1, 0, -1       -> top {1, 0}:     mean 0.5, std 0.5
+#   b = (0, 2):  cosines 0, 1, 0        -> top {1, 0}:     mean 0.5, std 0.5
+#   c = (3, 4):  cosines 0.6, 0.8, -0.6 -> top {0.8, 0.6}: mean 0.7, std 0.1
+# AS-norm of a trial with raw cosine s: 0.5 * ((s - mu_e) / sd_e + (s - mu_t) / sd_t)
+#   (a, c): s = 0.6 -> 0.5 * (0.2 - 1.0) = -0.4
+#   (a, b): s = 0.0 -> 0.5 * (-1.0 - 1.0) = -1.0
+#   (b, c): s = 0.8 -> 0.5 * (0.6 + 1.0) = 0.8
+HAND = {("a", "c"): -0.4, ("a", "b"): -1.0, ("b", "c"): 0.8}
+UTTS = {"a": [1.0, 0.0], "b": [0.0, 2.0], "c": [3.0, 4.0]}
+COHORT_UTTS = {"s1-1": ("s1", [2.0, 0.0]), "s1-2": ("s1", [0.5, 0.0]), "s2-1": ("s2", [0.0, 3.0]),
+               "s3-1": ("s3", [-1.0, 0.0]), "s3-2": ("s3", [-4.0, 0.0])}
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    write_vectors(tmp_path / "emb" / "xvector.scp", list(UTTS), np.array(list(UTTS.values()), np.float32))
+    keys = sorted(COHORT_UTTS)
+    write_vectors(tmp_path / "cohort" / "xvector.scp", keys,
+                  np.array([COHORT_UTTS[k][1] for k in keys], np.float32))
+    write_table(tmp_path / "utt2spk", {k: COHORT_UTTS[k][0] for k in keys})
+    (tmp_path / "trials").write_text("".join(f"{e} {t} nontarget\n" for e, t in HAND))
+    return tmp_path
+
+
+def test_hand_computed_example(example: Path) -> None:
+    scores = score_trials_asnorm(example / "trials", example / "emb", example / "cohort", example / "utt2spk",
+                                 2, example / "scores")
+    np.testing.assert_allclose(scores, list(HAND.values()), atol=1e-6)
+    lines = [line.split() for line in (example / "scores").read_text().splitlines()]
+    assert [(e, t) for e, t, _ in lines] == list(HAND)
+    np.testing.assert_allclose([float(s) for _, _, s in lines], list(HAND.values()), atol=1e-6)
+
+
+def test_stats_by_hand_and_whole_cohort_cap() -> None:
+    cohort = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    mean, std = cohort_stats(np.array(list(UTTS.values())), cohort, 2)
+    np.testing.assert_allclose(mean, [0.5, 0.5, 0.7], atol=1e-12)
+    np.testing.assert_allclose(std, [0.5, 0.5, 0.1], atol=1e-12)
+    mean, std = cohort_stats(np.array([[1.0, 0.0]]), cohort, 50)  # capped at the 3 speakers
+    np.testing.assert_allclose([mean[0], std[0]], [0.0, np.sqrt(2 / 3)], atol=1e-12)
+
+
+def test_blockwise_stats_equal_one_block() -> None:
+    rng = np.random.default_rng(0)
+    emb, cohort = rng.standard_normal((300, 16)), rng.standard_normal((50, 16))
+    whole = cohort_stats(emb, cohort, 10)
+    blocks = cohort_stats(emb, cohort, 10, max_block_bytes=8 * 50 * 7)  # 7 rows a block
+    np.testing.assert_allclose(blocks, whole, atol=1e-15)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    top = np.sort(unit @ (cohort / np.linalg.norm(cohort, axis=1, keepdims=True)).T, axis=1)[:, -10:]
+    np.testing.assert_allclose(whole, (top.mean(1), top.std(1)), atol=1e-12)
+
+
+def test_errors() -> None:
+    cohort = np.array([[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ConfigError, match="top_n must be at least 2"):
+        cohort_stats(np.ones((1, 2)), cohort, 1)
+    with pytest.raises(DataError, match="at least 2 speakers"):
+        cohort_stats(np.ones((1, 2)), cohort[:1], 2)
+    with pytest.raises(DataError, match="2 raw scores for 1 trials"):
+        asnorm_scores([("a", "b")], ["a", "b"], np.eye(2), cohort, 2, np.zeros(2))
+
+
+def test_cli_takes_top_n_from_the_config(example: Path) -> None:
+    (example / "config.yaml").write_text("score:\n  asnorm_top_n: 2\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, str(REPO / "steps" / "score_asnorm.py"), "--trials", str(example / "trials"),
+           "--embeddings", str(example / "emb"), "--cohort", str(example / "cohort"),
+           "--cohort-utt2spk", str(example / "utt2spk"), "--out", str(example / "cli_scores")]
+    proc = subprocess.run(cmd + ["--config", str(example / "config.yaml")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    got = [float(line.split()[2]) for line in (example / "cli_scores").read_text().splitlines()]
+    np.testing.assert_allclose(got, list(HAND.values()), atol=1e-6)
+    proc = subprocess.run(cmd + ["--top-n", "1"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "top_n must be at least 2" in proc.stderr
