@@ -19,7 +19,7 @@ SIZES: dict[str, dict] = {
     "full": {
         "fbank_seconds": 900.0, "fbank_utt_seconds": (3.0, 15.0),
         "train_channels": [512, 1024], "train_batch": 32, "train_frames": 200, "train_classes": 5994,
-        "train_warmup": 1, "train_steps": 2,
+        "train_warmup": 1, "train_steps": 4, "train_steps_by_channels": {1024: 3},
         "curve_channels": 256, "curve_steps": 3,
         "loader_batches": 12, "loader_workers": [0, 2], "train_utts": 128, "train_utt_seconds": (4.0, 10.0),
         "extract_channels": 1024, "extract_utts": 32, "extract_utt_seconds": (1.0, 20.0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -103,7 +104,11 @@ def step_speed(size: dict, work: Path, channels: int) -> dict:
         summary = summarise_times(wall[name])
         figures[name] = {**summary, "examples_per_s": batch / summary["best_s"],
                          "examples_per_s_median": batch / summary["median_s"],
-                         "examples_per_cpu_s": batch / min(cpu[name]), "peak_rss_mb": peak[name]}
+                         "examples_per_cpu_s": batch / min(cpu[name]), "peak_rss_mb": peak[name],
+                         # speed-up over the baseline step taken just before, round by round (median):
+                         # the least sensitive to load that comes and goes
+                         "speedup_vs_base": statistics.median(b / t for b, t in zip(wall["base"], wall[name])),
+                         "speedup_vs_base_cpu": statistics.median(b / t for b, t in zip(cpu["base"], cpu[name]))}
     return {"figures": figures}
 
 

@@ -139,6 +139,8 @@ def test_tiny_run_produces_every_figure(tmp_path: Path) -> None:
     for model in ("base", "seed", "fbank"):
         assert figures["train_c32"][model]["examples_per_s"] > 0
         assert figures["train_c32"][model]["examples_per_cpu_s"] > 0
+        assert figures["train_c32"][model]["speedup_vs_base"] > 0
+    assert figures["train_c32"]["base"]["speedup_vs_base"] == 1.0
     assert figures["loss_curve"]["max_rel_diff"] < 1e-3  # same weights, same batches: the same losses
     assert figures["loader_wave_aug_w0"]["chunk_shape"] == [8, 50 * 160 + 240]
     assert figures["loader_fbank_w0"]["chunk_shape"] == [8, 50, 80]
