@@ -10,10 +10,11 @@ from bench.common import FBANK_CONF
 from bench.prepare import load_prepared
 
 
-def bare_loop(size: dict, work: Path, threads: int | None = None) -> dict:
+def bare_loop(size: dict, work: Path, threads: int | None = None, big: bool = False) -> dict:
     """Baseline: read each wav with soundfile and call ``torchaudio.compliance.kaldi.fbank``; nothing written.
 
-    ``threads`` sets torch's intra-op threads (default: torch's own choice, one per core).
+    ``threads`` sets torch's intra-op threads (default: torch's own choice, one per core);
+    ``big``: on the larger set of files (``fbank_big_seconds``).
     """
     import soundfile
     import torch
@@ -26,7 +27,8 @@ def bare_loop(size: dict, work: Path, threads: int | None = None) -> dict:
 
     prepared = load_prepared(work)
     options = read_kaldi_conf(FBANK_CONF)
-    wavs = read_scp(Path(prepared["fbank_data"]) / "wav.scp")
+    data = "fbank_big" if big else "fbank"
+    wavs = read_scp(Path(prepared[f"{data}_data"]) / "wav.scp")
     frames = 0
     start = time.perf_counter()
     for utt in sorted(wavs):
@@ -34,17 +36,19 @@ def bare_loop(size: dict, work: Path, threads: int | None = None) -> dict:
         with torch.no_grad():
             frames += kaldi.fbank(torch.from_numpy(samples).unsqueeze(0) * 32768.0, **options).shape[0]
     elapsed = time.perf_counter() - start
-    return {"figures": {"seconds": elapsed, "audio_per_s": prepared["fbank_audio_seconds"] / elapsed,
+    audio = prepared[f"{data}_audio_seconds"]
+    return {"figures": {"seconds": elapsed, "audio_seconds": audio, "audio_per_s": audio / elapsed,
                         "frames": frames, "threads": torch.get_num_threads()}}
 
 
-def stage(size: dict, work: Path, nj: int, job_threads: int | None = None, one: bool = False) -> dict:
+def stage(size: dict, work: Path, nj: int, job_threads: int | None = None, one: bool = False,
+          big: bool = False) -> dict:
     """Ours: ``pyfunc.features.make_fbank`` with ``nj`` jobs, timed from the call to the merged feats.scp.
 
     ``job_threads`` sets OMP_NUM_THREADS for the jobs (the environment they inherit), i.e. torch's
     intra-op threads in each job; default: unset (torch uses one thread per core in every job).
     ``one``: on a data dir of one 1 s utterance instead, which measures the stage's fixed cost
-    (job start-up, splitting and merging).
+    (job start-up, splitting and merging); ``big``: on the larger set of files.
     """
     import os
 
@@ -52,7 +56,7 @@ def stage(size: dict, work: Path, nj: int, job_threads: int | None = None, one: 
     if job_threads:
         os.environ["OMP_NUM_THREADS"] = str(job_threads)
     try:
-        return _stage(work, nj, job_threads, one)
+        return _stage(work, nj, job_threads, one, big)
     finally:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
@@ -60,18 +64,19 @@ def stage(size: dict, work: Path, nj: int, job_threads: int | None = None, one: 
             os.environ["OMP_NUM_THREADS"] = saved
 
 
-def _stage(work: Path, nj: int, job_threads: int | None, one: bool) -> dict:
+def _stage(work: Path, nj: int, job_threads: int | None, one: bool, big: bool) -> dict:
     from pyfunc.features import make_fbank
     from pyfunc.fileio import read_map
 
     prepared = load_prepared(work)
-    name = f"fbank_nj{nj}_t{job_threads or 0}" + ("_one" if one else "")
+    source = "fbank_one" if one else "fbank_big" if big else "fbank"
+    name = f"{source}_nj{nj}_t{job_threads or 0}"
     data = work / f"{name}_data"
     shutil.rmtree(data, ignore_errors=True)
-    shutil.copytree(prepared["fbank_one_data" if one else "fbank_data"], data)
+    shutil.copytree(prepared[f"{source}_data"], data)
     start = time.perf_counter()
     make_fbank(data, FBANK_CONF, work / name, work / f"{name}_log", nj)
     elapsed = time.perf_counter() - start
     frames = sum(int(v) for v in read_map(data / "utt2num_frames").values())
-    audio = 1.0 if one else prepared["fbank_audio_seconds"]
+    audio = 1.0 if one else prepared[f"{source}_audio_seconds"]
     return {"figures": {"seconds": elapsed, "audio_seconds": audio, "audio_per_s": audio / elapsed, "frames": frames}}

@@ -31,6 +31,11 @@ def prepare(size: dict, work: Path) -> dict:
     fbank_dir = make_wav_data_dir(work, "fbank", size["fbank_seconds"], size["fbank_utt_seconds"], seed=1)
     info["fbank_data"] = str(fbank_dir)
     info["fbank_audio_seconds"] = _audio_seconds(fbank_dir)
+    if size.get("fbank_big_seconds"):
+        big = make_wav_data_dir(work, "fbank_big", size["fbank_big_seconds"], size["fbank_utt_seconds"], seed=8)
+        info["fbank_big_data"], info["fbank_big_audio_seconds"] = str(big), _audio_seconds(big)
+    else:
+        info["fbank_big_data"], info["fbank_big_audio_seconds"] = info["fbank_data"], info["fbank_audio_seconds"]
     one = make_wav_data_dir(work, "fbank_one", None, (1.0, 1.0), seed=7, num_utts=1)  # the stage's fixed cost
     info["fbank_one_data"] = str(one)
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Profiles behind the analysis in bench/RESULTS.md (where the time of a missed target goes).
 
-    python bench/profile_stages.py train --channels 512 --threads 1           # torch.profiler: ours and the baseline
-    python bench/profile_stages.py train --channels 512 --threads 1 --bf16    # ours under CPU bfloat16 autocast too
-    python bench/profile_stages.py fbank --threads 1 2                        # kaldi.fbank speed per intra-op thread count
-    python bench/profile_stages.py extract --channels 1024 --threads 1        # batched vs one at a time, CPU seconds
+    python bench/profile_stages.py train --channels 1024             # torch.profiler: ours and the baseline
+    python bench/profile_stages.py train --channels 1024 --bf16      # ours under CPU bfloat16 autocast too
+    python bench/profile_stages.py fbank --threads 1 2               # kaldi.fbank per intra-op thread count
+    python bench/profile_stages.py extract --channels 1024           # batched vs one at a time, CPU seconds
 
 CPU seconds (``time.process_time``) are given next to wall seconds: on a machine shared
 with other work they measure the work itself, where the wall clock also measures the load.
