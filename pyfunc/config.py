@@ -70,6 +70,8 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimiser step and process
     checkpoint_interval: int = 0  # also checkpoint every N steps within an epoch (0: at epoch ends only)
     keep_checkpoints: int = 0  # epoch checkpoints to keep (0: all)
+    eval_data: str = ""  # Kaldi data dir with a labelled trials file: EER during training ("": no evaluation)
+    eval_interval: int = 1  # evaluate every N epochs (and always after the last one) when eval_data is set
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -212,6 +212,31 @@ def crop_length(config_extract, frontend: str) -> int:
     return frames * SEED_HOP + (SEED_WIN - SEED_HOP) if frontend == "seed" else frames
 
 
+def embed_data_dir(model: ECAPATDNN, data_dir: PathLike, keys: Sequence[str], batch_frames: int,
+                   crop: int | None = None, num_crops: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """In-memory embeddings of the utterances ``keys`` of ``data_dir`` with a model already built (eval mode).
+
+    The same reading, pooling and length batching as :func:`extract_embeddings` (which
+    writes to disk from a model dir); used for evaluation during training. Returns the
+    full-utterance embeddings (len(keys), embed_dim) in ``keys`` order and, when ``crop``
+    is given (seed protocol, see :func:`crop_length`), the crop embeddings
+    (len(keys), num_crops, embed_dim). Bad input or an unlisted key is a DataError.
+    """
+    source = _Source(Path(data_dir), model)
+    unknown = [key for key in keys if key not in source.table]
+    if unknown:
+        raise DataError(f"{source.path}: {len(unknown)} requested utterance(s) not listed, e.g. {unknown[:3]}")
+    if batch_frames < 1:
+        raise ConfigError(f"batch_frames must be positive, got {batch_frames}")
+    fulls, crops = [], []
+    for pool in _pools(_read_ahead(list(keys), source.load), source.frames, POOL_BATCHES * batch_frames):
+        full, crop_emb = _embed_pool(model, source, pool, batch_frames, crop, num_crops)
+        fulls.append(full)
+        crops.append(crop_emb)
+    full = np.concatenate(fulls) if fulls else np.zeros((0, model.embed_dim), dtype=np.float32)
+    return full, (np.concatenate(crops) if crop is not None and crops else None)
+
+
 def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, protocol: str = "auto",
                        device: str | torch.device = "auto", batch_frames: int | None = None,
                        utts: Iterable[str] | None = None, progress: Callable[[int], None] | None = None,

@@ -173,9 +173,11 @@ def text_digest(path: PathLike) -> str | None:
 
 # Config keys that may change between a run and its resumption: they do not change what
 # is learnt from the examples (the effective batch stays train.batch_size whatever the
-# number of processes and train.grad_accum), or they only say how long to train or log.
+# number of processes and train.grad_accum), or they only say how long to train, what to log
+# or what to evaluate on (train.eval_data, train.eval_interval: evaluation leaves training as it is).
 RESUME_SAFE_KEYS = ("train.epochs", "train.num_workers", "train.log_interval", "train.checkpoint_interval",
-                    "train.keep_checkpoints", "train.grad_accum", "model.num_classes")
+                    "train.keep_checkpoints", "train.grad_accum", "train.eval_data", "train.eval_interval",
+                    "model.num_classes")
 
 
 def _drop(tree: dict, dotted: str) -> None:

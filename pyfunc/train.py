@@ -4,6 +4,13 @@ The global batch (``train.batch_size``) is the same whatever the number of
 processes: each of W processes takes ``batch_size / (W * grad_accum)`` examples
 per micro-batch, so the learning rate needs no change when W changes. Only rank
 0 writes checkpoints and logs. Rerunning resumes from the newest checkpoint.
+
+With ``train.eval_data`` set, rank 0 scores that data dir's ``trials`` after every
+``train.eval_interval``-th epoch (and the last) once its checkpoint is written: in-memory
+embeddings with the stage-3 batching and the config's ``extract.protocol``, stage-4 cosine
+(or seed) scores and the stage-6 EER, logged and written to the ``eer`` column of
+``EXP/log/history.tsv`` (``-`` for epochs not evaluated). The RNG states are restored
+afterwards, so training is the same with or without evaluation.
 """
 
 from __future__ import annotations
@@ -26,10 +33,14 @@ from pyfunc.checkpoint import (latest_checkpoint, load_checkpoint, progress_of, 
                                set_rng_states)
 from pyfunc.config import Config, save_config
 from pyfunc.device import pick_device
-from pyfunc.errors import ConfigError, PyfuncError
-from pyfunc.fileio import write_lines
+from pyfunc.errors import ConfigError, DataError, PyfuncError
+from pyfunc.extract import crop_length, embed_data_dir
+from pyfunc.fileio import read_scp, write_lines
 from pyfunc.loss import AAMSoftmax
+from pyfunc.metrics import compute_eer
 from pyfunc.model_dir import build_encoder, load_state_checked, save_model_dir
+from pyfunc.models.ecapa import ECAPATDNN
+from pyfunc.scoring import TrialList, cosine_scores, read_trial_list, seed_scores
 from pyfunc.train_checks import check_gradients, check_replicas_agree, numerical_fault
 from pyfunc.train_data import ChunkDataset, EpochBatches, load_training_set
 
@@ -103,6 +114,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     cfg = config.train
     mode = "fbank" if config.model.frontend == "fbank" else "wave"
     data = load_training_set(data_dir, mode)
+    eval_set = load_eval_set(config)  # on every rank: a bad eval set fails before training, everywhere
     config.model.num_classes = len(data.speakers)
     if config.train.precision == "bf16" and dist.device.type != "cuda" and dist.is_main:
         logger.warning("train.precision bf16 applies on CUDA only; training in float32 on %s", dist.device)
@@ -140,6 +152,14 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         sampler.set_epoch(epoch, start_step)
         _train_epoch(config, epoch, start_step, model, net, optimizer, scheduler, loader, sampler, dist, models_dir)
         start_step = 0
+        if eval_set is not None and (epoch % cfg.eval_interval == 0 or epoch == cfg.epochs):
+            if dist.is_main:
+                eer = evaluate_eer(net.encoder, eval_set, config)
+                logger.info("epoch %d: EER %.2f%% on %s (%.1f s)", epoch, eer, eval_set.data_dir,
+                            eval_set.last_seconds)
+                _record_eer(exp_dir, epoch, eer)
+            if dist.world_size > 1:  # the other ranks wait here while rank 0 evaluates
+                torch_dist.barrier()
     if dist.is_main:
         save_model_dir(exp_dir, config, net.encoder, net.head)
         logger.info("wrote the trained model to %s", exp_dir / "model.pt")
@@ -225,13 +245,105 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
     _save(models_dir, net, optimizer, scheduler, epoch, 0, sampler, dist, cfg.keep_checkpoints)
 
 
+@dataclass
+class EvalSet:
+    """The labelled trials of ``train.eval_data`` and the utterances they need."""
+
+    data_dir: Path
+    trials: TrialList
+    labels: np.ndarray
+    keys: list[str]
+    last_seconds: float = 0.0
+
+
+def load_eval_set(config: Config) -> EvalSet | None:
+    """The evaluation data of ``train.eval_data`` (None when empty), checked before training starts."""
+    cfg = config.train
+    if not cfg.eval_data:
+        return None
+    if cfg.eval_interval < 1:
+        raise ConfigError(f"train.eval_interval must be at least 1, got {cfg.eval_interval}")
+    data_dir = Path(cfg.eval_data)
+    if not data_dir.is_dir():
+        raise ConfigError(f"train.eval_data: {data_dir} is not a directory")
+    path = data_dir / "trials"
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (train.eval_data needs a labelled trials file)")
+    trials = read_trial_list(path)
+    unlabelled = [i for i, label in enumerate(trials.labels) if label is None]
+    if unlabelled:
+        raise DataError(f"{trials.where(unlabelled[0])}: missing target/nontarget label (train.eval_data)")
+    labels = np.asarray(trials.labels, dtype=bool)
+    if labels.all() or not labels.any():
+        raise DataError(f"{path}: the EER needs both target and nontarget trials")
+    table = data_dir / ("wav.scp" if config.model.frontend == "seed" else "feats.scp")
+    if not table.is_file():
+        raise DataError(f"{table}: file not found (train.eval_data for the {config.model.frontend} front end)")
+    listed = read_scp(table)
+    missing = [key for key in trials.utterances if key not in listed]
+    if missing:
+        raise DataError(f"{table}: {len(missing)} utterance(s) of {path} not listed, e.g. {missing[:3]}")
+    return EvalSet(data_dir, trials, labels, trials.utterances)
+
+
+def evaluate_eer(encoder: ECAPATDNN, eval_set: EvalSet, config: Config) -> float:
+    """EER (%) of the eval trials with ``encoder`` as it is now, scored as stages 3, 4 and 6 would.
+
+    The encoder runs in eval mode and is put back in the mode it was in; the RNG states
+    are restored, so evaluating leaves the training run unchanged.
+    """
+    start = time.perf_counter()
+    was_training = encoder.training
+    saved = rng_states()
+    encoder.eval()
+    try:
+        seed = config.extract.protocol == "seed"
+        crop = crop_length(config.extract, encoder.frontend) if seed else None
+        full, crops = embed_data_dir(encoder, eval_set.data_dir, eval_set.keys, config.extract.batch_frames,
+                                     crop, config.extract.num_crops)
+        scores = seed_scores(eval_set.trials, eval_set.keys, full, crops) if seed else \
+            cosine_scores(eval_set.trials, eval_set.keys, full)
+    finally:
+        encoder.train(was_training)
+        set_rng_states(saved)
+    eval_set.last_seconds = time.perf_counter() - start
+    return compute_eer(scores, eval_set.labels)[0]
+
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "lr", "examples_per_s")
+
+
+def _history_rows(path: Path) -> tuple[list[str], dict[int, dict[str, str]]]:
+    if not path.is_file():
+        return list(HISTORY_COLUMNS), {}
+    lines = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+    header = lines[0] if lines else list(HISTORY_COLUMNS)
+    return header, {int(cells[0]): dict(zip(header, cells)) for cells in lines[1:]}
+
+
+def _write_history(path: Path, header: list[str], rows: dict[int, dict[str, str]]) -> None:
+    write_lines(path, ["\t".join(header)] + ["\t".join(rows[epoch].get(name, "-") for name in header)
+                                             for epoch in sorted(rows)])
+
+
 def _append_history(exp_dir: Path, epoch: int, loss: float, accuracy: float, lr: float, speed: float) -> None:
-    """One line per epoch in ``exp_dir/log/history.tsv`` (read back for learning curves)."""
+    """One line per epoch in ``exp_dir/log/history.tsv`` (read back for learning curves); an ``eer``
+    column, once there, holds ``-`` until :func:`_record_eer` fills it in."""
     path = exp_dir / "log" / "history.tsv"
-    lines = path.read_text().splitlines() if path.is_file() else ["epoch\tloss\taccuracy\tlr\texamples_per_s"]
-    lines = [line for line in lines if not line.startswith(f"{epoch}\t")]
-    lines.append(f"{epoch}\t{loss:.6f}\t{accuracy:.4f}\t{lr:.6g}\t{speed:.2f}")
-    write_lines(path, lines)
+    header, rows = _history_rows(path)
+    rows[epoch] = {"epoch": str(epoch), "loss": f"{loss:.6f}", "accuracy": f"{accuracy:.4f}", "lr": f"{lr:.6g}",
+                   "examples_per_s": f"{speed:.2f}"}
+    _write_history(path, header, rows)
+
+
+def _record_eer(exp_dir: Path, epoch: int, eer: float) -> None:
+    """Set the ``eer`` cell (percent) of ``epoch`` in the history, adding the column when missing."""
+    path = exp_dir / "log" / "history.tsv"
+    header, rows = _history_rows(path)
+    if "eer" not in header:
+        header.append("eer")
+    rows.setdefault(epoch, {"epoch": str(epoch)})["eer"] = f"{eer:.6f}"
+    _write_history(path, header, rows)
 
 
 def _save(models_dir: Path, net: SpeakerNet, optimizer, scheduler, epochs_done: int, step: int,
