@@ -13,6 +13,8 @@ output; after a success the arks of earlier runs are removed and the stamp
 
 from __future__ import annotations
 
+import os
+
 import logging
 import secrets
 import shutil
@@ -49,6 +51,7 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
     total = len(load_data_dir(data_dir).utt2spk)
     parts = split_data_dir(data_dir, num_jobs)
     gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
+    cpu_threads = max(1, (os.cpu_count() or 1) // len(parts))
     jobs, job_dirs = [], []
     for job, part in enumerate(parts, start=1):
         job_dir = out_dir / str(job)
@@ -61,7 +64,12 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
             args += ["--onnx", str(onnx)]
         if skip_bad:
             args.append("--skip-bad-audio")
-        env = {"CUDA_VISIBLE_DEVICES": str((job - 1) % gpus)} if gpus > 1 else None
+        if gpus > 1:
+            env = {"CUDA_VISIBLE_DEVICES": str((job - 1) % gpus)}
+        elif gpus == 0 and not cmd and "OMP_NUM_THREADS" not in os.environ:
+            env = {"OMP_NUM_THREADS": str(cpu_threads)}  # local CPU jobs share the cores, not oversubscribe them
+        else:
+            env = None
         jobs.append(Job(worker_command(*args, str(part), str(job_dir)),
                         out_dir.parent / "log" / f"extract.{job}.log", out_dir / f".progress.{job}", env))
     bad = BadInputs()
