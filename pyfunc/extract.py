@@ -154,12 +154,19 @@ def _read_ahead(keys: Sequence[str], load: Callable[[str], np.ndarray], ahead: i
                 future.cancel()
 
 
-def _length_batches(sizes: Sequence[int], batch_frames: int) -> list[list[int]]:
-    """Indices sorted by size (longest first) in batches with count * longest <= batch_frames (at least one)."""
+MAX_PADDING = 0.2  # an utterance joins a batch only if padding it to the batch's longest adds at most 20 %
+
+
+def _length_batches(sizes: Sequence[int], batch_frames: int, max_padding: float = MAX_PADDING
+                    ) -> list[list[int]]:
+    """Indices sorted by size (longest first) in batches with count * longest <= batch_frames (at least one),
+    each member at least ``(1 - max_padding)`` of the batch's longest, so padding wastes little compute."""
     order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
     batches: list[list[int]] = []
     for index in order:
-        if batches and (len(batches[-1]) + 1) * sizes[batches[-1][0]] <= batch_frames:
+        longest = sizes[batches[-1][0]] if batches else 0
+        if (batches and (len(batches[-1]) + 1) * longest <= batch_frames
+                and sizes[index] >= (1.0 - max_padding) * longest):
             batches[-1].append(index)
         else:
             batches.append([index])

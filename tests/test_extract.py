@@ -181,3 +181,17 @@ def test_cli(tmp_path):
                              str(tmp_path / "data"), "--out", str(tmp_path / "emb2")],
                             capture_output=True, text=True, cwd=ROOT, env=env)
     assert result.returncode == 1 and "model directory not found" in result.stderr
+
+
+def test_length_batches_bound_size_and_padding():
+    from pyfunc.extract import _length_batches
+
+    sizes = [int(x) for x in np.random.default_rng(0).integers(100, 2000, size=300)]
+    batches = _length_batches(sizes, 6000)
+    assert sorted(i for batch in batches for i in batch) == list(range(300))
+    for batch in batches:
+        longest = max(sizes[i] for i in batch)
+        assert sizes[batch[0]] == longest
+        assert len(batch) == 1 or len(batch) * longest <= 6000
+        assert min(sizes[i] for i in batch) >= 0.8 * longest
+    assert max(len(batch) for batch in batches) > 1
