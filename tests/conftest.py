@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,18 @@ from pyfunc.audio import write_wav
 from pyfunc.datadir import DataDir, write_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+
+
+def _shared_dir() -> Path:
+    """shared/ (seed reference data): $PYFUNC_SHARED, else beside the checkout, else /work/shared."""
+    candidates = [os.environ.get("PYFUNC_SHARED"), REPO.parent / "shared", "/work/shared"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "reference").is_dir():
+            return Path(candidate)
+    return REPO.parent / "shared"
+
+
+SHARED = _shared_dir()
 
 
 def tone_wav(path: Path, seconds: float, freq: float, seed: int, rate: int = 16000) -> Path:

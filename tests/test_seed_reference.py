@@ -21,8 +21,10 @@ from pyfunc.model_dir import load_model_dir, load_model_dir_with_head, save_mode
 from pyfunc.models.ecapa import ECAPATDNN
 from pyfunc.seed_checkpoint import export_seed_checkpoint, import_seed_checkpoint
 
+from conftest import SHARED
+
 ROOT = Path(__file__).resolve().parents[1]
-REF = Path("/work/shared/reference")
+REF = SHARED / "reference"
 CHECKPOINT = REF / "seed_ecapa_c1024.model"
 pytestmark = pytest.mark.skipif(not CHECKPOINT.is_file(), reason="seed reference data not available")
 
