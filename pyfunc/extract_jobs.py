@@ -13,8 +13,6 @@ output; after a success the arks of earlier runs are removed and the stamp
 
 from __future__ import annotations
 
-import os
-
 import logging
 import secrets
 import shutil
@@ -30,8 +28,8 @@ from pyfunc.badinput import BAD_LIST_NAME, SKIPPED_NAME, BadInputs, check_trials
 from pyfunc.datadir import load_data_dir, split_data_dir
 from pyfunc.errors import PyfuncError
 from pyfunc.fileio import PathLike, atomic_paths, read_scp, remove_temporaries
-from pyfunc.jobs import Job, run_jobs, worker_command
-from pyfunc.stamps import EXTRACT_STAMP, FBANK_STAMP, make_stamp, refuse_stale, why_not_current, write_stamp
+from pyfunc.jobs import Job, local_thread_env, run_jobs, worker_command
+from pyfunc.stamps import EXTRACT_STAMP, FBANK_STAMP, make_stamp, needs_work, refuse_stale, write_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +49,6 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
     total = len(load_data_dir(data_dir).utt2spk)
     parts = split_data_dir(data_dir, num_jobs)
     gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
-    cpu_threads = max(1, (os.cpu_count() or 1) // len(parts))
     jobs, job_dirs = [], []
     for job, part in enumerate(parts, start=1):
         job_dir = out_dir / str(job)
@@ -66,10 +63,8 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
             args.append("--skip-bad-audio")
         if gpus > 1:
             env = {"CUDA_VISIBLE_DEVICES": str((job - 1) % gpus)}
-        elif gpus == 0 and not cmd and "OMP_NUM_THREADS" not in os.environ:
-            env = {"OMP_NUM_THREADS": str(cpu_threads)}  # local CPU jobs share the cores, not oversubscribe them
         else:
-            env = None
+            env = local_thread_env(len(parts), cmd) if gpus == 0 else None
         jobs.append(Job(worker_command(*args, str(part), str(job_dir)),
                         out_dir.parent / "log" / f"extract.{job}.log", out_dir / f".progress.{job}", env))
     bad = BadInputs()
@@ -135,13 +130,9 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     inputs += [Path(onnx)] if onnx is not None else []
     deep = _deep_inputs(table, frontend)
     stamp_path = out_dir / EXTRACT_STAMP
-    if not force:
-        reason = why_not_current(stamp_path, "extract_embeddings", params, inputs, deep)
-        if reason is None:
-            logger.info("%s: embeddings are up to date (stamp %s); nothing to do (--force recomputes)",
-                        out_dir / "xvector.scp", stamp_path)
-            return False
-        logger.info("%s: extracting embeddings (%s)", out_dir / "xvector.scp", reason)
+    if not needs_work(stamp_path, "extract_embeddings", params, inputs, deep, out_dir / "xvector.scp", "embeddings",
+                      force):
+        return False
     # The old stamp stays: it describes the old outputs, which stay until the new ones replace them.
     run_dir = out_dir / f"parts.{secrets.token_hex(4)}"
     try:

@@ -168,8 +168,8 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     from pyfunc.datadir import split_data_dir, validate_data_dir
     from pyfunc.errors import PyfuncError
     from pyfunc.fileio import atomic_paths, read_map, remove_temporaries
-    from pyfunc.jobs import Job, run_jobs, worker_command
-    from pyfunc.stamps import FBANK_STAMP, make_stamp, why_not_current, write_stamp
+    from pyfunc.jobs import Job, local_thread_env, run_jobs, worker_command
+    from pyfunc.stamps import FBANK_STAMP, make_stamp, needs_work, write_stamp
 
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)
     options = read_kaldi_conf(conf)  # fail here, not in every job
@@ -180,13 +180,8 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     params = {"fbank": options, "skip_bad_audio": skip_bad, "feat_dir": str(feat_dir), "min_frames": MIN_FRAMES}
     inputs = [data_dir / "wav.scp", data_dir / "utt2spk", data_dir / "utt2aug", Path(conf), *trials]
     audio = sorted({entry for entry in data.wav_scp.values() if not is_pipe(entry)})
-    if not force:
-        reason = why_not_current(stamp_path, "make_fbank", params, inputs, audio)
-        if reason is None:
-            logger.info("%s: features are up to date (stamp %s); nothing to do (--force recomputes)",
-                        data_dir / "feats.scp", stamp_path)
-            return False
-        logger.info("%s: computing features (%s)", data_dir / "feats.scp", reason)
+    if not needs_work(stamp_path, "make_fbank", params, inputs, audio, data_dir / "feats.scp", "features", force):
+        return False
     # The old stamp stays: it describes the old outputs, which stay until the new ones replace them.
     parts = split_data_dir(data_dir, num_jobs)
     split_utt2aug(data_dir, parts)
@@ -202,7 +197,8 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
         progress = log_dir / f".progress.{name}.{job}"
         args = ["fbank", "--conf", str(conf), "--progress", str(progress), "--bad-list", str(part / BAD_LIST_NAME)]
         jobs.append(Job(worker_command(*args, *(["--skip-bad-audio"] if skip_bad else []), str(part), str(ark),
-                                       str(scp)), log_dir / f"make_fbank_{name}.{job}.log", progress))
+                                       str(scp)), log_dir / f"make_fbank_{name}.{job}.log", progress,
+                        local_thread_env(len(parts), cmd)))
     bad = BadInputs()
     try:
         try:

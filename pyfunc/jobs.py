@@ -38,6 +38,18 @@ def worker_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pyfunc.workers", *args]
 
 
+def local_thread_env(num_jobs: int, cmd: str = "") -> dict[str, str] | None:
+    """Environment giving each of ``num_jobs`` local jobs its share of the cores (OMP_NUM_THREADS).
+
+    N jobs that each use every core oversubscribe the machine (per-utterance fbank runs
+    10-30x slower then). Nothing is set for a cluster launcher (``cmd``), which places
+    jobs itself, or when the user has set OMP_NUM_THREADS.
+    """
+    if cmd or "OMP_NUM_THREADS" in os.environ:
+        return None
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, num_jobs)))}
+
+
 def read_progress(path: Path | None) -> int:
     if path is None:
         return 0

@@ -35,12 +35,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from pyfunc.fileio import PathLike, atomic_open
+
+logger = logging.getLogger(__name__)
 
 STAMP_VERSION = 1
 FBANK_STAMP = ".fbank.stamp"  # in the data directory, beside the feats.scp that stage 1 wrote
@@ -139,6 +142,20 @@ def why_not_current(path: PathLike, stage: str, params: Mapping, inputs: Iterabl
     if changed_files:
         return f"output {changed_files[0]} is missing or changed"
     return None
+
+
+def needs_work(path: PathLike, stage: str, params: Mapping, inputs: Iterable[PathLike],
+               deep_inputs: Iterable[PathLike], output: PathLike, what: str, force: bool = False) -> bool:
+    """Whether a stage must (re)make ``output``: logs why, or that ``what`` is up to date and nothing is done."""
+    if force:
+        logger.info("%s: recomputing %s (--force)", output, what)
+        return True
+    reason = why_not_current(path, stage, params, inputs, deep_inputs)
+    if reason is None:
+        logger.info("%s: %s are up to date (stamp %s); nothing to do (--force recomputes)", output, what, path)
+        return False
+    logger.info("%s: computing %s (%s)", output, what, reason)
+    return True
 
 
 def stale_inputs(path: PathLike) -> list[str]:

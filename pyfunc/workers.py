@@ -16,11 +16,8 @@ from pyfunc.jobs import ProgressReporter
 def _fbank(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    import torch
-
     from pyfunc.features import make_fbank_job, write_utt2num_frames
 
-    torch.set_num_threads(1)  # per-utterance fbank is 10-30x slower with intra-op threads; jobs give parallelism
     progress = ProgressReporter(args.progress)
     num_frames = make_fbank_job(args.data, args.conf, args.ark, args.scp, progress=progress,
                                 skip_bad=args.skip_bad_audio, bad_list=args.bad_list)
