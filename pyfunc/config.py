@@ -65,7 +65,7 @@ class TrainConfig:
     specaug_freq: int = 8  # frequency mask width drawn from [0, specaug_freq)
     num_workers: int = 2
     seed: int = 1234
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast on CUDA)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass, CUDA or CPU)
     log_interval: int = 50  # steps between progress log lines
     grad_accum: int = 1  # micro-batches per optimiser step and process
     checkpoint_interval: int = 0  # also checkpoint every N steps within an epoch (0: at epoch ends only)

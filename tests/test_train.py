@@ -170,3 +170,21 @@ def test_seed_frontend_trains_on_the_mini_corpus_waveforms(tmp_path: Path) -> No
     extract_embeddings(tmp_path / "exp", tmp_path / "mini" / "test", tmp_path / "emb", device="cpu")
     emb = kaldiio.load_scp(str(tmp_path / "emb" / "xvector.scp"))
     assert len(emb) == 8 and all(np.isfinite(np.asarray(v)).all() for v in emb.values())
+
+
+def test_bf16_autocast_on_the_cpu(tmp_path: Path) -> None:
+    """train.precision: bf16 autocasts the forward pass on the CPU too: float32 weights, a loss near fp32's."""
+    data = _feature_data_dir(tmp_path / "feats")
+    losses, weights = {}, {}
+    for precision in ("fp32", "bf16"):
+        proc = _run_train(_config(tmp_path / f"{precision}.yaml", epochs=1, precision=precision), data,
+                          tmp_path / precision)
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+        log = (tmp_path / precision / "log" / "train.log").read_text()  # step 1: same weights in both runs
+        losses[precision] = float(log.split("epoch 1 step 1/", 1)[1].split(" loss ", 1)[1].split()[0])
+        weights[precision] = torch.load(tmp_path / precision / "model.pt", weights_only=True)["encoder"]
+    assert "bf16 on the CPU" in (tmp_path / "bf16" / "log" / "train.log").read_text()
+    assert losses["bf16"] != losses["fp32"]  # the forward pass really ran in bfloat16 ...
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)  # ... to bfloat16 precision
+    assert all(weights["bf16"][k].dtype == v.dtype for k, v in weights["fp32"].items())
