@@ -20,7 +20,7 @@ import numpy as np
 from kaldiio.matio import write_array
 
 from pyfunc.errors import DataError
-from pyfunc.fileio import PathLike, _temporary_name, atomic_open, iter_table_lines
+from pyfunc.fileio import KeyChecker, PathLike, _temporary_name, atomic_open, iter_table_lines
 
 _FLOAT_TYPES = (np.float32, np.float64)
 
@@ -60,12 +60,10 @@ class ArkScpWriter:
     def __init__(self, ark_path: PathLike, scp_path: PathLike, require_sorted: bool = True) -> None:
         self.ark_path = Path(ark_path).absolute()
         self.scp_path = Path(scp_path)
-        self.require_sorted = require_sorted
         self._ark: BinaryIO | None = None
         self._scp: TextIO | None = None
         self._tmp: list[Path] = []
-        self._keys: set[str] = set()
-        self._last: bytes | None = None
+        self._keys = KeyChecker(require_sorted, order_hint="keys must be written in LC_ALL=C sort order")
         self.count = 0
 
     def __enter__(self) -> "ArkScpWriter":
@@ -87,24 +85,18 @@ class ArkScpWriter:
             raise RuntimeError("ArkScpWriter is not open; use it in a 'with' block")
         where = f"{self.scp_path}"
         _check_key(key, where)
-        if key in self._keys:
-            raise DataError(f"{where}: duplicate key {key!r}")
-        encoded = key.encode("utf-8")
-        if self.require_sorted and self._last is not None and encoded < self._last:
-            raise DataError(f"{where}: key {key!r} is out of order (after {self._last.decode()!r}); "
-                            "keys must be written in LC_ALL=C sort order")
+        self._keys.check(key, where)
         array = np.asarray(array)
         if array.dtype.type not in _FLOAT_TYPES or array.ndim not in (1, 2):
             raise DataError(f"{where}: key {key!r}: expected a float32/float64 vector or matrix, got "
                             f"{array.dtype} array of shape {array.shape}")
         if not np.isfinite(array).all():
             raise DataError(f"{where}: key {key!r}: array contains NaN or infinity")
-        self._ark.write(encoded + b" ")
+        self._ark.write(key.encode("utf-8") + b" ")
         offset = self._ark.tell()
         write_array(self._ark, np.ascontiguousarray(array))
         self._scp.write(f"{key} {self.ark_path}:{offset}\n")
         self._keys.add(key)
-        self._last = encoded
         self.count += 1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -138,25 +130,15 @@ def merge_scps(parts: list[PathLike], out_scp: PathLike) -> int:
     The merged keys must be unique and in ``LC_ALL=C sort`` order (parts of a sorted
     split, merged in job order), else DataError naming the part, line and key.
     """
-    previous: bytes | None = None
-    previous_key = ""
-    seen: set[str] = set()
+    check_key = KeyChecker(order_hint="parts must be merged in sorted order")
     lines: list[str] = []
     for part in parts:
         part = Path(part)
         for number, fields in iter_table_lines(part):
             if len(fields) < 2:
                 raise DataError(f"{part}:{number}: expected 'key ark_path:offset', got {' '.join(fields)!r}")
-            key = fields[0]
-            if key in seen:
-                raise DataError(f"{part}:{number}: duplicate key {key!r} (already in an earlier line or part)")
-            encoded = key.encode("utf-8")
-            if previous is not None and encoded < previous:
-                raise DataError(f"{part}:{number}: key {key!r} is out of order (after {previous_key!r}); "
-                                "parts must be merged in sorted order")
-            seen.add(key)
-            previous, previous_key = encoded, key
-            lines.append(f"{key} {' '.join(fields[1:])}\n")
+            check_key(fields[0], f"{part}:{number}")
+            lines.append(f"{fields[0]} {' '.join(fields[1:])}\n")
     with atomic_open(out_scp) as handle:
         handle.writelines(lines)
     return len(lines)

@@ -31,7 +31,7 @@ from pyfunc.augment import AUG_TYPES, AudioSource, WaveAugmenter, apply_spec
 from pyfunc.config import AugmentConfig
 from pyfunc.datadir import DataDir, load_data_dir, write_data_dir
 from pyfunc.errors import ConfigError, DataError
-from pyfunc.fileio import PathLike, read_map, write_lines
+from pyfunc.fileio import KeyChecker, PathLike, read_map, write_lines
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def read_utt2aug(data_dir: PathLike, utts: Iterable[str] | None = None) -> dict[
     if not path.is_file():
         return {}
     table: dict[str, str] = {}
-    previous: str | None = None
+    check_key = KeyChecker()
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
@@ -125,14 +125,9 @@ def read_utt2aug(data_dir: PathLike, utts: Iterable[str] | None = None) -> dict[
                 if len(fields) != 2:
                     raise DataError(f"{where}: expected '<utt> <spec>', got {line.strip()!r}")
                 key, spec = fields
-                if key in table:
-                    raise DataError(f"{where}: duplicate key {key!r}")
-                if previous is not None and key.encode() < previous.encode():
-                    raise DataError(f"{where}: key {key!r} is out of order (after {previous!r}); "
-                                    "sort with LC_ALL=C sort")
+                check_key(key, where)
                 parse_augment_spec(spec, where)
                 table[key] = spec
-                previous = key
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not a UTF-8 text file ({err})") from None
     if utts is not None:

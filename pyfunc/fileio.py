@@ -112,6 +112,34 @@ def _flatten(row: Sequence[object]) -> list[str]:
     return out
 
 
+class KeyChecker:
+    """Checks that keys are unique and, with ``check_sorted``, in ``LC_ALL=C sort`` order, as Kaldi requires.
+
+    Call it with each key and where it stands (``file:line``); one checker can span several files.
+    """
+
+    def __init__(self, check_sorted: bool = True, order_hint: str = "sort with LC_ALL=C sort") -> None:
+        self.check_sorted, self.order_hint = check_sorted, order_hint
+        self.seen: set[str] = set()
+        self.previous: str | None = None
+
+    def check(self, key: str, where: str) -> None:
+        """Raise DataError naming ``where`` if ``key`` repeats or comes out of order."""
+        if key in self.seen:
+            raise DataError(f"{where}: duplicate key {key!r}")
+        if self.check_sorted and self.previous is not None and key.encode() < self.previous.encode():
+            raise DataError(f"{where}: key {key!r} is out of order (after {self.previous!r}); {self.order_hint}")
+
+    def add(self, key: str) -> None:
+        """Record ``key`` as taken."""
+        self.seen.add(key)
+        self.previous = key
+
+    def __call__(self, key: str, where: str) -> None:
+        self.check(key, where)
+        self.add(key)
+
+
 def iter_table_lines(path: PathLike) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, fields)`` for each non-empty line of a text table."""
     path = Path(path)
@@ -138,20 +166,15 @@ def read_table(
     With ``check_sorted`` the keys must also be in ``LC_ALL=C sort`` order, as Kaldi requires.
     """
     table: dict[str, list[str]] = {}
-    previous: str | None = None
+    check_key = KeyChecker(check_sorted)
     for number, fields in iter_table_lines(path):
         if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):
             expected = f"{min_fields}" if max_fields == min_fields else f"at least {min_fields}"
             if max_fields is not None and max_fields != min_fields:
                 expected = f"{min_fields} to {max_fields}"
             raise DataError(f"{path}:{number}: expected {expected} fields, got {len(fields)}: {' '.join(fields)!r}")
-        key = fields[0]
-        if key in table:
-            raise DataError(f"{path}:{number}: duplicate key {key!r}")
-        if check_sorted and previous is not None and key.encode() < previous.encode():
-            raise DataError(f"{path}:{number}: key {key!r} is out of order (after {previous!r}); sort with LC_ALL=C sort")
-        previous = key
-        table[key] = fields[1:]
+        check_key(fields[0], f"{path}:{number}")
+        table[fields[0]] = fields[1:]
     return table
 
 
@@ -164,15 +187,10 @@ def read_scp(path: PathLike, check_sorted: bool = False) -> dict[str, str]:
     """Read an scp file: the key, then the rest of the line (which may contain spaces)."""
     path = Path(path)
     table: dict[str, str] = {}
-    previous: str | None = None
+    check_key = KeyChecker(check_sorted)
     for number, fields in iter_table_lines(path):
         if len(fields) < 2:
             raise DataError(f"{path}:{number}: expected 'key value', got {' '.join(fields)!r}")
-        key = fields[0]
-        if key in table:
-            raise DataError(f"{path}:{number}: duplicate key {key!r}")
-        if check_sorted and previous is not None and key.encode() < previous.encode():
-            raise DataError(f"{path}:{number}: key {key!r} is out of order (after {previous!r}); sort with LC_ALL=C sort")
-        previous = key
-        table[key] = " ".join(fields[1:])
+        check_key(fields[0], f"{path}:{number}")
+        table[fields[0]] = " ".join(fields[1:])
     return table
