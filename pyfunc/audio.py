@@ -72,14 +72,11 @@ def wav_truncation(path: str | Path) -> str | None:
     return None
 
 
-def read_audio(entry: str, where: str = "", expected_rate: int | None = SAMPLE_RATE) -> np.ndarray:
-    """Read a ``wav.scp`` entry as float32 mono samples in [-1, 1].
+def read_samples(entry: str, where: str) -> tuple[np.ndarray, int]:
+    """``(float64 samples x channels, sample rate)`` of a ``wav.scp`` entry: a file or a pipe command.
 
-    ``where`` names the source in error messages (e.g. ``data/train/wav.scp: utt1``).
-    Rejects unreadable or truncated files, other sample rates (when ``expected_rate``
-    is set), multi-channel audio, empty audio and non-finite samples.
+    A missing, truncated or unreadable file is a DataError naming ``where``.
     """
-    where = where or entry
     source: str | io.BytesIO = _read_pipe(entry, where) if is_pipe(entry) else entry
     if isinstance(source, str):
         if not Path(source).is_file():
@@ -88,9 +85,20 @@ def read_audio(entry: str, where: str = "", expected_rate: int | None = SAMPLE_R
         if truncated:
             raise DataError(f"{where}: audio file {source!r} is {truncated}")
     try:
-        samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
+        return soundfile.read(source, dtype="float64", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, ValueError) as err:
         raise DataError(f"{where}: cannot read audio: {err}") from None
+
+
+def read_audio(entry: str, where: str = "", expected_rate: int | None = SAMPLE_RATE) -> np.ndarray:
+    """Read a ``wav.scp`` entry as float32 mono samples in [-1, 1].
+
+    ``where`` names the source in error messages (e.g. ``data/train/wav.scp: utt1``).
+    Rejects unreadable or truncated files, other sample rates (when ``expected_rate``
+    is set), multi-channel audio, empty audio and non-finite samples.
+    """
+    where = where or entry
+    samples, rate = read_samples(entry, where)
     if samples.shape[1] != 1:
         raise DataError(f"{where}: expected mono audio, got {samples.shape[1]} channels")
     if expected_rate is not None and rate != expected_rate:

@@ -9,16 +9,13 @@ expected rate, because a data directory should be prepared once, explicitly. The
 
 from __future__ import annotations
 
-import io
 import logging
-from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 import torchaudio.functional as AF
 
-from pyfunc.audio import _read_pipe, is_pipe
+from pyfunc.audio import read_samples
 from pyfunc.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -59,11 +56,5 @@ def read_audio_converted(entry: str, target_rate: int, where: str = "") -> np.nd
     with a warning. Unreadable, empty or non-finite audio is a DataError naming ``where``.
     """
     where = where or entry
-    source: str | io.BytesIO = _read_pipe(entry, where) if is_pipe(entry) else entry
-    if isinstance(source, str) and not Path(source).is_file():
-        raise DataError(f"{where}: audio file {source!r} not found")
-    try:
-        samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError, ValueError) as err:
-        raise DataError(f"{where}: cannot read audio: {err}") from None
+    samples, rate = read_samples(entry, where)
     return convert_samples(samples, rate, target_rate, where)
