@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -205,14 +206,15 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
         with sync:
             with _autocast(config, dist.device):
                 loss, accuracy = model(x, labels, generator)
-            if not torch.isfinite(loss):  # stop before these gradients reach the weights
+            loss_value = loss.item()  # one device sync per micro-batch serves the check and the totals
+            if not math.isfinite(loss_value):  # stop before these gradients reach the weights
                 micro = dist.rank * cfg.grad_accum + part
                 utts = [loader.dataset.data.utts[i] for i in sampler.micro_batch(step, micro)]
-                raise numerical_fault("training loss", loss.item(), epoch, step + 1,
+                raise numerical_fault("training loss", loss_value, epoch, step + 1,
                                       f"micro-batch {micro} of {dist.world_size * cfg.grad_accum} (rank {dist.rank})",
                                       utts, latest_checkpoint(models_dir))
             (loss / cfg.grad_accum).backward()
-        totals += torch.tensor([loss.item() * len(labels), accuracy.item() * len(labels) / 100, len(labels)],
+        totals += torch.tensor([loss_value * len(labels), accuracy.item() * len(labels) / 100, len(labels)],
                                dtype=torch.float64)
         if not last_part:
             part += 1
