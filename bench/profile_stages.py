@@ -92,7 +92,7 @@ def profile_extract(args: argparse.Namespace) -> None:
 
     from bench.data import voice_like
     from pyfunc.config import ModelConfig
-    from pyfunc.extract import _length_batches, embed_batch
+    from pyfunc.extract import _length_batches, embed_batch, resolve_batch_frames
     from pyfunc.model_dir import build_encoder
 
     torch.manual_seed(0)
@@ -100,7 +100,7 @@ def profile_extract(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(4)
     waves = [voice_like(float(rng.uniform(1, 20)), rng) for _ in range(args.utts)]
     frames = [1 + len(w) // 160 for w in waves]
-    batches = _length_batches(frames, args.batch_frames)
+    batches = _length_batches(frames, resolve_batch_frames(args.batch_frames, model))
 
     def single() -> None:
         with torch.no_grad():
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     extract.add_argument("--channels", type=int, default=1024)
     extract.add_argument("--threads", type=int, default=0)
     extract.add_argument("--utts", type=int, default=16)
-    extract.add_argument("--batch-frames", type=int, default=30000)
+    extract.add_argument("--batch-frames", type=int, default=0, help="0: automatic, as stage 3")
     args = parser.parse_args(argv)
     if getattr(args, "threads", 0) and args.what != "fbank":
         import torch

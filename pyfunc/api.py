@@ -127,10 +127,11 @@ class SpeakerModel:
 
     def embed_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
         """Full-utterance embeddings (len(items), dim) of model inputs, in length-sorted batches."""
-        from pyfunc.extract import _length_batches, embed_batch
+        from pyfunc.extract import _length_batches, embed_batch, resolve_batch_frames
         from pyfunc.frontend import seed_num_frames
 
-        batch_frames = batch_frames or self.config.extract.batch_frames
+        batch_frames = resolve_batch_frames(batch_frames if batch_frames is not None
+                                            else self.config.extract.batch_frames, self.encoder)
         frames = [seed_num_frames(x.shape[0]) if self.encoder.frontend == "seed" else x.shape[0] for x in items]
         out = np.zeros((len(items), self.embed_dim), dtype=np.float32)
         for batch in _length_batches(frames, batch_frames):

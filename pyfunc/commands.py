@@ -54,7 +54,8 @@ def add_embed_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-pipes", action="store_true", help="run the pipe commands of a wav.scp")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
     parser.add_argument("--batch-frames", type=int, default=None,
-                        help="batch size x longest input in frames (default: the model's extract.batch_frames)")
+                        help="batch size x longest input in frames (default: the model's extract.batch_frames; "
+                             "0: automatic)")
 
 
 def run_embed(args: argparse.Namespace) -> int:

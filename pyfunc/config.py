@@ -82,7 +82,7 @@ class ExtractConfig:
     protocol: str = "full"  # "full": one embedding per utterance; "seed": full + five 3 s crops
     crop_seconds: float = 3.0
     num_crops: int = 5
-    batch_frames: int = 30000  # frames per length-sorted batch
+    batch_frames: int = 0  # batch size x longest input, in frames; 0: 30000 on a GPU, 2000 on the CPU
 
 
 @dataclass

@@ -40,6 +40,18 @@ MIN_FRAMES = 2  # the unbiased variance of the pooling needs two frames
 MIN_SAMPLES = 257  # the centred STFT (n_fft 512) reflect-pads by 256 samples
 POOL_BATCHES = 8  # a pool holds about this many full batches before it is sorted and embedded
 READ_AHEAD = 32
+GPU_BATCH_FRAMES = 30000  # batch size x longest input, in frames, when extract.batch_frames is 0 (automatic)
+CPU_BATCH_FRAMES = 2000  # smaller on the CPU, where big batches run slower (bench/RESULTS.md, stage 3)
+
+
+def resolve_batch_frames(batch_frames: int, model: ECAPATDNN) -> int:
+    """``batch_frames``, or for 0 (automatic) the batch size in frames that suits the model's device."""
+    if batch_frames < 0:
+        raise ConfigError(f"batch_frames must be 0 (automatic) or positive, got {batch_frames}")
+    if batch_frames:
+        return batch_frames
+    on_gpu = isinstance(model, torch.nn.Module) and next(model.parameters()).device.type != "cpu"
+    return GPU_BATCH_FRAMES if on_gpu else CPU_BATCH_FRAMES
 
 
 def embed_batch(model: ECAPATDNN, items: Sequence[np.ndarray | torch.Tensor]) -> np.ndarray:
@@ -233,8 +245,7 @@ def embed_data_dir(model: ECAPATDNN, data_dir: PathLike, keys: Sequence[str], ba
     unknown = [key for key in keys if key not in source.table]
     if unknown:
         raise DataError(f"{source.path}: {len(unknown)} requested utterance(s) not listed, e.g. {unknown[:3]}")
-    if batch_frames < 1:
-        raise ConfigError(f"batch_frames must be positive, got {batch_frames}")
+    batch_frames = resolve_batch_frames(batch_frames, model)
     fulls, crops = [], []
     for pool in _pools(_read_ahead(list(keys), source.load), source.frames, POOL_BATCHES * batch_frames):
         full, crop_emb = _embed_pool(model, source, pool, batch_frames, crop, num_crops)
@@ -252,8 +263,8 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
     """Embed every utterance of ``data_dir`` (or the subset ``utts``) into ``out_dir``.
 
     ``protocol``: 'auto' (the model's ``extract.protocol``), 'full' or 'seed'.
-    ``batch_frames`` (default ``extract.batch_frames``) bounds batch size x longest
-    input in frames. ``progress`` is called with the number of utterances done. ``onnx``: run
+    ``batch_frames`` (default ``extract.batch_frames``; 0: automatic, see
+    :func:`resolve_batch_frames`) bounds batch size x longest input in frames. ``progress`` is called with the number of utterances done. ``onnx``: run
     this export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch.
 
     Inputs that cannot be used (unreadable or too short audio or features) are collected
@@ -270,9 +281,8 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
 
         model = OnnxEmbedder(onnx, model_dir, model)
     protocol = config.extract.protocol if protocol == "auto" else protocol
-    batch_frames = batch_frames if batch_frames is not None else config.extract.batch_frames
-    if batch_frames < 1:
-        raise ConfigError(f"batch_frames must be positive, got {batch_frames}")
+    batch_frames = resolve_batch_frames(batch_frames if batch_frames is not None else config.extract.batch_frames,
+                                        model)
     num_crops = config.extract.num_crops
     if protocol == "seed" and num_crops < 1:
         raise ConfigError(f"extract.num_crops must be at least 1 for the seed protocol, got {num_crops}")

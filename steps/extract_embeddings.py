@@ -27,7 +27,8 @@ def main() -> None:
                              "seed: also the five 3 s crop embeddings")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     parser.add_argument("--batch-frames", type=int, default=None,
-                        help="batch size x longest input in frames (default: the model's extract.batch_frames)")
+                        help="batch size x longest input in frames (default: the model's extract.batch_frames; "
+                             "0: automatic, 30000 on a GPU, 2000 on the CPU)")
     parser.add_argument("--onnx", default=None,
                         help="run this ONNX export of the model (steps/export_onnx.py) in onnxruntime on the CPU")
     parser.add_argument("--nj", type=int, default=1, help="number of parallel jobs (split data directory)")

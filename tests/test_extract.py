@@ -195,3 +195,20 @@ def test_length_batches_bound_size_and_padding():
         assert len(batch) == 1 or len(batch) * longest <= 6000
         assert min(sizes[i] for i in batch) >= 0.8 * longest
     assert max(len(batch) for batch in batches) > 1
+
+
+def test_automatic_batch_size_follows_the_device(tmp_path):
+    from pyfunc.extract import CPU_BATCH_FRAMES, GPU_BATCH_FRAMES, resolve_batch_frames
+
+    model = build_encoder(Config().model).eval()
+    assert resolve_batch_frames(0, model) == CPU_BATCH_FRAMES < GPU_BATCH_FRAMES
+    assert resolve_batch_frames(777, model) == 777
+    with pytest.raises(PyfuncError, match="batch_frames must be 0 \\(automatic\\) or positive, got -5"):
+        resolve_batch_frames(-5, model)
+    if torch.cuda.is_available():
+        assert resolve_batch_frames(0, model.cuda()) == GPU_BATCH_FRAMES
+    model_dir = _model_dir(tmp_path / "model", "fbank", protocol="full")
+    _feats_data(tmp_path / "data")
+    with pytest.raises(PyfuncError, match="got -1"):
+        extract_embeddings(model_dir, tmp_path / "data", tmp_path / "emb", device="cpu", batch_frames=-1)
+    assert not (tmp_path / "emb" / "xvector.scp").exists()
