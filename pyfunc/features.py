@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
+from tqdm import tqdm
 
 from pyfunc.arkio import ArkScpWriter
 from pyfunc.audio import read_audio
@@ -144,9 +145,21 @@ def write_utt2num_frames(path: PathLike, num_frames: dict[str, int]) -> None:
     write_table(path, num_frames)
 
 
+def make_fbank_part(part_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_path: PathLike,
+                    progress: Callable[[int], None] | None = None, skip_bad: bool = False,
+                    bad_list: PathLike | None = None) -> None:
+    """One stage-1 job: :func:`make_fbank_job` on a split of the data dir, plus its ``utt2num_frames``."""
+    num_frames = make_fbank_job(part_dir, conf, ark_path, scp_path, progress=progress, skip_bad=skip_bad,
+                                bad_list=bad_list)
+    write_utt2num_frames(Path(part_dir) / "utt2num_frames", num_frames)
+
+
 def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: PathLike, num_jobs: int = 1,
                cmd: str = "", skip_bad: bool = False, force: bool = False) -> bool:
     """Stage 1: features of ``data_dir`` in ``num_jobs`` parallel jobs, merged into its feats.scp.
+
+    One local job (``num_jobs`` 1, no ``cmd``) runs in this process, logging to the same
+    ``log_dir/make_fbank_<name>.1.log``; others run as processes (``pyfunc.jobs.run_jobs``).
 
     Writes ``feat_dir/raw_fbank_<name>.<run>.<job>.{ark,scp}`` (``<run>``: a fresh id per
     run), then ``data_dir/utt2num_frames`` and ``data_dir/feats.scp`` in utterance order
@@ -168,7 +181,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     from pyfunc.datadir import split_data_dir, validate_data_dir
     from pyfunc.errors import PyfuncError
     from pyfunc.fileio import atomic_paths, read_map, remove_temporaries
-    from pyfunc.jobs import Job, local_thread_env, run_jobs, worker_command
+    from pyfunc.jobs import Job, in_process_job_log, local_thread_env, run_jobs, worker_command
     from pyfunc.stamps import FBANK_STAMP, make_stamp, needs_work, write_stamp
 
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)
@@ -202,7 +215,13 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     bad = BadInputs()
     try:
         try:
-            run_jobs(jobs, cmd, total=len(data.utt2spk), desc=f"fbank {name}")
+            if len(parts) == 1 and not cmd:  # one local job: here, without a process that imports torch again
+                with in_process_job_log(jobs[0].log, f"make_fbank_part {parts[0]} {arks[0]} {scps[0]}"), \
+                        tqdm(total=len(data.utt2spk), desc=f"fbank {name}", unit="utt", disable=None) as bar:
+                    make_fbank_part(parts[0], conf, arks[0], scps[0], progress=lambda done: bar.update(done - bar.n),
+                                    skip_bad=skip_bad, bad_list=parts[0] / BAD_LIST_NAME)
+            else:
+                run_jobs(jobs, cmd, total=len(data.utt2spk), desc=f"fbank {name}")
         finally:
             for part in parts:
                 bad.update(read_bad_list(part / BAD_LIST_NAME))

@@ -7,6 +7,8 @@ finished items to a small file; the driver sums those into one progress bar.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shlex
 import subprocess
@@ -14,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -125,6 +127,33 @@ def run_jobs(jobs: Sequence[Job], cmd: str = "", total: int | None = None, desc:
     if failed:
         lines = [f"job {i} exited with code {rc}; see {log}: {_last_line(log)}" for i, rc, log in failed]
         raise PyfuncError(f"{len(failed)} of {len(jobs)} jobs failed:\n  " + "\n  ".join(lines))
+
+
+@contextlib.contextmanager
+def in_process_job_log(log: Path, what: str) -> Iterator[None]:
+    """Log (INFO and up) to the job log ``log`` while a single local job runs in this process.
+
+    The log then holds what the job process's log would: a ``#`` header line, the job's
+    log records and, on failure, the error.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log, mode="w", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.stream.write(f"# in-process: {what}\n")
+    package = logging.getLogger("pyfunc")  # the package's records, at INFO as a job process logs them
+    saved_level = package.level
+    package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
+    package.addHandler(handler)
+    try:
+        yield
+    except PyfuncError as err:
+        handler.handle(logging.LogRecord("pyfunc.jobs", logging.ERROR, __file__, 0, "error: %s", (err,), None))
+        raise
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(saved_level)
+        handler.close()
 
 
 def _last_line(log: Path) -> str:

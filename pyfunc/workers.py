@@ -14,15 +14,12 @@ from pyfunc.jobs import ProgressReporter
 
 
 def _fbank(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from pyfunc.features import make_fbank_job, write_utt2num_frames
+    from pyfunc.features import make_fbank_part
 
     progress = ProgressReporter(args.progress)
-    num_frames = make_fbank_job(args.data, args.conf, args.ark, args.scp, progress=progress,
-                                skip_bad=args.skip_bad_audio, bad_list=args.bad_list)
+    make_fbank_part(args.data, args.conf, args.ark, args.scp, progress=progress, skip_bad=args.skip_bad_audio,
+                    bad_list=args.bad_list)
     progress.close()
-    write_utt2num_frames(Path(args.data) / "utt2num_frames", num_frames)
 
 
 def _embed(args: argparse.Namespace) -> None:

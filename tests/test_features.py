@@ -44,7 +44,13 @@ def test_make_fbank_equals_torchaudio_kaldi_fbank(tone_data_dir: Path, tmp_path:
                                window_type="hamming", energy_floor=0.0, sample_frequency=16000)
         np.testing.assert_allclose(feats[utt], expected.numpy(), rtol=0, atol=1e-5)
         assert int(frames[utt]) == expected.shape[0]
-    assert len(list((tmp_path / "log").glob("make_fbank_data.*.log"))) == nj
+    logs = sorted((tmp_path / "log").glob("make_fbank_data.*.log"))
+    assert len(logs) == nj
+    # one local job runs in this process (no second torch import), still logging to its job log
+    header, *records = logs[0].read_text().splitlines()
+    assert header.startswith("# in-process: make_fbank_part" if nj == 1 else "# ")
+    assert (nj == 1) != ("pyfunc.workers" in header)
+    assert any("pyfunc.features: " in line and "utterances" in line for line in records)
 
 
 def test_nj_does_not_change_output(tone_data_dir: Path, tmp_path: Path) -> None:
@@ -56,3 +62,17 @@ def test_nj_does_not_change_output(tone_data_dir: Path, tmp_path: Path) -> None:
     assert list(out[1]) == list(out[3])
     for key in out[1]:
         assert np.array_equal(out[1][key], out[3][key])
+
+
+def test_in_process_job_logs_its_failure_and_leaves_nothing(tone_data_dir: Path, tmp_path: Path) -> None:
+    from pyfunc.errors import DataError
+
+    (tmp_path / "bad.wav").write_text("not audio")
+    lines = (tone_data_dir / "wav.scp").read_text().splitlines()
+    bad_key = lines[0].split()[0]
+    (tone_data_dir / "wav.scp").write_text("\n".join([f"{bad_key} {tmp_path / 'bad.wav'}", *lines[1:]]) + "\n")
+    with pytest.raises(DataError, match=rf"(?s)wav.scp: 1 of {len(lines)} .*{bad_key}: cannot read audio"):
+        make_fbank(tone_data_dir, REPO / "conf" / "fbank.conf", tmp_path / "fbank", tmp_path / "log", num_jobs=1)
+    log = (tmp_path / "log" / "make_fbank_data.1.log").read_text()
+    assert "ERROR pyfunc.jobs: error: " in log and "bad.wav" in log
+    assert not (tone_data_dir / "feats.scp").exists() and list((tmp_path / "fbank").iterdir()) == []
