@@ -45,19 +45,24 @@ def stage(size: dict, work: Path, nj: int, job_threads: int | None = None, one: 
           big: bool = False) -> dict:
     """Ours: ``pyfunc.features.make_fbank`` with ``nj`` jobs, timed from the call to the merged feats.scp.
 
-    ``job_threads`` sets OMP_NUM_THREADS for the jobs (the environment they inherit), i.e. torch's
-    intra-op threads in each job; default: unset (torch uses one thread per core in every job).
-    ``one``: on a data dir of one 1 s utterance instead, which measures the stage's fixed cost
+    ``job_threads`` sets torch's intra-op threads in each job: OMP_NUM_THREADS for job processes
+    (the environment they inherit), ``torch.set_num_threads`` for the single local job, which
+    runs in this process; default: unset (torch uses one thread per core in every job).
+    ``one``: on a data dir of two 1 s utterances instead, which measures the stage's fixed cost
     (job start-up, splitting and merging); ``big``: on the larger set of files.
     """
     import os
 
-    saved = os.environ.get("OMP_NUM_THREADS")
+    import torch
+
+    saved, saved_threads = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
     if job_threads:
         os.environ["OMP_NUM_THREADS"] = str(job_threads)
+        torch.set_num_threads(job_threads)
     try:
         return _stage(work, nj, job_threads, one, big)
     finally:
+        torch.set_num_threads(saved_threads)
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
@@ -78,5 +83,5 @@ def _stage(work: Path, nj: int, job_threads: int | None, one: bool, big: bool) -
     make_fbank(data, FBANK_CONF, work / name, work / f"{name}_log", nj)
     elapsed = time.perf_counter() - start
     frames = sum(int(v) for v in read_map(data / "utt2num_frames").values())
-    audio = 1.0 if one else prepared[f"{source}_audio_seconds"]
+    audio = prepared[f"{source}_audio_seconds"]
     return {"figures": {"seconds": elapsed, "audio_seconds": audio, "audio_per_s": audio / elapsed, "frames": frames}}

@@ -36,8 +36,8 @@ def prepare(size: dict, work: Path) -> dict:
         info["fbank_big_data"], info["fbank_big_audio_seconds"] = str(big), _audio_seconds(big)
     else:
         info["fbank_big_data"], info["fbank_big_audio_seconds"] = info["fbank_data"], info["fbank_audio_seconds"]
-    one = make_wav_data_dir(work, "fbank_one", None, (1.0, 1.0), seed=7, num_utts=1)  # the stage's fixed cost
-    info["fbank_one_data"] = str(one)
+    one = make_wav_data_dir(work, "fbank_one", None, (1.0, 1.0), seed=7, num_utts=2)  # the stage's fixed cost
+    info["fbank_one_data"], info["fbank_one_audio_seconds"] = str(one), _audio_seconds(one)
 
     train_dir = make_wav_data_dir(work, "train", None, size["train_utt_seconds"], seed=2, num_utts=size["train_utts"])
     (work / "feats").mkdir(exist_ok=True)  # features of the training set for the fbank loader, in this process

@@ -64,7 +64,8 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
         plan += [Case("fbank_bare", "fbank_bare"), Case("fbank_bare_t1", "fbank_bare", {"threads": 1, "big": True})]
         stages = {"nj1": {"nj": 1}, "nj2": {"nj": 2}, "nj1_t1": {"nj": 1, "job_threads": 1, "big": True},
                   "nj2_t1": {"nj": 2, "job_threads": 1, "big": True},
-                  "fixed": {"nj": 1, "job_threads": 1, "one": True}}
+                  "fixed": {"nj": 1, "job_threads": 1, "one": True},
+                  "fixed_nj2": {"nj": 2, "job_threads": 1, "one": True}}
         for name in size.get("fbank_stage_cases", stages):  # smoke runs: fewer job start-ups
             plan.append(Case(f"fbank_{name}", "fbank_stage", stages[name]))
     if "train" in groups:
@@ -120,6 +121,11 @@ def _speed(fig: dict) -> str:
             f"{fig['examples_per_cpu_s']:.2f} ex per CPU-s)")
 
 
+def _beyond_fixed_cost(result: dict, fixed: dict) -> float:
+    """Seconds of audio per second of a stage-1 case once the fixed cost measured by ``fixed`` is taken off."""
+    return result["figures"]["audio_seconds"] / max(result["figures"]["seconds"] - fixed["figures"]["seconds"], 1e-9)
+
+
 def _peak(result: dict) -> float:
     peak = result.get("peak_rss_mb", {})
     return max(peak.get("self", 0.0), peak.get("children", 0.0))
@@ -153,7 +159,7 @@ class Report:
     def features(self) -> None:
         bench = "stage 1 fbank"
         ids = ("fbank_bare", "fbank_bare_t1", "fbank_nj1", "fbank_nj2", "fbank_nj1_t1", "fbank_nj2_t1",
-               "fbank_fixed")
+               "fbank_fixed", "fbank_fixed_nj2")
         for case_id in ids:
             self.failed(bench, case_id)
         res = {case_id: self.ok(case_id) for case_id in ids}
@@ -175,9 +181,8 @@ class Report:
                          ratio >= 0.8 if ratio else None)
                 fixed = res["fbank_fixed"]
                 if fixed and suffix == "_t1":
-                    beyond = nj1["figures"]["audio_seconds"] / max(nj1["figures"]["seconds"]
-                                                                   - fixed["figures"]["seconds"], 1e-9)
-                    self.row(bench, "make_fbank fixed cost (one 1 s utterance, --nj 1, 1 thread); --nj 1 beyond it",
+                    beyond = _beyond_fixed_cost(nj1, fixed)
+                    self.row(bench, "make_fbank fixed cost (two 1 s utterances, --nj 1, 1 thread); --nj 1 beyond it",
                              f"{fixed['figures']['seconds']:.1f} s; {beyond:.0f} s audio/s", _peak(fixed),
                              f"{beyond / bare:.2f} of the faster bare loop" if bare else "")
             if nj2:
@@ -186,6 +191,13 @@ class Report:
                          f"{speed[f'fbank_nj2{suffix}']:.0f} s audio/s", _peak(nj2),
                          f"{ratio:.2f}x --nj 1" if ratio else "", ">= 1.5x --nj 1 (scales)",
                          ratio >= 1.5 if ratio else None)
+                fixed, fixed2 = res["fbank_fixed"], res["fbank_fixed_nj2"]
+                if nj1 and fixed and fixed2 and suffix == "_t1":
+                    beyond2 = _beyond_fixed_cost(nj2, fixed2)
+                    self.row(bench, "make_fbank fixed cost (two 1 s utterances, --nj 2, 1 thread each); "
+                             "--nj 2 beyond it", f"{fixed2['figures']['seconds']:.1f} s; {beyond2:.0f} s audio/s",
+                             _peak(fixed2), f"{beyond2 / _beyond_fixed_cost(nj1, fixed):.2f}x --nj 1 beyond its "
+                             "fixed cost")
 
     def train(self) -> None:
         bench = "stage 2 training"

@@ -100,8 +100,9 @@ def test_plan_covers_every_benchmark() -> None:
     plan = build_plan(SIZES["full"], {"features", "train", "extract", "scoring"})
     ids = [case.id for case in plan]
     assert ids[0] == "prepare"
-    for wanted in ("fbank_bare", "fbank_bare_t1", "fbank_nj1", "fbank_nj2", "fbank_nj2_t1", "fbank_fixed", "train_c512",
-                   "train_c1024", "loss_curve", "loader_wave_aug_w0", "extract_single", "extract_batched",
+    for wanted in ("fbank_bare", "fbank_bare_t1", "fbank_nj1", "fbank_nj2", "fbank_nj2_t1", "fbank_fixed",
+                   "fbank_fixed_nj2", "train_c512", "train_c1024", "loss_curve", "loader_wave_aug_w0",
+                   "extract_single", "extract_batched",
                    "metrics_ours_10000000", "metrics_seed_2000000", "asnorm_ours_1", "asnorm_plain_8"):
         assert wanted in ids
     assert len(ids) == len(set(ids))
@@ -134,7 +135,7 @@ def test_tiny_run_produces_every_figure(tmp_path: Path) -> None:
     for case_id in fbank_cases:
         assert figures[case_id]["audio_per_s"] > 0
     assert len({figures[case_id]["frames"] for case_id in fbank_cases}) == 1  # every run saw the same audio
-    assert figures["fbank_fixed"]["frames"] == 98  # one 1 s utterance: 1 + (16000 - 400) // 160 frames
+    assert figures["fbank_fixed"]["frames"] == 2 * 98  # two 1 s utterances: 1 + (16000 - 400) // 160 frames each
     assert figures["fbank_bare_t1"]["threads"] == 1
     for model in ("base", "seed", "fbank"):
         assert figures["train_c32"][model]["examples_per_s"] > 0
