@@ -264,8 +264,9 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
 
     ``protocol``: 'auto' (the model's ``extract.protocol``), 'full' or 'seed'.
     ``batch_frames`` (default ``extract.batch_frames``; 0: automatic, see
-    :func:`resolve_batch_frames`) bounds batch size x longest input in frames. ``progress`` is called with the number of utterances done. ``onnx``: run
-    this export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch.
+    :func:`resolve_batch_frames`) bounds batch size x longest input in frames.
+    ``progress`` is called with the number of utterances done. ``onnx``: run this
+    export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch.
 
     Inputs that cannot be used (unreadable or too short audio or features) are collected
     over all utterances: by default the run then fails with the whole list and writes

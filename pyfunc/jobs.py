@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
+from pyfunc.cli import LOG_FORMAT
 from pyfunc.errors import PyfuncError
 
 PathLikeOrNone = str | os.PathLike | None
@@ -139,7 +140,7 @@ def in_process_job_log(log: Path, what: str) -> Iterator[None]:
     log.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log, mode="w", encoding="utf-8")
     handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.stream.write(f"# in-process: {what}\n")
     package = logging.getLogger("pyfunc")  # the package's records, at INFO as a job process logs them
     saved_level = package.level

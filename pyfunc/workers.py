@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from pyfunc.cli import LOG_FORMAT
 from pyfunc.errors import PyfuncError
 from pyfunc.jobs import ProgressReporter
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     embed.add_argument("out")
     embed.set_defaults(run=_embed)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
         args.run(args)
     except PyfuncError as err:
