@@ -32,6 +32,7 @@ from tqdm import tqdm
 from pyfunc.augment import build_augmenter
 from pyfunc.checkpoint import (latest_checkpoint, load_checkpoint, progress_of, rng_states, save_checkpoint,
                                set_rng_states)
+from pyfunc.cli import LOG_FORMAT
 from pyfunc.config import Config, save_config
 from pyfunc.device import pick_device
 from pyfunc.errors import ConfigError, DataError, PyfuncError
@@ -39,7 +40,7 @@ from pyfunc.extract import crop_length, embed_data_dir
 from pyfunc.fileio import read_scp, write_lines
 from pyfunc.loss import AAMSoftmax
 from pyfunc.metrics import compute_eer
-from pyfunc.model_dir import build_encoder, load_state_checked, save_model_dir
+from pyfunc.model_dir import build_encoder, build_head, load_state_checked, save_model_dir
 from pyfunc.models.ecapa import ECAPATDNN
 from pyfunc.scoring import TrialList, cosine_scores, read_trial_list, seed_scores
 from pyfunc.train_checks import check_gradients, check_replicas_agree, numerical_fault
@@ -96,7 +97,7 @@ def _setup_logging(exp_dir: Path, is_main: bool) -> None:
         return
     (exp_dir / "log").mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(exp_dir / "log" / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
 
@@ -124,7 +125,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
 
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(config.model, specaug_time=cfg.specaug_time, specaug_freq=cfg.specaug_freq)
-    head = AAMSoftmax(config.model.embed_dim, config.model.num_classes, config.loss.margin, config.loss.scale)
+    head = build_head(config)
     if dist.is_main:
         save_config(exp_dir / "config.yaml", config)
         if not (exp_dir / "untrained" / "model.pt").is_file():
@@ -206,7 +207,8 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
         with sync:
             with _autocast(config, dist.device):
                 loss, accuracy = model(x, labels, generator)
-            loss_value = loss.item()  # one device sync per micro-batch serves the check and the totals
+            # one device sync per micro-batch, before backward, serves the check and the totals
+            loss_value, accuracy_value = torch.stack((loss.detach().double(), accuracy.detach().double())).tolist()
             if not math.isfinite(loss_value):  # stop before these gradients reach the weights
                 micro = dist.rank * cfg.grad_accum + part
                 utts = [loader.dataset.data.utts[i] for i in sampler.micro_batch(step, micro)]
@@ -214,7 +216,7 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
                                       f"micro-batch {micro} of {dist.world_size * cfg.grad_accum} (rank {dist.rank})",
                                       utts, latest_checkpoint(models_dir))
             (loss / cfg.grad_accum).backward()
-        totals += torch.tensor([loss_value * len(labels), accuracy.item() * len(labels) / 100, len(labels)],
+        totals += torch.tensor([loss_value * len(labels), accuracy_value * len(labels) / 100, len(labels)],
                                dtype=torch.float64)
         if not last_part:
             part += 1
