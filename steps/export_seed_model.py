@@ -5,7 +5,6 @@ Usage: steps/export_seed_model.py MODEL_DIR SEED_CHECKPOINT
 """
 
 import argparse
-import logging
 
 from pyfunc.cli import run_main
 
@@ -15,7 +14,6 @@ def main() -> None:
     parser.add_argument("model_dir", help="model directory (config.yaml + model.pt) with model.frontend: seed")
     parser.add_argument("seed_checkpoint", help="output state dict (speaker_encoder.*, speaker_loss.weight)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from pyfunc.seed_checkpoint import export_seed_checkpoint
 

@@ -12,7 +12,6 @@ A rerun with unchanged inputs does nothing (EMB_DIR/.extract.stamp); --force red
 """
 
 import argparse
-import logging
 
 from pyfunc.cli import run_main
 
@@ -40,7 +39,6 @@ def main() -> None:
     parser.add_argument("--allow-pipes", action="store_true", help="run 'command |' entries of wav.scp/feats.scp")
     parser.add_argument("--force", action="store_true", help="recompute even when the stamp says up to date")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from pyfunc.audio import allow_pipes
     from pyfunc.extract_jobs import run_extraction

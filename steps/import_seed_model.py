@@ -8,7 +8,6 @@ other settings come from BASE_YAML (default: the built-in defaults).
 """
 
 import argparse
-import logging
 
 from pyfunc.cli import run_main
 
@@ -19,7 +18,6 @@ def main() -> None:
     parser.add_argument("seed_checkpoint", help="state dict saved by the seed (speaker_encoder.*, speaker_loss.weight)")
     parser.add_argument("model_dir", help="model directory to write (config.yaml + model.pt)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from pyfunc.seed_checkpoint import import_seed_checkpoint
 

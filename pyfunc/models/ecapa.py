@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pyfunc.errors import ConfigError
@@ -47,9 +46,6 @@ class SEModule(nn.Module):
             return self.se(x)
         pooled = (x * mask).sum(dim=2, keepdim=True) / lengths
         return self.se[1:](pooled)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.se(x)
 
 
 class Bottle2neck(nn.Module):
