@@ -101,15 +101,15 @@ def plot_det(systems: Sequence[tuple[str, np.ndarray, np.ndarray]], out: PathLik
     smallest = min(min(st.num_target, st.num_nontarget) for st in sorted_trials)
     low = max(DET_TICKS[0], 0.5 / smallest)
     low = max(t for t in DET_TICKS if t <= low)
-    high = 0.8 if any(_operating_points(st)["eer"][2] > 35 for st in sorted_trials) else 0.6
+    operating_points = [_operating_points(st) for st in sorted_trials]
+    high = 0.8 if any(points["eer"][2] > 35 for points in operating_points) else 0.6
     clip_lo, clip_hi = low / 2, 1 - (1 - high) / 2
     figure = _figure(7.0, 6.5)
     axes = figure.add_subplot(1, 1, 1)
-    for i, ((name, _, _), st) in enumerate(zip(systems, sorted_trials)):
+    for i, ((name, _, _), st, points) in enumerate(zip(systems, sorted_trials, operating_points)):
         color, style = COLORS[i % len(COLORS)], LINE_STYLES[(i // len(COLORS)) % len(LINE_STYLES)]
         fpr, fnr = det_curve(st)
         x, y = _thin(probit(np.clip(fpr, clip_lo, clip_hi)), probit(np.clip(fnr, clip_lo, clip_hi)))
-        points = _operating_points(st)
         e_fpr, e_fnr, eer = points["eer"]
         d_fpr, d_fnr, dcf = points["min_dcf"]
         axes.plot(x, y, color=color, linestyle=style, linewidth=2.0, label=f"{name}  EER {eer:.2f}%  minDCF {dcf:.3f}")
