@@ -21,9 +21,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from pyfunc.datadir import parse_trial_line
+from pyfunc.datadir import read_trials
 from pyfunc.errors import DataError
-from pyfunc.fileio import PathLike, iter_table_lines, write_lines
+from pyfunc.fileio import PathLike, write_lines
 
 
 @dataclass(frozen=True)
@@ -137,17 +137,8 @@ def compute_metrics(scores, labels, p_targets: Iterable[float] = (0.01, 0.05)) -
 
 def read_labelled_trials(path: PathLike) -> tuple[list[str], list[str], np.ndarray]:
     """``(enrolls, tests, labels)`` of a trials file whose every line carries a target/nontarget label."""
-    enrolls, tests, labels = [], [], []
-    for number, fields in iter_table_lines(path):
-        enroll, test, label = parse_trial_line(path, number, fields)
-        if label is None:
-            raise DataError(f"{path}:{number}: missing target/nontarget label")
-        enrolls.append(enroll)
-        tests.append(test)
-        labels.append(label)
-    if not enrolls:
-        raise DataError(f"{path}: no trials")
-    return enrolls, tests, np.asarray(labels, dtype=bool)
+    enrolls, tests, labels = zip(*read_trials(path, require_labels=True))
+    return list(enrolls), list(tests), np.asarray(labels, dtype=bool)
 
 
 def _scores_for_trials(score_path: PathLike, trials_path: PathLike, enrolls: list[str],
