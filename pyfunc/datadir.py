@@ -213,10 +213,13 @@ def split_utts(utts: list[str], num_jobs: int) -> list[list[str]]:
     return parts
 
 
-def split_data_dir(path: PathLike, num_jobs: int) -> list[Path]:
-    """Write ``path/split{N}/{1..N}`` subsets (Kaldi's split_data.sh) and return them."""
+def split_data_dir(path: PathLike, num_jobs: int, features: bool = True) -> list[Path]:
+    """Write ``path/split{N}/{1..N}`` subsets (Kaldi's split_data.sh) and return them.
+
+    Without ``features``, ``feats.scp`` and ``utt2num_frames`` are neither read nor split.
+    """
     path = Path(path)
-    data = load_data_dir(path)
+    data = load_data_dir(path, features=features)
     parts = split_utts(data.utts, num_jobs)
     root = path / f"split{len(parts)}"
     if root.exists():

@@ -196,7 +196,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     if not needs_work(stamp_path, "make_fbank", params, inputs, audio, data_dir / "feats.scp", "features", force):
         return False
     # The old stamp stays: it describes the old outputs, which stay until the new ones replace them.
-    parts = split_data_dir(data_dir, num_jobs)
+    parts = split_data_dir(data_dir, num_jobs, features=False)  # the old features are being replaced
     split_utt2aug(data_dir, parts)
     feat_dir.mkdir(parents=True, exist_ok=True)
     run = secrets.token_hex(4)
@@ -205,8 +205,6 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
         ark, scp = feat_dir / f"raw_fbank_{name}.{run}.{job}.ark", feat_dir / f"raw_fbank_{name}.{run}.{job}.scp"
         arks.append(ark)
         scps.append(scp)
-        for stale in (BAD_LIST_NAME, "utt2num_frames"):
-            (part / stale).unlink(missing_ok=True)
         progress = log_dir / f".progress.{name}.{job}"
         args = ["fbank", "--conf", str(conf), "--progress", str(progress), "--bad-list", str(part / BAD_LIST_NAME)]
         jobs.append(Job(worker_command(*args, *(["--skip-bad-audio"] if skip_bad else []), str(part), str(ark),
