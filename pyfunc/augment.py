@@ -32,7 +32,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import soundfile
-from scipy.signal import fftconvolve
 
 from pyfunc.audio import SAMPLE_RATE, is_pipe
 from pyfunc.config import AugmentConfig
@@ -108,6 +107,8 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     energy = float(np.sum(rir ** 2))
     if not energy > 0.0 or not math.isfinite(energy):
         raise ValueError(f"a RIR must have finite, non-zero energy, got {energy}")
+    from scipy.signal import fftconvolve  # here, not at import: scipy.signal costs stage-1 jobs 0.7 s
+
     return fftconvolve(x, rir / math.sqrt(energy), mode="full")[: x.shape[0]]
 
 
