@@ -567,13 +567,10 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
     data = load_data_dir(data_dir)
     subset = data.subset(u for utts in data.spk2utt.values() for u in utts[:per_speaker])
     out_dir = Path(out_dir)
-    _clear_stale(out_dir)
-    if (out_dir / "trials").is_file():
-        (out_dir / "trials").unlink()
-    write_data_dir(out_dir, subset)
-    validate_data_dir(out_dir, check_wavs=False)
-    logger.info("%s: %d utterances, at most %d of each of the %d speakers of %s", out_dir, len(subset.utt2spk),
-                per_speaker, len(data.spk2utt), data_dir)
+    (out_dir / "trials").unlink(missing_ok=True)
+    write_checked_data_dir(out_dir, subset, check_wavs=False)
+    logger.info("%s: at most %d utterances of each of the %d speakers of %s", out_dir, per_speaker,
+                len(data.spk2utt), data_dir)
     return subset
 
 
