@@ -165,6 +165,8 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     trained = load_config(exp / "config.yaml")
     assert trained.model.num_classes == 4 and trained.model.channels == 16
     assert "54 utterances, 4 speakers" in (exp / "log" / "train.log").read_text()
+    # the fbank options of the training features go with the model, for the verify/embed tools and ONNX
+    assert (exp / "fbank.conf").read_text() == (RECIPE / "conf" / "fbank.conf").read_text()
     emb = kaldiio.load_scp(str(exp / "embeddings" / "vox1" / "xvector.scp"))
     assert len(emb) == 24 and all(np.asarray(v).shape == (16,) for v in emb.values())
     assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_dev" / "xvector.scp"))) == 24

@@ -195,7 +195,8 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     rdzv=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint")
   fi
   torchrun "${rdzv[@]}" --nproc-per-node "$nproc_per_node" \
-    steps/train.py --config "$train_config" --data "$train_data" --exp "$exp" --device "$device" "${pipe_opts[@]}"
+    steps/train.py --config "$train_config" --data "$train_data" --exp "$exp" --device "$device" \
+      --fbank-conf "$fbank_conf" "${pipe_opts[@]}"
 fi
 
 m=${model_dir:-$exp}
