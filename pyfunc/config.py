@@ -152,17 +152,21 @@ def config_from_dict(data: dict, source: str = "<config>") -> Config:
     return _from_dict(Config, data or {}, "", source)
 
 
-def load_config(path: PathLike) -> Config:
-    """Read and check a YAML config file."""
+def read_config_yaml(path: PathLike) -> Any:
+    """The parsed YAML of a config file ({} when empty), not yet checked; ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            return yaml.safe_load(handle) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return config_from_dict(data or {}, str(path))
+
+
+def load_config(path: PathLike) -> Config:
+    """Read and check a YAML config file."""
+    return config_from_dict(read_config_yaml(path), str(path))
 
 
 def config_to_dict(config: Config) -> dict:

@@ -8,12 +8,11 @@ Values are parsed as YAML scalars or flow lists (``true``, ``0.5``, ``[3, 7]``,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
-from pyfunc.config import Config, config_from_dict, config_to_dict, save_config
+from pyfunc.config import Config, config_from_dict, config_to_dict, read_config_yaml, save_config
 from pyfunc.errors import ConfigError
 from pyfunc.fileio import PathLike
 
@@ -56,14 +55,7 @@ def apply_overrides(data: dict, overrides: Sequence[str], source: str = "<config
 
 def write_effective_config(base: PathLike, out: PathLike, overrides: Sequence[str] = ()) -> Config:
     """Read ``base``, apply ``overrides``, check the result and write it to ``out`` (atomically)."""
-    base = Path(base)
-    if not base.is_file():
-        raise ConfigError(f"{base}: config file not found")
-    try:
-        data = yaml.safe_load(base.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{base}: not valid YAML: {err}") from None
-    config = apply_overrides(data, overrides, str(base))
+    config = apply_overrides(read_config_yaml(base), overrides, str(base))
     save_config(out, config)
     return config
 
