@@ -28,7 +28,7 @@ from pyfunc.badinput import BAD_LIST_NAME, SKIPPED_NAME, BadInputs, check_trials
 from pyfunc.datadir import load_data_dir, split_data_dir
 from pyfunc.errors import PyfuncError
 from pyfunc.fileio import PathLike, atomic_paths, read_scp, remove_temporaries
-from pyfunc.jobs import Job, local_thread_env, run_jobs, worker_command
+from pyfunc.jobs import Job, in_process_job_log, local_thread_env, run_jobs, worker_command
 from pyfunc.stamps import EXTRACT_STAMP, FBANK_STAMP, make_stamp, needs_work, refuse_stale, write_stamp
 
 logger = logging.getLogger(__name__)
@@ -69,18 +69,18 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
                         out_dir.parent / "log" / f"extract.{job}.log", out_dir / f".progress.{job}", env))
     bad = BadInputs()
     try:
-        run_jobs(jobs, cmd, total=total, desc=f"embed {data_dir.name}")
+        try:
+            run_jobs(jobs, cmd, total=total, desc=f"embed {data_dir.name}")
+        finally:
+            for job_dir in job_dirs:
+                bad.update(read_bad_list(job_dir / BAD_LIST_NAME))
     except PyfuncError:
-        for job_dir in job_dirs:
-            bad.update(read_bad_list(job_dir / BAD_LIST_NAME))
         if bad and not skip_bad:
             raise bad.error(data_dir, total) from None
         raise
     finally:
         for job in jobs:
             job.progress.unlink(missing_ok=True)
-    for job_dir in job_dirs:
-        bad.update(read_bad_list(job_dir / BAD_LIST_NAME))
     return job_dirs, bad.found
 
 
@@ -136,11 +136,13 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     # The old stamp stays: it describes the old outputs, which stay until the new ones replace them.
     run_dir = out_dir / f"parts.{secrets.token_hex(4)}"
     try:
-        if num_jobs == 1 and not cmd:
+        if num_jobs == 1 and not cmd:  # one local job: here, logging to the job log a job process would write
             from pyfunc.extract import extract_embeddings
 
-            bad = extract_embeddings(model_dir, data_dir, run_dir / "1", protocol=protocol, device=device,
-                                     batch_frames=batch_frames, onnx=onnx, skip_bad=skip_bad)
+            log = out_dir / "log" / "extract.1.log"
+            with in_process_job_log(log, f"extract_embeddings {model_dir} {data_dir} {run_dir / '1'}"):
+                bad = extract_embeddings(model_dir, data_dir, run_dir / "1", protocol=protocol, device=device,
+                                         batch_frames=batch_frames, onnx=onnx, skip_bad=skip_bad)
             job_dirs = [run_dir / "1"]
         else:
             job_dirs, bad = extract_embeddings_parallel(model_dir, data_dir, run_dir, num_jobs, cmd, protocol, device,

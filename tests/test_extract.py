@@ -177,6 +177,10 @@ def test_cli(tmp_path):
                             capture_output=True, text=True, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr
     assert sorted(_read(tmp_path / "emb" / "xvector.scp")) == sorted(feats)
+    # the single local job runs in-process and still writes the job log a job process would
+    header, *records = (tmp_path / "emb" / "log" / "extract.1.log").read_text().splitlines()
+    assert header.startswith("# in-process: extract_embeddings ")
+    assert any(f"embedding {len(feats)} utterances of" in line for line in records)
     result = subprocess.run([sys.executable, str(script), "--model-dir", str(tmp_path / "none"), "--data",
                              str(tmp_path / "data"), "--out", str(tmp_path / "emb2")],
                             capture_output=True, text=True, cwd=ROOT, env=env)
