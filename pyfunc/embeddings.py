@@ -55,11 +55,12 @@ def _load_entry(table, scp_path: Path, key: str):
             from None
 
 
-def iter_scp_arrays(scp_path: PathLike, keys: Sequence[str] | None = None, ndim: int = 1):
+def iter_scp_arrays(scp_path: PathLike, keys: Sequence[str] | None = None, ndim: int = 1, table=None):
     """Yield ``(key, array)`` for ``keys`` (default: every key, in scp order), checking each has ``ndim``
-    dimensions and the same trailing dimension; DataError names the scp and key at fault."""
+    dimensions and the same trailing dimension; DataError names the scp and key at fault.
+    ``table``: ``open_scp(scp_path)`` when the caller has it already."""
     scp_path = Path(scp_path)
-    table = open_scp(scp_path)
+    table = open_scp(scp_path) if table is None else table
     if keys is None:
         keys = list(table)
     dim = None
@@ -80,15 +81,16 @@ def iter_scp_arrays(scp_path: PathLike, keys: Sequence[str] | None = None, ndim:
         yield key, array
 
 
-def load_embeddings(scp_path: PathLike, keys: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+def load_embeddings(scp_path: PathLike, keys: Sequence[str] | None = None, table=None
+                    ) -> tuple[list[str], np.ndarray]:
     """Read one vector per key from ``scp_path``: ``(keys, float32 array num_keys x dim)``.
 
     ``keys`` selects (and orders) the rows; by default every entry in scp order. A missing
     key, an unreadable ark or an entry that is not a vector of the common dimension is a
-    DataError naming the scp and the key.
+    DataError naming the scp and the key. ``table``: see :func:`iter_scp_arrays`.
     """
     out_keys, rows = [], []
-    for key, array in iter_scp_arrays(scp_path, keys, ndim=1):
+    for key, array in iter_scp_arrays(scp_path, keys, ndim=1, table=table):
         out_keys.append(key)
         rows.append(array.astype(np.float32, copy=False))
     if not rows:
@@ -109,12 +111,12 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64, copy=False)
 
 
-def load_crop_means(scp_path: PathLike, keys: Sequence[str]) -> np.ndarray:
+def load_crop_means(scp_path: PathLike, keys: Sequence[str], table=None) -> np.ndarray:
     """For each key, the mean of its L2-normalised crop embeddings (a ``num_crops x dim`` matrix in
     ``scp_path``): ``num_keys x dim`` float64. The mean of the crop cosine matrix of two utterances
     is the dot product of these means, so the crops themselves need not be kept in memory."""
     means = None
-    for row, (key, crops) in enumerate(iter_scp_arrays(scp_path, keys, ndim=2)):
+    for row, (key, crops) in enumerate(iter_scp_arrays(scp_path, keys, ndim=2, table=table)):
         if means is None:
             means = np.empty((len(keys), crops.shape[1]), dtype=np.float64)
         means[row] = l2_normalise(crops.astype(np.float64)).mean(axis=0)

@@ -208,8 +208,10 @@ def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = 
     emb_dir = Path(emb_dir)
     protocol = resolve_protocol(emb_dir, protocol)
     scps = [emb_dir / XVECTOR_SCP] + ([emb_dir / CROPS_SCP] if protocol == "seed" else [])
+    tables = []  # opened once, for this check and for loading
     for scp in scps:
         available = open_scp(scp)
+        tables.append(available)
         missing: dict[str, int] = {}  # key -> first trial needing it
         for i, pair in enumerate(zip(trials.enrolls, trials.tests)):
             for key in pair:
@@ -218,8 +220,8 @@ def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = 
         if missing:
             _raise_missing(trials, missing, scp)
     keys = trials.utterances
-    _, full = load_embeddings(scps[0], keys)
-    means = load_crop_means(scps[1], keys) if protocol == "seed" else None
+    _, full = load_embeddings(scps[0], keys, table=tables[0])
+    means = load_crop_means(scps[1], keys, table=tables[1]) if protocol == "seed" else None
     if means is not None and means.shape[1] != full.shape[1]:
         raise DataError(f"{scps[1]}: crop embeddings have dimension {means.shape[1]}, the full-utterance "
                         f"embeddings of {scps[0]} {full.shape[1]}")
