@@ -102,6 +102,11 @@ class Config:
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
 
+def input_table(frontend: str) -> str:
+    """The data-dir table a model with ``frontend`` reads: wav.scp (seed: waveforms) or feats.scp (fbank)."""
+    return "wav.scp" if frontend == "seed" else "feats.scp"
+
+
 _CHOICES = {
     "model.frontend": ("fbank", "seed"),
     "train.precision": ("fp32", "bf16"),

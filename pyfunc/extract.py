@@ -29,7 +29,8 @@ from tqdm import tqdm
 from pyfunc.audio import read_audio
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.fileio import PathLike, read_scp
-from pyfunc.frontend import SEED_HOP, SEED_WIN, seed_num_frames
+from pyfunc.config import input_table
+from pyfunc.frontend import seed_num_frames, seed_num_samples
 from pyfunc.model_dir import load_model_dir
 from pyfunc.models.ecapa import ECAPATDNN
 
@@ -110,7 +111,7 @@ class _Source:
     def __init__(self, data_dir: Path, model: ECAPATDNN):
         self.frontend = model.frontend
         self.feat_dim = model.feat_dim
-        self.path = data_dir / ("wav.scp" if self.frontend == "seed" else "feats.scp")
+        self.path = data_dir / input_table(self.frontend)
         if not self.path.is_file():
             need = "wav.scp (the model has the seed front end)" if self.frontend == "seed" else \
                 "feats.scp (the model has the fbank front end; run the feature stage first)"
@@ -228,7 +229,7 @@ def crop_length(config_extract, frontend: str) -> int:
     frames = int(round(config_extract.crop_seconds * 100))
     if frames < MIN_FRAMES:
         raise ConfigError(f"extract.crop_seconds {config_extract.crop_seconds} gives fewer than {MIN_FRAMES} frames")
-    return frames * SEED_HOP + (SEED_WIN - SEED_HOP) if frontend == "seed" else frames
+    return seed_num_samples(frames) if frontend == "seed" else frames
 
 
 def embed_data_dir(model: ECAPATDNN, data_dir: PathLike, keys: Sequence[str], batch_frames: int,

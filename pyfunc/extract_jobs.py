@@ -103,7 +103,7 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     ``out_dir/skipped_utts``. Returns False (doing nothing) when the stamp shows the
     output is up to date, unless ``force``.
     """
-    from pyfunc.config import load_config
+    from pyfunc.config import input_table, load_config
     from pyfunc.errors import DataError
     from pyfunc.model_dir import CONFIG_NAME, MODEL_NAME
 
@@ -113,7 +113,7 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: data directory not found")
     frontend = load_config(model_dir / CONFIG_NAME).model.frontend
-    table_path = data_dir / ("wav.scp" if frontend == "seed" else "feats.scp")
+    table_path = data_dir / input_table(frontend)
     if not table_path.is_file():
         hint = "" if frontend == "seed" else " (the model has the fbank front end; run stage 1 first)"
         raise DataError(f"{table_path}: file not found{hint}")

@@ -55,6 +55,11 @@ class SeedLogMel(nn.Sequential):
             return x - x.mean(dim=-1, keepdim=True)
 
 
+def seed_num_samples(frames: int) -> int:
+    """Waveform samples the seed cuts for ``frames`` frames: ``frames * 160 + 240``."""
+    return frames * SEED_HOP + (SEED_WIN - SEED_HOP)
+
+
 def seed_num_frames(num_samples: int) -> int:
     """Frames the seed front end gives for ``num_samples`` samples (centred STFT, hop 160)."""
     return 1 + num_samples // SEED_HOP

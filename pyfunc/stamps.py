@@ -215,14 +215,14 @@ def _value_at(tree: object, dotted: str) -> object:
 def training_params(config, data_dir: PathLike) -> dict:
     """What a stage-2 run is made of, as far as resuming is concerned: config and training data."""
     from pyfunc.badinput import SKIPPED_NAME
-    from pyfunc.config import config_to_dict
+    from pyfunc.config import config_to_dict, input_table
     from pyfunc.fileio import read_scp
 
     settings = config_to_dict(config)
     for key in RESUME_SAFE_KEYS:
         _drop(settings, key)
     data_dir = Path(data_dir)
-    table_name = "feats.scp" if config.model.frontend == "fbank" else "wav.scp"
+    table_name = input_table(config.model.frontend)
     table = data_dir / table_name
     keys = hashlib.sha256("\n".join(sorted(read_scp(table))).encode()).hexdigest() if table.is_file() else None
     data = {"utt2spk": text_digest(data_dir / "utt2spk"), f"{table_name} keys": keys,

@@ -33,7 +33,7 @@ from pyfunc.augment import build_augmenter
 from pyfunc.checkpoint import (latest_checkpoint, load_checkpoint, progress_of, rng_states, save_checkpoint,
                                set_rng_states)
 from pyfunc.cli import LOG_FORMAT
-from pyfunc.config import Config, save_config
+from pyfunc.config import Config, input_table, save_config
 from pyfunc.device import pick_device
 from pyfunc.errors import ConfigError, DataError, PyfuncError
 from pyfunc.extract import crop_length, embed_data_dir
@@ -282,7 +282,7 @@ def load_eval_set(config: Config) -> EvalSet | None:
     labels = np.asarray(trials.labels, dtype=bool)
     if labels.all() or not labels.any():
         raise DataError(f"{path}: the EER needs both target and nontarget trials")
-    table = data_dir / ("wav.scp" if config.model.frontend == "seed" else "feats.scp")
+    table = data_dir / input_table(config.model.frontend)
     if not table.is_file():
         raise DataError(f"{table}: file not found (train.eval_data for the {config.model.frontend} front end)")
     listed = read_scp(table)

@@ -20,14 +20,11 @@ from pyfunc.audio import read_audio
 from pyfunc.augment_offline import apply_augment_spec, read_utt2aug
 from pyfunc.datadir import load_data_dir
 from pyfunc.errors import DataError
-
-HOP = 160  # samples per 10 ms frame at 16 kHz
-WIN_EXTRA = 240  # a 25 ms window needs 240 samples beyond the hops
-
+from pyfunc.frontend import seed_num_samples
 
 def chunk_samples(frames: int) -> int:
     """Waveform samples that give ``frames`` frames (the seed's ``frames * 160 + 240``)."""
-    return frames * HOP + WIN_EXTRA
+    return seed_num_samples(frames)
 
 
 def wrap_crop(array: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
