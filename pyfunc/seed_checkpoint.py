@@ -89,9 +89,7 @@ def import_seed_checkpoint(seed_path: PathLike, model_dir: PathLike, base_config
     except PyfuncError as err:
         raise PyfuncError(f"{seed_path}: unsupported model sizes: {err}") from None
     head = build_head(config)
-    expected = {ENCODER_PREFIX + k: v for k, v in encoder.state_dict().items()}
-    expected.update({HEAD_PREFIX + k: v for k, v in head.state_dict().items()})
-    problems = state_dict_problems(expected, state)
+    problems = state_dict_problems(_seed_keyed_state(encoder, head), state)
     if problems:
         raise PyfuncError(f"{seed_path}: does not match the seed ECAPA-TDNN with C={config.model.channels}, "
                           f"embed_dim={config.model.embed_dim}, {config.model.num_classes} classes: "
@@ -113,8 +111,13 @@ def seed_state_of(model_dir: PathLike) -> dict[str, torch.Tensor]:
         raise PyfuncError(f"{Path(model_dir) / 'config.yaml'}: model.frontend is {config.model.frontend!r}; only "
                           f"models with the 'seed' front end can be exported, since the seed's code always "
                           f"computes its own log-mel features from waveforms")
-    state = {ENCODER_PREFIX + k: v.detach().clone() for k, v in encoder.state_dict().items()}
-    state.update({HEAD_PREFIX + k: v.detach().clone() for k, v in head.state_dict().items()})
+    return {key: value.detach().clone() for key, value in _seed_keyed_state(encoder, head).items()}
+
+
+def _seed_keyed_state(encoder: torch.nn.Module, head: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The encoder's and the head's state under the seed's key prefixes (the tensors themselves, not copies)."""
+    state = {ENCODER_PREFIX + k: v for k, v in encoder.state_dict().items()}
+    state.update({HEAD_PREFIX + k: v for k, v in head.state_dict().items()})
     return state
 
 
