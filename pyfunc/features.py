@@ -221,20 +221,10 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
             else:
                 run_jobs(jobs, cmd, total=len(data.utt2spk), desc=f"fbank {name}")
         finally:
+            for job in jobs:
+                job.progress.unlink(missing_ok=True)
             for part in parts:
                 bad.update(read_bad_list(part / BAD_LIST_NAME))
-    except PyfuncError as err:
-        _remove(arks + scps)
-        if bad and not skip_bad:
-            raise bad.error(data_dir / "wav.scp", len(data.utt2spk)) from None
-        raise err
-    except BaseException:
-        _remove(arks + scps)
-        raise
-    finally:
-        for job in jobs:
-            job.progress.unlink(missing_ok=True)
-    try:
         check_trials_need(bad.found, trials)
         num_frames: dict[str, int] = {}
         for part in parts:
@@ -245,8 +235,10 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
             if bad:
                 write_skipped(temporaries[1], bad.found, len(data.utt2spk), data_dir / SKIPPED_NAME)
             merge_scps(scps, temporaries[-1])
-    except BaseException:
+    except BaseException as err:
         _remove(arks + scps)
+        if isinstance(err, PyfuncError) and bad and not skip_bad:  # a job found bad audio: list all of it
+            raise bad.error(data_dir / "wav.scp", len(data.utt2spk)) from None
         raise
     if not bad:
         (data_dir / SKIPPED_NAME).unlink(missing_ok=True)
