@@ -104,12 +104,10 @@ class SpeakerModel:
 
     def model_input(self, samples: np.ndarray, where: str = "audio") -> np.ndarray:
         """The encoder's input for mono samples at the model's rate: fbank frames, or the waveform itself."""
-        from pyfunc.extract import MIN_FRAMES, MIN_SAMPLES
+        from pyfunc.extract import MIN_FRAMES, check_waveform_length
 
         if self.encoder.frontend == "seed":
-            if samples.shape[0] < MIN_SAMPLES:
-                raise DataError(f"{where}: {samples.shape[0]} samples is too short; need at least {MIN_SAMPLES}")
-            return samples
+            return check_waveform_length(samples, where)
         from pyfunc.features import compute_fbank
 
         window = int(self.sample_rate * float(self.fbank_options.get("frame_length", 25.0)) * 0.001)
@@ -127,29 +125,23 @@ class SpeakerModel:
 
     def embed_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
         """Full-utterance embeddings (len(items), dim) of model inputs, in length-sorted batches."""
-        from pyfunc.extract import _length_batches, embed_batch, resolve_batch_frames
-        from pyfunc.frontend import seed_num_frames
+        from pyfunc.extract import embed_items
 
-        batch_frames = resolve_batch_frames(batch_frames if batch_frames is not None
-                                            else self.config.extract.batch_frames, self.encoder)
-        frames = [seed_num_frames(x.shape[0]) if self.encoder.frontend == "seed" else x.shape[0] for x in items]
-        out = np.zeros((len(items), self.embed_dim), dtype=np.float32)
-        for batch in _length_batches(frames, batch_frames):
-            out[batch] = embed_batch(self.encoder, [items[i] for i in batch])
-        return out
+        return embed_items(self.encoder, items, self._batch_frames(batch_frames))
 
-    def crop_inputs(self, item: np.ndarray) -> np.ndarray:
-        """The seed protocol's evenly spaced crops of one model input (num_crops, crop, ...)."""
-        from pyfunc.extract import crop_length, seed_crops
+    def _batch_frames(self, batch_frames: int | None) -> int:
+        from pyfunc.extract import resolve_batch_frames
 
-        return seed_crops(item, crop_length(self.config.extract, self.encoder.frontend),
-                          self.config.extract.num_crops)
+        return resolve_batch_frames(batch_frames if batch_frames is not None else self.config.extract.batch_frames,
+                                    self.encoder)
 
-    def embed_crop_inputs(self, item: np.ndarray) -> np.ndarray:
-        """(num_crops, dim) raw embeddings of the seed protocol's crops of one model input."""
-        from pyfunc.extract import embed_batch
+    def embed_crop_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
+        """(len(items), num_crops, dim) raw embeddings of the seed protocol's crops of model inputs,
+        the crops batched across the inputs."""
+        from pyfunc.extract import crop_length, embed_crops
 
-        return embed_batch(self.encoder, list(self.crop_inputs(item)))
+        return embed_crops(self.encoder, items, crop_length(self.config.extract, self.encoder.frontend),
+                           self.config.extract.num_crops, self._batch_frames(batch_frames))
 
     def embed(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
         """The raw full-utterance embedding (dim,) float32 of one recording, as stage 3 writes it."""
@@ -157,7 +149,7 @@ class SpeakerModel:
 
     def embed_crops(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
         """(num_crops, dim) raw embeddings of the seed protocol's crops, as stage 3 writes them."""
-        return self.embed_crop_inputs(self._input(audio, sample_rate))
+        return self.embed_crop_inputs([self._input(audio, sample_rate)])[0]
 
     def score(self, a: Audio, b: Audio, sample_rate: int | None = None) -> float:
         """The stage-4 score of two recordings (cosine; with the seed protocol, averaged with the crops')."""
@@ -166,7 +158,7 @@ class SpeakerModel:
         items = [self._input(a, sample_rate), self._input(b, sample_rate)]
         full = self.embed_inputs(items)
         if self.protocol == "seed":
-            crops = np.stack([self.embed_crop_inputs(item) for item in items])
+            crops = self.embed_crop_inputs(items)
             return float(seed_scores([("a", "b")], ["a", "b"], full, crops)[0])
         return float(cosine_scores([("a", "b")], ["a", "b"], full)[0])
 

@@ -103,9 +103,9 @@ def iter_embeddings(model: SpeakerModel, table: dict[str, str], source: str = ""
             where = f"{source}: {key}" if source else key
             inputs.append(model.model_input(model.load_audio(table[key], where=where), where))
         full = model.embed_inputs(inputs, batch_frames)
+        crop_emb = model.embed_crop_inputs(inputs, batch_frames) if crops else None
         for row, key in enumerate(pool):
-            crop_emb = model.embed_crop_inputs(inputs[row]) if crops else None
-            yield key, full[row], crop_emb
+            yield key, full[row], crop_emb[row] if crop_emb is not None else None
 
 
 def embed_to(model: SpeakerModel, table: dict[str, str], out: PathLike, source: str = "",

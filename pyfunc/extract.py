@@ -124,15 +124,12 @@ class _Source:
                 check_ark_entry(entry, f"{self.path}: {key}")
 
     def frames(self, item: np.ndarray) -> int:
-        return seed_num_frames(item.shape[0]) if self.frontend == "seed" else item.shape[0]
+        return input_frames(self.frontend, item)
 
     def load(self, key: str) -> np.ndarray:
         where = f"{self.path}: {key}"
         if self.frontend == "seed":
-            item = read_audio(self.table[key], where)
-            if item.shape[0] < MIN_SAMPLES:
-                raise DataError(f"{where}: {item.shape[0]} samples is too short; need at least {MIN_SAMPLES}")
-            return item
+            return check_waveform_length(read_audio(self.table[key], where), where)
         import kaldiio
 
         try:
@@ -192,21 +189,46 @@ def _check_finite(emb: np.ndarray, keys: Sequence[str], source: Path) -> None:
         raise DataError(f"{source}: non-finite embedding for {len(bad)} utterance(s), e.g. {bad[:3]}")
 
 
+def check_waveform_length(samples: np.ndarray, where: str) -> np.ndarray:
+    """``samples`` when long enough for the seed front end (MIN_SAMPLES), else a DataError naming ``where``."""
+    if samples.shape[0] < MIN_SAMPLES:
+        raise DataError(f"{where}: {samples.shape[0]} samples is too short; need at least {MIN_SAMPLES}")
+    return samples
+
+
+def input_frames(frontend: str, item: np.ndarray) -> int:
+    """Frames the encoder sees for a model input: seed waveform samples through the log-mel, or feature rows."""
+    return seed_num_frames(item.shape[0]) if frontend == "seed" else item.shape[0]
+
+
+def embed_items(model: ECAPATDNN, items: Sequence[np.ndarray], batch_frames: int) -> np.ndarray:
+    """Full-utterance embeddings (len(items), embed_dim) of model inputs, in length-sorted batches."""
+    full = np.zeros((len(items), model.embed_dim), dtype=np.float32)
+    for batch in _length_batches([input_frames(model.frontend, item) for item in items], batch_frames):
+        full[batch] = embed_batch(model, [items[i] for i in batch])
+    return full
+
+
+def embed_crops(model: ECAPATDNN, items: Sequence[np.ndarray], crop: int, num_crops: int,
+                batch_frames: int) -> np.ndarray:
+    """(len(items), num_crops, embed_dim) embeddings of each input's seed crops, batched across the inputs."""
+    crops = np.concatenate([seed_crops(item, crop, num_crops) for item in items])
+    per_batch = max(1, batch_frames // max(1, input_frames(model.frontend, crops[0])))
+    emb = np.concatenate([embed_batch(model, crops[start:start + per_batch])
+                          for start in range(0, len(crops), per_batch)])
+    return emb.reshape(len(items), num_crops, model.embed_dim)
+
+
 def _embed_pool(model: ECAPATDNN, source: _Source, pool: list[tuple[str, np.ndarray]], batch_frames: int,
                 crop: int | None, num_crops: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Full-utterance embeddings (and crop embeddings when ``crop``) of a pool, in pool order."""
-    full = np.zeros((len(pool), model.embed_dim), dtype=np.float32)
-    for batch in _length_batches([source.frames(item) for _, item in pool], batch_frames):
-        full[batch] = embed_batch(model, [pool[i][1] for i in batch])
-    _check_finite(full, [key for key, _ in pool], source.path)
+    keys, items = [key for key, _ in pool], [item for _, item in pool]
+    full = embed_items(model, items, batch_frames)
+    _check_finite(full, keys, source.path)
     if crop is None:
         return full, None
-    crops = np.concatenate([seed_crops(item, crop, num_crops) for _, item in pool])
-    per_batch = max(1, batch_frames // max(1, source.frames(crops[0])))
-    crop_emb = np.concatenate([embed_batch(model, crops[start:start + per_batch])
-                               for start in range(0, len(crops), per_batch)])
-    crop_emb = crop_emb.reshape(len(pool), num_crops, model.embed_dim)
-    _check_finite(crop_emb, [key for key, _ in pool], source.path)
+    crop_emb = embed_crops(model, items, crop, num_crops, batch_frames)
+    _check_finite(crop_emb, keys, source.path)
     return full, crop_emb
 
 

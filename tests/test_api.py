@@ -20,6 +20,7 @@ import yaml
 import pyfunc
 from pyfunc.audio import read_audio
 from pyfunc.commands import main as pyfunc_main
+from pyfunc.embed_files import embed_to
 from pyfunc.errors import DataError
 from pyfunc.extract import extract_embeddings
 from pyfunc.features import make_fbank
@@ -72,6 +73,12 @@ def test_seed_protocol_score_equals_stage_4(recipe, tmp_path) -> None:
     model = pyfunc.load_model(model_dir)
     crops = kaldiio.load_scp(str(emb / "xvector_crops.scp"))
     np.testing.assert_allclose(model.embed_crops(recipe["wav_scp"][enrolls[0]]), crops[enrolls[0]], atol=2e-5)
+    # the embed tool's folder output batches the crops of many recordings: the same crops as stage 3
+    embed_to(model, dict(recipe["wav_scp"]), tmp_path / "tool")
+    tool_crops = kaldiio.load_scp(str(tmp_path / "tool" / "xvector_crops.scp"))
+    assert sorted(tool_crops) == sorted(crops)
+    for key in crops:
+        np.testing.assert_allclose(tool_crops[key], crops[key], atol=2e-5)
     for i in (0, len(scores) - 1):
         assert model.score(recipe["wav_scp"][enrolls[i]], recipe["wav_scp"][tests[i]]) == \
             pytest.approx(scores[i], abs=1e-5)
