@@ -57,7 +57,7 @@ class Bottle2neck(nn.Module):
         out = self.bn1(out)
         spx = torch.split(out, self.width, 1)
         for i in range(self.nums):
-            sp = spx[i] if i == 0 else sp + spx[i]
+            sp = spx[i] if i == 0 else sp + spx[i]  # noqa: F821 (sp is the previous branch output)
             sp = self.convs[i](sp)
             sp = self.relu(sp)
             sp = self.bns[i](sp)

@@ -56,7 +56,7 @@ def compute_min_dcf(fnrs: list, fprs: list, thresholds: Sequence[float], p_targe
 
 def seed_metrics(scores: np.ndarray, labels: np.ndarray, p_targets: Sequence[float] = (0.01, 0.05)) -> dict:
     """EER (%) and minDCF per p_target, the seed's way (see the module docstring)."""
-    from pyfunc.metrics import roc_curve
+    from pyfunc.scoring.metrics import roc_curve
 
     score_list = scores.tolist()  # the seed reads its scores into Python lists
     label_list = [int(x) for x in labels.tolist()]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyfunc.audio import SAMPLE_RATE, write_wav
-from pyfunc.datadir import DataDir, write_data_dir
+from pyfunc.data.audio import SAMPLE_RATE, write_wav
+from pyfunc.data.datadir import DataDir, write_data_dir
 
 
 def voice_like(seconds: float, rng: np.random.Generator) -> np.ndarray:

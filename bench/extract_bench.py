@@ -15,8 +15,8 @@ def batched(size: dict, work: Path) -> dict:
     """Ours: ``extract_embeddings`` on the data dir (read-ahead, length-sorted zero-padded batches)."""
     import torch
 
-    from pyfunc.embeddings import load_embeddings
-    from pyfunc.extract import extract_embeddings
+    from pyfunc.data.vectors import load_embeddings
+    from pyfunc.pipeline.extract_job import extract_embeddings
 
     prepared = load_prepared(work)
     out = work / "extract_batched"
@@ -35,9 +35,9 @@ def one_at_a_time(size: dict, work: Path) -> dict:
     """Baseline: load the model, then for each utterance read it and run the encoder on it alone."""
     import torch
 
-    from pyfunc.audio import read_audio
-    from pyfunc.fileio import read_scp
-    from pyfunc.model_dir import load_model_dir
+    from pyfunc.data.audio import read_audio
+    from pyfunc.data.tables import read_scp
+    from pyfunc.models.model_dir import load_model_dir
 
     prepared = load_prepared(work)
     start = time.perf_counter()

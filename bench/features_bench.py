@@ -22,8 +22,8 @@ def bare_loop(size: dict, work: Path, threads: int | None = None, big: bool = Fa
 
     if threads:
         torch.set_num_threads(threads)
-    from pyfunc.features import read_kaldi_conf
-    from pyfunc.fileio import read_scp
+    from pyfunc.data.tables import read_scp
+    from pyfunc.features.kaldi_fbank import read_kaldi_conf
 
     prepared = load_prepared(work)
     options = read_kaldi_conf(FBANK_CONF)
@@ -70,8 +70,8 @@ def stage(size: dict, work: Path, nj: int, job_threads: int | None = None, one: 
 
 
 def _stage(work: Path, nj: int, job_threads: int | None, one: bool, big: bool) -> dict:
-    from pyfunc.features import make_fbank
-    from pyfunc.fileio import read_map
+    from pyfunc.data.tables import read_map
+    from pyfunc.pipeline.fbank_stage import make_fbank
 
     prepared = load_prepared(work)
     source = "fbank_one" if one else "fbank_big" if big else "fbank"

@@ -15,7 +15,7 @@ PREPARED = "prepared.json"
 
 
 def _audio_seconds(data_dir: Path) -> float:
-    from pyfunc.fileio import read_scp
+    from pyfunc.data.tables import read_scp
 
     return sum(soundfile.info(path).duration for path in read_scp(data_dir / "wav.scp").values())
 
@@ -23,9 +23,9 @@ def _audio_seconds(data_dir: Path) -> float:
 def prepare(size: dict, work: Path) -> dict:
     """Write every case's inputs under ``work``; returns (and stores in prepared.json) where they are."""
     from pyfunc.config import Config
-    from pyfunc.features import make_fbank_job
-    from pyfunc.loss import AAMSoftmax
-    from pyfunc.model_dir import build_encoder, save_model_dir
+    from pyfunc.models.aam_softmax import AAMSoftmax
+    from pyfunc.models.model_dir import build_encoder, save_model_dir
+    from pyfunc.pipeline.fbank_stage import make_fbank_job
 
     info: dict = {}
     fbank_dir = make_wav_data_dir(work, "fbank", size["fbank_seconds"], size["fbank_utt_seconds"], seed=1)

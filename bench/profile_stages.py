@@ -31,7 +31,7 @@ def profile_train(args: argparse.Namespace) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from bench.baseline_ecapa import BaselineSpeakerNet
-    from bench.train_bench import _ours, _our_step
+    from bench.train_bench import _our_step, _ours
 
     x = torch.randn(args.batch, args.frames * 160 + 240) * 0.1
     labels = torch.randint(0, 5994, (args.batch,))
@@ -72,7 +72,7 @@ def profile_fbank(args: argparse.Namespace) -> None:
     import torchaudio.compliance.kaldi as kaldi
 
     from bench.common import FBANK_CONF
-    from pyfunc.features import read_kaldi_conf
+    from pyfunc.features.kaldi_fbank import read_kaldi_conf
 
     options = read_kaldi_conf(FBANK_CONF)
     rng = np.random.default_rng(0)
@@ -92,15 +92,15 @@ def profile_extract(args: argparse.Namespace) -> None:
 
     from bench.data import voice_like
     from pyfunc.config import ModelConfig
-    from pyfunc.extract import _length_batches, embed_batch, resolve_batch_frames
-    from pyfunc.model_dir import build_encoder
+    from pyfunc.inference.batching import embed_batch, length_batches, resolve_batch_frames
+    from pyfunc.models.model_dir import build_encoder
 
     torch.manual_seed(0)
     model = build_encoder(ModelConfig(frontend="seed", channels=args.channels)).eval()
     rng = np.random.default_rng(4)
     waves = [voice_like(float(rng.uniform(1, 20)), rng) for _ in range(args.utts)]
     frames = [1 + len(w) // 160 for w in waves]
-    batches = _length_batches(frames, resolve_batch_frames(args.batch_frames, model))
+    batches = length_batches(frames, resolve_batch_frames(args.batch_frames, model))
 
     def single() -> None:
         with torch.no_grad():

@@ -18,7 +18,7 @@ EMBED_DIM = 192
 def metrics(size: dict, work: Path, impl: str, trials: int) -> dict:
     """EER and minDCF (p 0.01 and 0.05) of ``trials`` synthetic scores; ``impl`` 'ours' or 'seed'."""
     from bench.baseline_metrics import seed_metrics
-    from pyfunc.metrics import compute_metrics
+    from pyfunc.scoring.metrics import compute_metrics
 
     scores, labels = make_scores(trials, seed=11)
     before = rss_now_mb()
@@ -49,8 +49,8 @@ def asnorm(size: dict, work: Path, impl: str, scale: int = 1) -> dict:
     """AS-norm of ``asnorm_trials / scale`` trials over ``asnorm_utts / scale`` utterances against a cohort of
     ``asnorm_cohort`` speakers, top ``asnorm_top_n``; ``impl`` 'ours' (chunked) or 'plain' (baseline)."""
     from bench.baseline_metrics import plain_asnorm
-    from pyfunc.asnorm import asnorm_scores
-    from pyfunc.scoring import TrialList
+    from pyfunc.data.trials import TrialList
+    from pyfunc.scoring.asnorm import asnorm_scores
 
     num_trials, num_utts = size["asnorm_trials"] // scale, size["asnorm_utts"] // scale
     keys, enroll, test, emb, cohort, raw = _asnorm_inputs(num_trials, num_utts, size["asnorm_cohort"], seed=21)

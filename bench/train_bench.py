@@ -19,7 +19,7 @@ def _wave_batch(size: dict, work: Path, first: int = 0):
     with random labels among ``train_classes``."""
     import torch
 
-    from pyfunc.train_data import ChunkDataset, load_training_set
+    from pyfunc.training.examples import ChunkDataset, load_training_set
 
     data = load_training_set(load_prepared(work)["train_data"], "wave")
     dataset = ChunkDataset(data, size["train_frames"])
@@ -33,7 +33,7 @@ def _fbank_of(x):
     """Kaldi fbank features (batch, frames, 80) of a batch of waveform chunks, as stage 1 stores them."""
     import torch
 
-    from pyfunc.features import compute_fbank, read_kaldi_conf
+    from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
 
     options = read_kaldi_conf(FBANK_CONF)
     return torch.stack([torch.from_numpy(compute_fbank(row.numpy(), options)) for row in x])
@@ -43,9 +43,9 @@ def _ours(channels: int, frontend: str, num_classes: int):
     import torch
 
     from pyfunc.config import ModelConfig
-    from pyfunc.loss import AAMSoftmax
-    from pyfunc.model_dir import build_encoder
-    from pyfunc.train import SpeakerNet
+    from pyfunc.models.aam_softmax import AAMSoftmax
+    from pyfunc.models.model_dir import build_encoder
+    from pyfunc.training.trainer import SpeakerNet
 
     torch.manual_seed(0)
     encoder = build_encoder(ModelConfig(frontend=frontend, channels=channels))
@@ -55,7 +55,7 @@ def _ours(channels: int, frontend: str, num_classes: int):
 
 def _our_step(net, optimizer, x, labels, step: int) -> float:
     """One step as pyfunc.train's loop does it: forward with the step's SpecAugment stream, backward, Adam."""
-    from pyfunc.train import example_generator
+    from pyfunc.training.trainer import example_generator
 
     loss, _ = net(x, labels, example_generator(SEED, 1, step, 0))
     loss.backward()
@@ -71,7 +71,7 @@ def step_speed(size: dict, work: Path, channels: int) -> dict:
     import torch
 
     from bench.baseline_ecapa import BaselineSpeakerNet
-    from pyfunc.train import example_generator
+    from pyfunc.training.trainer import example_generator
 
     x, labels = _wave_batch(size, work)
     feats = _fbank_of(x)
@@ -117,7 +117,7 @@ def loss_curve(size: dict, work: Path) -> dict:
     import torch
 
     from bench.baseline_ecapa import BaselineSpeakerNet, load_from_pyfunc
-    from pyfunc.train import example_generator
+    from pyfunc.training.trainer import example_generator
 
     channels, classes = size["curve_channels"], size["train_classes"]
     net, optimizer = _ours(channels, "seed", classes)
@@ -141,9 +141,9 @@ def loader_speed(size: dict, work: Path, mode: str, workers: int) -> dict:
     (waveform chunks with the seed's six-way augmentation) or 'fbank' (feature chunks from the ark)."""
     import torch
 
-    from pyfunc.augment import WaveAugmenter
     from pyfunc.config import AugmentConfig
-    from pyfunc.train_data import ChunkDataset, EpochBatches, load_training_set
+    from pyfunc.features.augment import WaveAugmenter
+    from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
 
     prepared = load_prepared(work)
     data = load_training_set(prepared["train_data"], "wave" if mode == "wave_aug" else "fbank")

@@ -8,7 +8,7 @@ Does nothing when DATA_ROOT/.done records the same parameters.
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """pyfunc: a Kaldi-style ECAPA-TDNN speaker-verification toolkit.
 
-The Python API (:mod:`pyfunc.api`) is importable from here, loaded on first use:
+The Python API (:mod:`pyfunc.inference.api`) is importable from here, loaded on first use:
 ``pyfunc.load_model(model_dir)``, ``pyfunc.embed(model, audio)``, ``pyfunc.score(model, a, b)``.
 """
 
@@ -11,7 +11,7 @@ _API = ("load_model", "embed", "score", "SpeakerModel", "Verification")
 
 def __getattr__(name: str):
     if name in _API:  # imported lazily: `import pyfunc` stays free of torch for the light tools
-        from pyfunc import api
+        from pyfunc.inference import api  # noqa: PLC0415 (lazy: the light tools need no torch)
 
         return getattr(api, name)
     raise AttributeError(f"module 'pyfunc' has no attribute {name!r}")

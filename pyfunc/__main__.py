@@ -1,7 +1,7 @@
-"""``python -m pyfunc verify|embed|export-onnx|results ...`` (see :mod:`pyfunc.commands`)."""
+"""``python -m pyfunc verify|embed|export-onnx|results ...`` (see :mod:`pyfunc.cli.tools`)."""
 
-from pyfunc.cli import run_main
-from pyfunc.commands import main
+from pyfunc.cli.runner import run_main
+from pyfunc.cli.tools import main
 
 if __name__ == "__main__":
     run_main(main)

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from pyfunc.data.atomic import PathLike, atomic_open
 from pyfunc.errors import ConfigError
-from pyfunc.fileio import PathLike, atomic_open
 
 
 @dataclass

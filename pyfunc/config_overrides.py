@@ -13,8 +13,8 @@ from typing import Any, Sequence
 import yaml
 
 from pyfunc.config import Config, config_from_dict, config_to_dict, read_config_yaml, save_config
+from pyfunc.data.atomic import PathLike
 from pyfunc.errors import ConfigError
-from pyfunc.fileio import PathLike
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

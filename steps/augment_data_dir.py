@@ -16,7 +16,7 @@ section (its 'enabled' flag is for on-the-fly augmentation and is not needed her
 import argparse
 import dataclasses
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("out_root", help="where the <name>_<kind> data directories go")
     args = parser.parse_args()
 
-    from pyfunc.augment_offline import make_augmented_copies
     from pyfunc.config import load_config
+    from pyfunc.features.augment_offline import make_augmented_copies
 
     augment = load_config(args.config).train.augment
     overrides = {k: v for k, v in (("musan_dir", args.musan_dir), ("rir_dir", args.rir_dir)) if v is not None}

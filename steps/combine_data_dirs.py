@@ -11,10 +11,8 @@ drawn at random with --seed (Kaldi's VoxCeleb recipe keeps 1M of its augmented c
 """
 
 import argparse
-import tempfile
-from pathlib import Path
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -25,21 +23,9 @@ def main() -> None:
     parser.add_argument("in_dirs", nargs="+", metavar="IN_DIR")
     args = parser.parse_args()
 
-    from pyfunc.augment_offline import combine_data_dirs, random_subset
-    from pyfunc.datadir import validate_data_dir
-    from pyfunc.errors import ConfigError
+    from pyfunc.features.augment_offline import combine_and_subset
 
-    if args.subset < 0:
-        raise ConfigError(f"--subset must be 0 (all) or a positive number, got {args.subset}")
-    if args.subset == 0:
-        combine_data_dirs(args.out_dir, args.in_dirs)
-    else:
-        out = Path(args.out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
-            combine_data_dirs(Path(tmp) / "all", args.in_dirs)
-            random_subset(Path(tmp) / "all", out, args.subset, args.seed)
-    validate_data_dir(args.out_dir, check_wavs=False, check_trials=False)
+    combine_and_subset(args.out_dir, args.in_dirs, args.subset, args.seed)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ which `python -m pyfunc verify` decides with.
 import argparse
 from pathlib import Path
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -31,17 +31,13 @@ def main() -> None:
     parser.add_argument("score_files", nargs="+", metavar="SCORE_FILE")
     args = parser.parse_args()
 
-    from pyfunc.metrics import evaluate_score_files, format_results_table, write_results
-    from pyfunc.threshold import store_thresholds
+    from pyfunc.pipeline.metrics_stage import evaluate_stage
+    from pyfunc.scoring.metrics import format_results_table
 
-    rows = evaluate_score_files(args.trials, args.score_files, args.p_target or (0.01, 0.05), names=args.name)
+    plot_dir = None if args.no_plots else args.plot_dir or Path(args.out).parent / "plots"
+    rows = evaluate_stage(args.trials, args.score_files, args.out, names=args.name,
+                          p_targets=args.p_target or (0.01, 0.05), plot_dir=plot_dir)
     print(format_results_table(rows), end="")
-    write_results(args.out, rows)
-    store_thresholds(rows, args.trials)
-    if not args.no_plots:
-        from pyfunc.plots import stage6_plots
-
-        stage6_plots(args.trials, args.score_files, args.plot_dir or Path(args.out).parent / "plots", args.name)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ The time and batch axes are dynamic. `steps/extract_embeddings.py --onnx FILE` e
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> int:
-    from pyfunc.commands import add_export_args, run_export
+    from pyfunc.cli.tools import add_export_args, run_export
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_export_args(parser)

@@ -6,7 +6,7 @@ Usage: steps/export_seed_model.py MODEL_DIR SEED_CHECKPOINT
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("seed_checkpoint", help="output state dict (speaker_encoder.*, speaker_loss.weight)")
     args = parser.parse_args()
 
-    from pyfunc.seed_checkpoint import export_seed_checkpoint
+    from pyfunc.models.seed_format import export_seed_checkpoint
 
     export_seed_checkpoint(args.model_dir, args.seed_checkpoint)
 

@@ -13,7 +13,7 @@ A rerun with unchanged inputs does nothing (EMB_DIR/.extract.stamp); --force red
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="recompute even when the stamp says up to date")
     args = parser.parse_args()
 
-    from pyfunc.audio import allow_pipes
-    from pyfunc.extract_jobs import run_extraction
+    from pyfunc.data.audio import allow_pipes
+    from pyfunc.pipeline.extract_stage import run_extraction
 
     allow_pipes(args.allow_pipes)
     run_extraction(args.model_dir, args.data, args.out, num_jobs=args.nj, cmd=args.cmd, protocol=args.protocol,

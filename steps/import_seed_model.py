@@ -9,7 +9,7 @@ other settings come from BASE_YAML (default: the built-in defaults).
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("model_dir", help="model directory to write (config.yaml + model.pt)")
     args = parser.parse_args()
 
-    from pyfunc.seed_checkpoint import import_seed_checkpoint
+    from pyfunc.models.seed_format import import_seed_checkpoint
 
     import_seed_checkpoint(args.seed_checkpoint, args.model_dir, args.config)
 

@@ -12,7 +12,7 @@ recomputes.
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -29,9 +29,9 @@ def main() -> None:
     parser.add_argument("log_dir", help="where the per-job logs go")
     args = parser.parse_args()
 
-    from pyfunc.audio import allow_pipes
-    from pyfunc.datadir import validate_data_dir
-    from pyfunc.features import make_fbank
+    from pyfunc.data.audio import allow_pipes
+    from pyfunc.data.datadir import validate_data_dir
+    from pyfunc.pipeline.fbank_stage import make_fbank
 
     allow_pipes(args.allow_pipes)
     make_fbank(args.data_dir, args.conf, args.feat_dir, args.log_dir, args.nj, args.cmd,

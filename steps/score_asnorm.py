@@ -9,7 +9,7 @@ The number of cohort scores kept per side is --top-n, else the config's score.as
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -25,8 +25,8 @@ def main() -> None:
                         help="raw scores as in stage 4")
     args = parser.parse_args()
 
-    from pyfunc.asnorm import score_trials_asnorm
     from pyfunc.config import ScoreConfig, load_config
+    from pyfunc.pipeline.score_stage import score_trials_asnorm
 
     score = load_config(args.config).score if args.config else ScoreConfig()
     top_n = args.top_n if args.top_n is not None else score.asnorm_top_n

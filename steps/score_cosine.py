@@ -7,7 +7,7 @@ Protocol 'auto' uses the seed's (full + crops) scoring iff EMB_DIR holds xvector
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
                         help="full: full-utterance cosine; seed: (full + mean crop cosine) / 2")
     args = parser.parse_args()
 
-    from pyfunc.scoring import score_trials
+    from pyfunc.pipeline.score_stage import score_trials
 
     score_trials(args.trials, args.embeddings, args.out, args.protocol)
 

@@ -7,11 +7,11 @@ Columns: system (model directory), test set, score norm, EER (%), minDCF per p_t
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> int:
-    from pyfunc.commands import add_results_args, run_results
+    from pyfunc.cli.tools import add_results_args, run_results
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_results_args(parser)

@@ -11,12 +11,8 @@ EXP/untrained/fbank.conf), where the verify/embed tools and the ONNX export read
 """
 
 import argparse
-import logging
-import os
-import shutil
-from pathlib import Path
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -30,33 +26,11 @@ def main() -> None:
     parser.add_argument("--allow-pipes", action="store_true", help="run 'command |' entries of wav.scp/feats.scp")
     args = parser.parse_args()
 
-    from pyfunc.config import load_config
-    from pyfunc.features import read_kaldi_conf
-    from pyfunc.fileio import atomic_path
-    from pyfunc.train import train
-
-    if args.fbank_conf:
-        read_kaldi_conf(args.fbank_conf)  # a bad file fails now, not after training
-    from pyfunc.audio import allow_pipes
-    from pyfunc.stamps import check_training_inputs
+    from pyfunc.data.audio import allow_pipes
+    from pyfunc.pipeline.train_stage import run_training
 
     allow_pipes(args.allow_pipes)
-    config = load_config(args.config)
-    check_training_inputs(config, args.data, args.exp)  # resume only the same run (EXP/models/.train.stamp)
-    train(config, args.data, args.exp, args.device)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    exp = Path(args.exp)
-    if args.fbank_conf:
-        for model_dir in (exp, exp / "untrained"):
-            if model_dir.is_dir():
-                with atomic_path(model_dir / "fbank.conf") as tmp:
-                    shutil.copyfile(args.fbank_conf, tmp)
-    from pyfunc.plots import plot_learning_curve
-
-    path = plot_learning_curve(exp / "log" / "history.tsv", exp / "plots" / "learning_curve.png",
-                               title=f"training of {exp}")
-    logging.getLogger("steps.train").info("wrote %s", path)
+    run_training(args.config, args.data, args.exp, args.device, args.fbank_conf)
 
 
 if __name__ == "__main__":

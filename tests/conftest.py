@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyfunc.audio import write_wav
-from pyfunc.datadir import DataDir, write_data_dir
+from pyfunc.data.audio import write_wav
+from pyfunc.data.datadir import DataDir, write_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

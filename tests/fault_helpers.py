@@ -12,13 +12,12 @@ import kaldiio
 import numpy as np
 import soundfile
 import torch
-
-from pyfunc.audio import write_wav
-from pyfunc.config import Config
-from pyfunc.loss import AAMSoftmax
-from pyfunc.model_dir import build_encoder, save_model_dir
-
 from conftest import REPO, tone_wav
+
+from pyfunc.config import Config
+from pyfunc.data.audio import write_wav
+from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.model_dir import build_encoder, save_model_dir
 
 FBANK_CONF = REPO / "conf" / "fbank.conf"
 

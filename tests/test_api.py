@@ -16,19 +16,19 @@ import soundfile
 import torch
 import torchaudio.functional as AF
 import yaml
+from tools_helpers import REPO, copy_data_dir, needs_espeak, tiny_mini_corpus, tiny_model_dir, write_8k_stereo
 
 import pyfunc
-from pyfunc.audio import read_audio
-from pyfunc.commands import main as pyfunc_main
-from pyfunc.embed_files import embed_to
+from pyfunc.cli.tools import main as pyfunc_main
+from pyfunc.data.audio import read_audio
+from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError
-from pyfunc.extract import extract_embeddings
-from pyfunc.features import make_fbank
-from pyfunc.fileio import read_scp
-from pyfunc.metrics import compute_eer, read_labelled_trials
-from pyfunc.scoring import read_scores, score_trials
-
-from tools_helpers import REPO, copy_data_dir, needs_espeak, tiny_mini_corpus, tiny_model_dir, write_8k_stereo
+from pyfunc.inference.embed_files import embed_to
+from pyfunc.pipeline.extract_job import extract_embeddings
+from pyfunc.pipeline.fbank_stage import make_fbank
+from pyfunc.pipeline.score_stage import score_trials
+from pyfunc.scoring.metrics import compute_eer, read_labelled_trials
+from pyfunc.scoring.score_files import read_scores
 
 pytestmark = needs_espeak
 
@@ -143,7 +143,7 @@ def test_8k_stereo_is_downmixed_and_resampled_with_a_warning(recipe, tmp_path, c
     with pytest.raises(DataError, match="expected mono audio"):
         read_audio(str(stereo))  # the recipe's reader stays strict
     model = pyfunc.load_model(recipe["model_dir"])
-    with caplog.at_level(logging.WARNING, logger="pyfunc.audio_convert"):
+    with caplog.at_level(logging.WARNING, logger="pyfunc.data.audio_convert"):
         emb = model.embed(stereo)
     message = " ".join(r.getMessage() for r in caplog.records)
     assert str(stereo) in message and "downmixed 2 channels" in message and "from 8000 Hz to 16000 Hz" in message

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from pyfunc.asnorm import asnorm_scores, cohort_stats, score_trials_asnorm
-from pyfunc.embeddings import write_vectors
-from pyfunc.errors import ConfigError, DataError
-from pyfunc.fileio import write_table
-
 from conftest import REPO
+
+from pyfunc.data.tables import write_table
+from pyfunc.data.vectors import write_vectors
+from pyfunc.errors import ConfigError, DataError
+from pyfunc.pipeline.score_stage import score_trials_asnorm
+from pyfunc.scoring.asnorm import asnorm_scores, cohort_stats
 
 # Cohort directions (1, 0), (0, 1), (-1, 0); top 2 of each utterance's three cohort cosines:
 #   a = (1, 0):  cosines 1, 0, -1       -> top {1, 0}:     mean 0.5, std 0.5

@@ -12,15 +12,33 @@ import numpy as np
 import pytest
 import soundfile
 
-from pyfunc.audio import read_audio, write_wav
-from pyfunc.augment import (AUG_TYPES, AudioSource, WaveAugmenter, add_noise, build_augmenter, fit_noise,
-                            level_db, reverberate, scale_noise, snr_db)
-from pyfunc.augment_offline import (apply_augment_spec, combine_data_dirs, format_spec, make_augmented_copies,
-                                    parse_augment_spec, read_utt2aug, split_utt2aug, utt_rng)
 from pyfunc.config import AugmentConfig
-from pyfunc.datadir import DataDir, load_data_dir, split_data_dir, validate_data_dir, write_data_dir
+from pyfunc.data.audio import read_audio, write_wav
+from pyfunc.data.datadir import DataDir, load_data_dir, split_data_dir, validate_data_dir, write_data_dir
 from pyfunc.errors import ConfigError, DataError
-from pyfunc.train_data import ChunkDataset, TrainingSet, chunk_samples
+from pyfunc.features.augment import (
+    AUG_TYPES,
+    AudioSource,
+    WaveAugmenter,
+    add_noise,
+    build_augmenter,
+    fit_noise,
+    level_db,
+    reverberate,
+    scale_noise,
+    snr_db,
+)
+from pyfunc.features.augment_offline import (
+    apply_augment_spec,
+    combine_data_dirs,
+    format_spec,
+    make_augmented_copies,
+    parse_augment_spec,
+    read_utt2aug,
+    split_utt2aug,
+    utt_rng,
+)
+from pyfunc.training.examples import ChunkDataset, TrainingSet, chunk_samples
 
 RATE = 16000
 SEGMENT = chunk_samples(200)  # 32240 samples, the seed's training segment

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import REPO, SHARED
 
 from bench.baseline_ecapa import BaselineSpeakerNet, load_from_pyfunc
 from bench.baseline_metrics import plain_asnorm, seed_metrics
 from bench.common import SIZES
 from bench.data import make_scores, make_trials
 from bench.run import build_plan, write_results_md
-from pyfunc.asnorm import asnorm_scores
 from pyfunc.config import ModelConfig
-from pyfunc.loss import AAMSoftmax
-from pyfunc.metrics import compute_metrics
-from pyfunc.model_dir import build_encoder
-
-from conftest import REPO, SHARED
+from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.model_dir import build_encoder
+from pyfunc.scoring.asnorm import asnorm_scores
+from pyfunc.scoring.metrics import compute_metrics
 
 
 def test_seed_style_metrics_equal_ours_and_the_seed_reference() -> None:

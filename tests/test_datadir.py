@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pyfunc.datadir import load_data_dir, read_trials, split_data_dir, split_utts, validate_data_dir
+from pyfunc.data.datadir import load_data_dir, split_data_dir, split_utts, validate_data_dir
+from pyfunc.data.trials import read_trials
 from pyfunc.errors import DataError
 
 

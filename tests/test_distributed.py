@@ -23,17 +23,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-import pyfunc.audio
-from pyfunc.loss import AAMSoftmax
-from pyfunc.model_dir import build_encoder
-from pyfunc.train import SpeakerNet
-from pyfunc.config import load_config
-from pyfunc.train_checks import parameter_fingerprint
-
 from conftest import REPO, make_tone_data_dir
 from fault_helpers import assert_same_tables, load_table, run_step, tiny_model_dir
 from test_train import _feature_data_dir
+
+import pyfunc.data.audio
+from pyfunc.config import load_config
+from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.model_dir import build_encoder
+from pyfunc.training.checks import parameter_fingerprint
+from pyfunc.training.trainer import SpeakerNet
 
 MODEL = {"channels": 16, "embed_dim": 8}
 TRAIN = {"batch_size": 8, "lr": 0.01, "chunk_frames": 20, "num_workers": 0, "log_interval": 1, "seed": 11,
@@ -103,7 +102,7 @@ def test_two_gloo_processes_equal_one_with_accumulation_and_resume_with_one(tmp_
 
 
 def test_stage3_nj3_equals_nj1(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(pyfunc.audio, "_ALLOW_PIPES", False)
+    monkeypatch.setattr(pyfunc.data.audio, "_ALLOW_PIPES", False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the job processes: bit-identical results

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from pyfunc.audio import read_audio, write_wav
 from pyfunc.config import Config
+from pyfunc.data.audio import read_audio, write_wav
+from pyfunc.data.tables import write_table
 from pyfunc.errors import PyfuncError
-from pyfunc.extract import crop_starts, embed_batch, extract_embeddings, seed_crops
-from pyfunc.fileio import write_table
-from pyfunc.loss import AAMSoftmax
-from pyfunc.model_dir import build_encoder, load_model_dir, save_model_dir
+from pyfunc.inference.batching import crop_starts, embed_batch, seed_crops
+from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.model_dir import build_encoder, load_model_dir, save_model_dir
+from pyfunc.pipeline.extract_job import extract_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 FEAT_LENGTHS = {"u1": 37, "u2": 120, "u3": 120, "u4": 5, "u5": 64, "u6": 350, "u7": 301, "u8": 2}
@@ -188,10 +189,10 @@ def test_cli(tmp_path):
 
 
 def test_length_batches_bound_size_and_padding():
-    from pyfunc.extract import _length_batches
+    from pyfunc.inference.batching import length_batches
 
     sizes = [int(x) for x in np.random.default_rng(0).integers(100, 2000, size=300)]
-    batches = _length_batches(sizes, 6000)
+    batches = length_batches(sizes, 6000)
     assert sorted(i for batch in batches for i in batch) == list(range(300))
     for batch in batches:
         longest = max(sizes[i] for i in batch)
@@ -202,7 +203,7 @@ def test_length_batches_bound_size_and_padding():
 
 
 def test_automatic_batch_size_follows_the_device(tmp_path):
-    from pyfunc.extract import CPU_BATCH_FRAMES, GPU_BATCH_FRAMES, resolve_batch_frames
+    from pyfunc.inference.batching import CPU_BATCH_FRAMES, GPU_BATCH_FRAMES, resolve_batch_frames
 
     model = build_encoder(Config().model).eval()
     assert resolve_batch_frames(0, model) == CPU_BATCH_FRAMES < GPU_BATCH_FRAMES

@@ -10,11 +10,11 @@ import pytest
 import soundfile
 import torch
 import torchaudio.compliance.kaldi as kaldi
+from conftest import REPO
 
 from pyfunc.errors import ConfigError
-from pyfunc.features import make_fbank, read_kaldi_conf
-
-from conftest import REPO
+from pyfunc.features.kaldi_fbank import read_kaldi_conf
+from pyfunc.pipeline.fbank_stage import make_fbank
 
 
 def test_conf_parsing(tmp_path: Path) -> None:
@@ -49,8 +49,8 @@ def test_make_fbank_equals_torchaudio_kaldi_fbank(tone_data_dir: Path, tmp_path:
     # one local job runs in this process (no second torch import), still logging to its job log
     header, *records = logs[0].read_text().splitlines()
     assert header.startswith("# in-process: make_fbank_part" if nj == 1 else "# ")
-    assert (nj == 1) != ("pyfunc.workers" in header)
-    assert any("pyfunc.features: " in line and "utterances" in line for line in records)
+    assert (nj == 1) != ("pyfunc.cli.job_worker" in header)
+    assert any("pyfunc.pipeline.fbank_stage: " in line and "utterances" in line for line in records)
 
 
 def test_nj_does_not_change_output(tone_data_dir: Path, tmp_path: Path) -> None:
@@ -74,5 +74,5 @@ def test_in_process_job_logs_its_failure_and_leaves_nothing(tone_data_dir: Path,
     with pytest.raises(DataError, match=rf"(?s)wav.scp: 1 of {len(lines)} .*{bad_key}: cannot read audio"):
         make_fbank(tone_data_dir, REPO / "conf" / "fbank.conf", tmp_path / "fbank", tmp_path / "log", num_jobs=1)
     log = (tmp_path / "log" / "make_fbank_data.1.log").read_text()
-    assert "ERROR pyfunc.jobs: error: " in log and "bad.wav" in log
+    assert "ERROR pyfunc.pipeline.jobs: error: " in log and "bad.wav" in log
     assert not (tone_data_dir / "feats.scp").exists() and list((tmp_path / "fbank").iterdir()) == []

@@ -10,12 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, SHARED
 
 from pyfunc.errors import DataError
-from pyfunc.metrics import (compute_eer, compute_metrics, compute_min_dcf, evaluate_score_files,
-                            format_results_table, roc_curve, write_results)
-
-from conftest import REPO, SHARED
+from pyfunc.scoring.metrics import (
+    compute_eer,
+    compute_metrics,
+    compute_min_dcf,
+    evaluate_score_files,
+    format_results_table,
+    roc_curve,
+    write_results,
+)
 
 REFERENCE = SHARED / "reference"
 

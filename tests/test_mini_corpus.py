@@ -16,10 +16,19 @@ import pytest
 import soundfile
 
 from pyfunc.corpora import mini
-from pyfunc.corpora.mini import (SpeakerSpec, SynthesisError, make_mini_corpus, make_speaker_specs, make_trials,
-                                 make_utterance, read_speaker_specs, run_espeak)
-from pyfunc.datadir import load_data_dir, read_trials, validate_data_dir
-from pyfunc.fileio import read_map, read_scp
+from pyfunc.corpora.mini import (
+    SpeakerSpec,
+    SynthesisError,
+    make_mini_corpus,
+    make_speaker_specs,
+    make_trials,
+    make_utterance,
+    read_speaker_specs,
+    run_espeak,
+)
+from pyfunc.data.datadir import load_data_dir, validate_data_dir
+from pyfunc.data.tables import read_map, read_scp
+from pyfunc.data.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from pyfunc.config import Config
 from pyfunc.errors import PyfuncError
-from pyfunc.frontend import spec_augment
-from pyfunc.loss import AAMSoftmax
-from pyfunc.model_dir import build_encoder, load_model_dir, load_model_dir_with_head, save_model_dir
+from pyfunc.features.specaugment import spec_augment
+from pyfunc.models.aam_softmax import AAMSoftmax
 from pyfunc.models.ecapa import ECAPATDNN, count_parameters
+from pyfunc.models.model_dir import build_encoder, load_model_dir, load_model_dir_with_head, save_model_dir
 
 
 def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

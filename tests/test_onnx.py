@@ -8,16 +8,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from tools_helpers import REPO, copy_data_dir, needs_espeak, tiny_mini_corpus, tiny_model_dir
 
 import pyfunc
-from pyfunc.commands import main as pyfunc_main
+from pyfunc.cli.tools import main as pyfunc_main
+from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError, PyfuncError
-from pyfunc.extract import extract_embeddings
-from pyfunc.features import make_fbank
-from pyfunc.fileio import read_scp
-from pyfunc.onnx_export import ExportableEncoder, check_parity, export_onnx, onnx_metadata, ort_session
-
-from tools_helpers import REPO, copy_data_dir, needs_espeak, tiny_mini_corpus, tiny_model_dir
+from pyfunc.inference.onnx_export import ExportableEncoder, check_parity, export_onnx
+from pyfunc.inference.onnx_runtime import onnx_metadata, ort_session
+from pyfunc.pipeline.extract_job import extract_embeddings
+from pyfunc.pipeline.fbank_stage import make_fbank
 
 pytestmark = needs_espeak
 TOLERANCE = 1e-4

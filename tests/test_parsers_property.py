@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyfunc.config import config_from_dict
-from pyfunc.datadir import TRIAL_LABELS, load_data_dir, read_trials, validate_data_dir
+from pyfunc.data.datadir import load_data_dir, validate_data_dir
+from pyfunc.data.tables import read_map, read_scp, read_table
+from pyfunc.data.trials import TRIAL_LABELS, read_trial_list, read_trials
 from pyfunc.errors import ConfigError, DataError
-from pyfunc.fileio import read_map, read_scp, read_table
-from pyfunc.scoring import read_scores, read_trial_list
+from pyfunc.scoring.score_files import read_scores
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,16 +13,23 @@ import numpy as np
 import pytest
 import yaml
 from matplotlib.image import imread
-
-from pyfunc.datadir import DataDir, write_data_dir
-from pyfunc.errors import DataError
-from pyfunc.metrics import compute_eer, compute_min_dcf, evaluate_score_files, sort_trials, write_results
-from pyfunc.plots import (COLORS, NONTARGET_COLOR, TARGET_COLOR, _operating_points, det_curve, plot_det,
-                          plot_learning_curve, plot_score_histograms, read_history)
-from pyfunc.results_summary import gather_results, markdown_table, summarize
-from pyfunc.train import _append_history
-
 from tools_helpers import REPO
+
+from pyfunc.data.datadir import DataDir, write_data_dir
+from pyfunc.errors import DataError
+from pyfunc.scoring.metrics import compute_eer, compute_min_dcf, evaluate_score_files, sort_trials, write_results
+from pyfunc.scoring.plots import (
+    COLORS,
+    NONTARGET_COLOR,
+    TARGET_COLOR,
+    _operating_points,
+    det_curve,
+    plot_det,
+    plot_score_histograms,
+)
+from pyfunc.scoring.results_summary import gather_results, markdown_table, summarize
+from pyfunc.training.history import append_history, read_history
+from pyfunc.training.learning_curve import plot_learning_curve
 
 MAX_PNG_BYTES = 200_000
 
@@ -84,7 +91,7 @@ def test_det_and_histogram_pngs_hold_every_curve(tmp_path) -> None:
 def test_learning_curve_from_the_training_history(tmp_path) -> None:
     exp = tmp_path / "exp"
     for epoch in range(1, 6):  # the writer that training uses
-        _append_history(exp, epoch, 5.0 / epoch, 12.0 * epoch, 0.002 * 0.85 ** (epoch - 1), 100.0)
+        append_history(exp, epoch, 5.0 / epoch, 12.0 * epoch, 0.002 * 0.85 ** (epoch - 1), 100.0)
     history = read_history(exp / "log" / "history.tsv")
     assert list(history["epoch"]) == [1, 2, 3, 4, 5] and history["lr"][1] == pytest.approx(0.0017)
     png = plot_learning_curve(exp / "log" / "history.tsv", tmp_path / "lc.png")

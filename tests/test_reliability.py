@@ -25,20 +25,27 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-import pyfunc.arkio
-import pyfunc.audio
-import pyfunc.scoring
-from pyfunc.badinput import read_skipped
-from pyfunc.checkpoint import load_checkpoint, save_checkpoint
-from pyfunc.datadir import DataDir, load_data_dir, validate_data_dir, write_data_dir
-from pyfunc.errors import PyfuncError
-from pyfunc.fileio import read_map, write_table
-from pyfunc.train_checks import check_gradients, disagreeing, parameter_fingerprint
-
 from conftest import REPO, make_tone_data_dir
-from fault_helpers import (FBANK_CONF, assert_same_tables, bad_audio, load_table, run_step, start_step, temporaries,
-                           tiny_model_dir)
+from fault_helpers import (
+    FBANK_CONF,
+    assert_same_tables,
+    bad_audio,
+    load_table,
+    run_step,
+    start_step,
+    temporaries,
+    tiny_model_dir,
+)
+
+import pyfunc.data.arkio
+import pyfunc.data.audio
+import pyfunc.scoring.score_files
+from pyfunc.data.badinput import read_skipped
+from pyfunc.data.datadir import DataDir, validate_data_dir, write_data_dir
+from pyfunc.data.tables import read_map, write_table
+from pyfunc.errors import PyfuncError
+from pyfunc.models.checkpoint import load_checkpoint, save_checkpoint
+from pyfunc.training.checks import check_gradients, disagreeing, parameter_fingerprint
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +53,7 @@ def _no_pipes_one_thread(monkeypatch, caplog):
     """Each test starts with pipes forbidden (``--allow-pipes`` changes the process state); in-process runs
     use one thread like the job processes, so their results are bit-identical; INFO logs are captured."""
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(pyfunc.audio, "_ALLOW_PIPES", False)
+    monkeypatch.setattr(pyfunc.data.audio, "_ALLOW_PIPES", False)
     monkeypatch.setenv("PYFUNC_ALLOW_PIPES", "0")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     threads = torch.get_num_threads()
@@ -217,7 +224,7 @@ def _features_dir(root: Path, count: int = 3) -> Path:
     data.mkdir(parents=True)
     rng = np.random.default_rng(0)
     utts = [f"a{i}" for i in range(1, count + 1)]
-    with pyfunc.arkio.ArkScpWriter(data / "feats.ark", data / "feats.scp") as write:
+    with pyfunc.data.arkio.ArkScpWriter(data / "feats.ark", data / "feats.scp") as write:
         for utt in utts:
             write(utt, rng.standard_normal((60, 80)).astype(np.float32))
     write_table(data / "utt2spk", {u: "a" for u in utts})
@@ -250,7 +257,7 @@ def test_stage3_rejects_broken_feature_archives(capsys, tmp_path: Path, damage, 
 
 def test_scoring_rejects_bad_trials_and_pipe_scps(capsys, tmp_path: Path) -> None:
     emb = tmp_path / "emb"
-    with pyfunc.arkio.ArkScpWriter(emb / "xvector.ark", emb / "xvector.scp") as write:
+    with pyfunc.data.arkio.ArkScpWriter(emb / "xvector.ark", emb / "xvector.scp") as write:
         for utt, vec in (("a", [1.0, 0.0]), ("b", [0.6, 0.8]), ("c", [0.0, 1.0])):
             write(utt, np.array(vec, np.float32))
     scores = tmp_path / "scores"
@@ -356,7 +363,7 @@ def test_model_dirs_and_checkpoints_are_checked(capsys, tmp_path: Path) -> None:
 
 def test_no_code_runs_from_untrusted_files() -> None:
     """torch.load only with weights_only=True, YAML only with safe_load, no eval/exec/pickle, one shell."""
-    sources = [p for folder in ("pyfunc", "steps", "local") for p in (REPO / folder).rglob("*.py")]
+    sources = [p for folder in ("pyfunc", "steps", "local", "egs") for p in (REPO / folder).rglob("*.py")]
     assert len(sources) > 20
     shells = []
     for path in sources:
@@ -374,7 +381,7 @@ def test_no_code_runs_from_untrusted_files() -> None:
 
 
 def test_non_finite_loss_stops_with_step_batch_and_last_good_checkpoint(capsys, tmp_path: Path) -> None:
-    from pyfunc.train_data import EpochBatches
+    from pyfunc.training.examples import EpochBatches
 
     data = tmp_path / "feats"
     data.mkdir()
@@ -384,7 +391,7 @@ def test_non_finite_loss_stops_with_step_batch_and_last_good_checkpoint(capsys, 
     sampler.set_epoch(1)
     step = 2
     huge = utts[sampler.micro_batch(step, 0)[0]]
-    with pyfunc.arkio.ArkScpWriter(data / "feats.ark", data / "feats.scp") as write:
+    with pyfunc.data.arkio.ArkScpWriter(data / "feats.ark", data / "feats.scp") as write:
         for utt in utts:  # finite, but overflows float32 inside the model
             write(utt, np.full((40, 80), 3e38, np.float32) if utt == huge else
                   rng.standard_normal((40, 80)).astype(np.float32))
@@ -428,7 +435,7 @@ def test_gradient_and_replica_checks() -> None:
 
 
 def test_stamps_record_inputs_and_outputs(tmp_path: Path) -> None:
-    from pyfunc.stamps import make_stamp, stale_inputs, why_not_current, write_stamp
+    from pyfunc.pipeline.stamps import make_stamp, stale_inputs, why_not_current, write_stamp
 
     light, deep, out = tmp_path / "wav.scp", tmp_path / "a.wav", tmp_path / "feats.scp"
     for path in (light, deep, out):
@@ -469,7 +476,7 @@ def test_stage1_stamps_full_disk_and_stale_features(capsys, caplog, monkeypatch,
     from conftest import tone_wav
     new_wav = tone_wav(tmp_path / "wav" / "new.wav", 1.0, 300.0, seed=3)
     _rewrite(data / "wav.scp", lambda ls: [f"spk01-000 {new_wav}" if l.startswith("spk01-000 ") else l for l in ls])
-    real_open = pyfunc.arkio.atomic_open
+    real_open = pyfunc.data.arkio.atomic_open
 
     @contextlib.contextmanager
     def full_disk(path, *args, **kwargs):
@@ -478,9 +485,9 @@ def test_stage1_stamps_full_disk_and_stale_features(capsys, caplog, monkeypatch,
             handle.writelines = lambda *_: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
             yield handle
 
-    monkeypatch.setattr(pyfunc.arkio, "atomic_open", full_disk)
+    monkeypatch.setattr(pyfunc.data.arkio, "atomic_open", full_disk)
     code, err = _stage1(capsys, data)
-    monkeypatch.setattr(pyfunc.arkio, "atomic_open", real_open)
+    monkeypatch.setattr(pyfunc.data.arkio, "atomic_open", real_open)
     assert code == 1 and err.startswith("error: OSError: [Errno 28] No space left on device"), err
     assert {p: p.stat().st_mtime_ns for p in files} == files
     assert sorted((tmp_path / "fbank").iterdir()) == arks, "the new arks are removed"
@@ -518,7 +525,7 @@ def test_stage3_stamps_full_disk_and_stale_embeddings(capsys, caplog, monkeypatc
     assert run_step(capsys, *extract)[0] == 0 and "embeddings are up to date" in caplog.text
 
     calls = []
-    real_write = pyfunc.arkio.write_array
+    real_write = pyfunc.data.arkio.write_array
 
     def full_disk(handle, array):
         calls.append(1)
@@ -526,9 +533,9 @@ def test_stage3_stamps_full_disk_and_stale_embeddings(capsys, caplog, monkeypatc
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(handle, array)
 
-    monkeypatch.setattr(pyfunc.arkio, "write_array", full_disk)
+    monkeypatch.setattr(pyfunc.data.arkio, "write_array", full_disk)
     code, err = run_step(capsys, *extract, "--force")
-    monkeypatch.setattr(pyfunc.arkio, "write_array", real_write)
+    monkeypatch.setattr(pyfunc.data.arkio, "write_array", real_write)
     assert code == 1 and "error: OSError: [Errno 28] No space left on device" in err, err
     assert (emb / "xvector.scp").read_text() == scp_text
     assert_same_tables(load_table(emb / "xvector.scp"), before)
@@ -542,7 +549,7 @@ def test_stage3_stamps_full_disk_and_stale_embeddings(capsys, caplog, monkeypatc
     score = ["score_cosine.py", "--trials", trials, "--embeddings", emb, "--out", tmp_path / "scores"]
     assert run_step(capsys, *score)[0] == 0
     scores = (tmp_path / "scores").read_text()
-    real_open = pyfunc.scoring.atomic_open
+    real_open = pyfunc.scoring.score_files.atomic_open
 
     class FullDisk:
         def __init__(self, path):
@@ -557,9 +564,9 @@ def test_stage3_stamps_full_disk_and_stale_embeddings(capsys, caplog, monkeypatc
         def __exit__(self, *exc):
             return self.context.__exit__(*exc)
 
-    monkeypatch.setattr(pyfunc.scoring, "atomic_open", FullDisk)
+    monkeypatch.setattr(pyfunc.scoring.score_files, "atomic_open", FullDisk)
     code, err = run_step(capsys, *score)
-    monkeypatch.setattr(pyfunc.scoring, "atomic_open", real_open)
+    monkeypatch.setattr(pyfunc.scoring.score_files, "atomic_open", real_open)
     assert code == 1 and "No space left on device" in err
     assert (tmp_path / "scores").read_text() == scores and temporaries(tmp_path) == []
 
@@ -641,7 +648,7 @@ def _progress(paths) -> int:
 
 
 def test_stage1_killed_half_way_then_rerun(capsys, tmp_path: Path) -> None:
-    from pyfunc.features import make_fbank_job
+    from pyfunc.pipeline.fbank_stage import make_fbank_job
 
     data = make_tone_data_dir(tmp_path, speakers=2, utts=4)
     make_fbank_job(data, FBANK_CONF, tmp_path / "ref.ark", tmp_path / "ref.scp")  # uninterrupted, in one go

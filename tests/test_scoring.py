@@ -13,14 +13,16 @@ import kaldiio
 import numpy as np
 import pytest
 import torch
-
-from pyfunc.arkio import ArkScpWriter, merge_scps
-from pyfunc.embeddings import l2_normalise, load_crop_means, load_embeddings, speaker_means, write_vectors
-from pyfunc.errors import ConfigError, DataError
-from pyfunc.scoring import (cosine_scores, read_scores, read_trial_list, score_trials, seed_scores,
-                            write_scores)
-
 from conftest import REPO, SHARED
+
+from pyfunc.data.arkio import ArkScpWriter, merge_scps
+from pyfunc.data.trials import read_trial_list
+from pyfunc.data.vectors import load_embeddings, write_vectors
+from pyfunc.errors import ConfigError, DataError
+from pyfunc.pipeline.score_stage import score_trials
+from pyfunc.scoring.cohort import speaker_means
+from pyfunc.scoring.cosine import cosine_scores, l2_normalise, load_crop_means, seed_scores
+from pyfunc.scoring.score_files import read_scores, write_scores
 
 
 def _dot(a, b) -> float:

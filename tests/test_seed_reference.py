@@ -13,17 +13,17 @@ import kaldiio
 import numpy as np
 import pytest
 import torch
-
-from pyfunc.audio import read_audio
-from pyfunc.errors import PyfuncError
-from pyfunc.extract import extract_embeddings
-from pyfunc.fileio import write_lines, write_table
-from pyfunc.loss import AAMSoftmax
-from pyfunc.model_dir import load_model_dir, load_model_dir_with_head, save_model_dir
-from pyfunc.models.ecapa import ECAPATDNN
-from pyfunc.seed_checkpoint import export_seed_checkpoint, import_seed_checkpoint
-
 from conftest import SHARED
+
+from pyfunc.data.atomic import write_lines
+from pyfunc.data.audio import read_audio
+from pyfunc.data.tables import write_table
+from pyfunc.errors import PyfuncError
+from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.ecapa import ECAPATDNN
+from pyfunc.models.model_dir import load_model_dir, load_model_dir_with_head, save_model_dir
+from pyfunc.models.seed_format import export_seed_checkpoint, import_seed_checkpoint
+from pyfunc.pipeline.extract_job import extract_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = SHARED / "reference"
@@ -165,7 +165,7 @@ def test_embeddings_match_the_seed(seed_run, reference):
 
 
 def test_scores_match_the_seed(seed_run, reference, tmp_path):
-    from pyfunc.scoring import score_trials
+    from pyfunc.pipeline.score_stage import score_trials
 
     pairs = [line.split() for line in (REF / "seed_ecapa_c1024_scores.txt").read_text().splitlines() if line.strip()]
     assert len(pairs) == 15

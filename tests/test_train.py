@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-from pyfunc.checkpoint import latest_checkpoint, load_checkpoint
-from pyfunc.datadir import DataDir, write_data_dir
-from pyfunc.errors import DataError
-from pyfunc.train_data import EpochBatches, wrap_crop
-
 from conftest import REPO
+
+from pyfunc.data.datadir import DataDir, write_data_dir
+from pyfunc.errors import DataError
+from pyfunc.models.checkpoint import latest_checkpoint, load_checkpoint
+from pyfunc.training.examples import EpochBatches, wrap_crop
 
 TINY = {
     "model": {"channels": 16, "embed_dim": 8},
@@ -154,7 +153,7 @@ def test_killed_training_resumes_to_identical_weights(tmp_path: Path) -> None:
 def test_seed_frontend_trains_on_the_mini_corpus_waveforms(tmp_path: Path) -> None:
     """model.frontend: seed trains from wav.scp (no stage 1) and its model dir extracts like any other."""
     from pyfunc.corpora.mini import make_mini_corpus
-    from pyfunc.extract import extract_embeddings
+    from pyfunc.pipeline.extract_job import extract_embeddings
 
     make_mini_corpus(tmp_path / "mini", num_train_speakers=4, num_test_speakers=2, utts_per_speaker=4, num_jobs=2)
     config = {"model": {"frontend": "seed", **TINY["model"]}, "train": {**TINY["train"], "epochs": 3, "lr": 0.002}}

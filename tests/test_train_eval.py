@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
-from pyfunc.checkpoint import load_checkpoint
-from pyfunc.config import config_from_dict, load_config
-from pyfunc.datadir import DataDir, write_data_dir
-from pyfunc.errors import ConfigError, DataError
-from pyfunc.extract import extract_embeddings
-from pyfunc.metrics import evaluate_score_files
-from pyfunc.model_dir import build_encoder, build_head, save_model_dir
-from pyfunc.plots import COLORS, read_history
-from pyfunc.scoring import score_trials
-from pyfunc.stamps import check_training_inputs
-from pyfunc.train import _append_history, _record_eer, evaluate_eer, load_eval_set
-
 from test_plots import _check_png, _pixels
 from test_train import TINY, _feature_data_dir, _run_train
+
+from pyfunc.config import config_from_dict, load_config
+from pyfunc.data.datadir import DataDir, write_data_dir
+from pyfunc.errors import ConfigError, DataError
+from pyfunc.models.checkpoint import load_checkpoint
+from pyfunc.models.model_dir import build_encoder, build_head, save_model_dir
+from pyfunc.pipeline.extract_job import extract_embeddings
+from pyfunc.pipeline.score_stage import score_trials
+from pyfunc.pipeline.train_stage import check_training_inputs
+from pyfunc.scoring.metrics import evaluate_score_files
+from pyfunc.scoring.plots import COLORS
+from pyfunc.training.evaluation import evaluate_eer, load_eval_set
+from pyfunc.training.history import append_history, read_history, record_eer
 
 
 def _profile_data_dir(root: Path, utts: int, seed: int, trials: bool = False, speakers: int = 4) -> Path:
@@ -111,15 +111,15 @@ def test_training_records_the_eer_of_evaluated_epochs(tmp_path: Path) -> None:
 
 
 def test_history_gains_an_eer_column_when_evaluation_starts(tmp_path: Path) -> None:
-    _append_history(tmp_path, 1, 3.0, 10.0, 0.01, 50.0)
-    _append_history(tmp_path, 2, 2.0, 20.0, 0.009, 50.0)
-    _record_eer(tmp_path, 2, 37.5)
-    _append_history(tmp_path, 3, 1.0, 30.0, 0.008, 50.0)
-    _append_history(tmp_path, 2, 2.5, 25.0, 0.009, 50.0)  # a resumed epoch rewrites its line, not its EER column
+    append_history(tmp_path, 1, 3.0, 10.0, 0.01, 50.0)
+    append_history(tmp_path, 2, 2.0, 20.0, 0.009, 50.0)
+    record_eer(tmp_path, 2, 37.5)
+    append_history(tmp_path, 3, 1.0, 30.0, 0.008, 50.0)
+    append_history(tmp_path, 2, 2.5, 25.0, 0.009, 50.0)  # a resumed epoch rewrites its line, not its EER column
     lines = (tmp_path / "log" / "history.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["epoch", "loss", "accuracy", "lr", "examples_per_s", "eer"]
     assert [line.split("\t")[-1] for line in lines[1:]] == ["-", "-", "-"]
-    _record_eer(tmp_path, 2, 12.25)
+    record_eer(tmp_path, 2, 12.25)
     history = read_history(tmp_path / "log" / "history.tsv")
     assert list(history["epoch"]) == [1, 2, 3] and list(history["loss"]) == [3.0, 2.5, 1.0]
     assert np.isnan(history["eer"][[0, 2]]).all() and history["eer"][1] == 12.25

@@ -11,18 +11,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from fake_trees import (
+    make_fake_musan,
+    make_fake_rirs,
+    make_fake_trial_list,
+    make_fake_voxceleb1,
+    make_fake_voxceleb2,
+    make_voices,
+    synthesize_speech,
+)
 
-from pyfunc import audio as audio_module
-from pyfunc.audio import read_audio
 from pyfunc.corpora import voxceleb
-from pyfunc.corpora.fake_trees import (make_fake_musan, make_fake_rirs, make_fake_trial_list, make_fake_voxceleb1,
-                                       make_fake_voxceleb2, make_voices, synthesize_speech)
 from pyfunc.corpora.musan import prepare_musan, prepare_rirs
-from pyfunc.corpora.voxceleb import (convert_m4a_tree, convert_trials, find_speaker_roots, make_trial_subset,
-                                     prepare_vox1, prepare_vox1_trials, prepare_vox2_dev, trials_path)
-from pyfunc.datadir import load_data_dir, read_trials, validate_data_dir
+from pyfunc.corpora.voxceleb import (
+    convert_m4a_tree,
+    convert_trials,
+    find_speaker_roots,
+    make_trial_subset,
+    prepare_vox1,
+    prepare_vox1_trials,
+    prepare_vox2_dev,
+    trials_path,
+)
+from pyfunc.data import audio as audio_module
+from pyfunc.data.audio import read_audio
+from pyfunc.data.datadir import load_data_dir, validate_data_dir
+from pyfunc.data.tables import read_map, read_scp
+from pyfunc.data.trials import read_trials
 from pyfunc.errors import ConfigError, DataError, PyfuncError
-from pyfunc.fileio import read_map, read_scp
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None
@@ -370,9 +386,9 @@ def test_prepare_rirs(tmp_path):
 # Command-line scripts
 
 
-def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+def run_session(script: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(REPO / "local" / "voxceleb" / script), *map(str, args)],
+    return subprocess.run([sys.executable, str(REPO / "egs" / "voxceleb" / "local" / script), *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=REPO)
 
 
@@ -383,7 +399,7 @@ def test_cli_prepare_everything(tmp_path):
     make_fake_musan(tmp_path / "corpora", files_per_source=1, seconds=1.0)
     make_fake_rirs(tmp_path / "corpora", rooms=1, rirs_per_room=1)
     data = tmp_path / "data"
-    result = _run("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox2", "--vox1-root",
+    result = run_session("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox2", "--vox1-root",
                   tmp_path / "vox1" / "vox1_dev_wav", tmp_path / "vox1" / "vox1_test_wav",
                   "--meta-dir", tmp_path / "vox1", "--data", data, "--nj", "1")
     assert result.returncode == 0, result.stderr
@@ -392,16 +408,16 @@ def test_cli_prepare_everything(tmp_path):
     assert len(validate_data_dir(data / "vox1").utts) == 12
     assert len(read_trials(data / "vox1" / "trials" / "vox1_o")) == 8
     assert len(validate_data_dir(data / "vox1_o").utts) <= 12 and (data / "vox1_o" / "trials").is_file()
-    assert _run("prepare_musan.py", "--nj", "1", tmp_path / "corpora", data).returncode == 0
+    assert run_session("prepare_musan.py", "--nj", "1", tmp_path / "corpora", data).returncode == 0
     assert len(validate_data_dir(data / "musan_speech").utts) == 2
-    assert _run("prepare_rirs.py", tmp_path / "corpora", data / "rirs").returncode == 0
+    assert run_session("prepare_rirs.py", tmp_path / "corpora", data / "rirs").returncode == 0
     assert len(validate_data_dir(data / "rirs").utts) == 3
 
 
 def test_cli_errors_exit_1(tmp_path):
-    result = _run("prepare_voxceleb.py", "--vox1-root", tmp_path / "missing", "--data", tmp_path / "data")
+    result = run_session("prepare_voxceleb.py", "--vox1-root", tmp_path / "missing", "--data", tmp_path / "data")
     assert result.returncode == 1
     assert f"error: {tmp_path / 'missing'}: folder not found" in result.stderr
     assert "Traceback" not in result.stderr
-    result = _run("convert_m4a.py", tmp_path, tmp_path / "wav")
+    result = run_session("convert_m4a.py", tmp_path, tmp_path / "wav")
     assert result.returncode == 1 and "no .m4a files found" in result.stderr

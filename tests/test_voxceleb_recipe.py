@@ -14,20 +14,32 @@ import kaldiio
 import numpy as np
 import pytest
 import yaml
+from fake_trees import (
+    make_fake_musan,
+    make_fake_rirs,
+    make_fake_trial_list,
+    make_fake_voxceleb1,
+    make_fake_voxceleb2,
+)
 
-from pyfunc.audio import read_audio
-from pyfunc.arkio import ArkScpWriter
-from pyfunc.augment_offline import (apply_augment_spec, parse_augment_spec, random_subset, read_utt2aug,
-                                    combine_data_dirs, make_augmented_copies)
 from pyfunc.config import AugmentConfig, Config, config_from_dict, load_config
 from pyfunc.config_overrides import apply_overrides, get_value, parse_override
-from pyfunc.corpora.fake_trees import (make_fake_musan, make_fake_rirs, make_fake_trial_list, make_fake_voxceleb1,
-                                       make_fake_voxceleb2)
 from pyfunc.corpora.musan import prepare_musan, prepare_rirs
 from pyfunc.corpora.voxceleb import subset_per_speaker
-from pyfunc.datadir import load_data_dir, read_trials, validate_data_dir
+from pyfunc.data.arkio import ArkScpWriter
+from pyfunc.data.audio import read_audio
+from pyfunc.data.datadir import load_data_dir, validate_data_dir
+from pyfunc.data.trials import read_trials
 from pyfunc.errors import ConfigError, DataError
-from pyfunc.features import compute_fbank, read_kaldi_conf
+from pyfunc.features.augment_offline import (
+    apply_augment_spec,
+    combine_data_dirs,
+    make_augmented_copies,
+    parse_augment_spec,
+    random_subset,
+    read_utt2aug,
+)
+from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "voxceleb"
@@ -71,7 +83,7 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "vox1_roots": f"{root}/voxceleb1/vox1_dev_wav {root}/voxceleb1/vox1_test_wav"}
 
 
-def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_session(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(["bash", str(RECIPE / "run.sh"), *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=600)
@@ -115,7 +127,7 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_FBANK)
     data, exp, feats = tmp_path / "data", tmp_path / "exp", tmp_path / "fbank"
-    proc = _run(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--feat-dir", feats,
+    proc = run_session(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--feat-dir", feats,
                 "--nj", "1", "--device", "cpu", "--aug-subset", "30", "--plots", "false")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -179,7 +191,7 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp
     config = tmp_path / "tiny_seed.yaml"
     config.write_text(TINY_SEED)
     data, exp = tmp_path / "data", tmp_path / "exp"
-    proc = _run(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--nj", "1",
+    proc = run_session(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--nj", "1",
                 "--device", "cpu", "--lists", "vox1_o,vox1_h", "--cohort-per-spk", "2", "--top-n", "2",
                 "--overrides", "train.seed=7 train.log_interval=1")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -207,15 +219,15 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp
     # Stage 6 alone remakes the same table from the score files.
     before = (exp / "results").read_text()
     (exp / "results").unlink()
-    rerun = _run("--stage", "6", "--data", data, "--exp", exp, "--lists", "vox1_o,vox1_h", "--plots", "false")
+    rerun = run_session("--stage", "6", "--data", data, "--exp", exp, "--lists", "vox1_o,vox1_h", "--plots", "false")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (exp / "results").read_text() == before
 
 
 def test_help_and_unknown_options() -> None:
-    proc = _run("--help")
+    proc = run_session("--help")
     assert proc.returncode == 0 and "--vox2-root DIR" in proc.stdout and "--aug-subset N" in proc.stdout
-    proc = _run("--vox3-root", "x")
+    proc = run_session("--vox3-root", "x")
     assert proc.returncode == 1 and "unknown option --vox3-root" in proc.stderr
 
 
@@ -233,13 +245,13 @@ def test_stage0_checks_every_listed_file_and_list(corpora: dict, tmp_path: Path)
     (meta / OFFICIAL["vox1_h"]).write_text("\n".join(lines) + "\n")
     base = ["--stage", "0", "--stop-stage", "0", "--vox1-root", corpora["vox1_roots"], "--trials-dir", meta,
             "--data", tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1"]
-    proc = _run(*base, "--lists", "vox1_o,vox1_h")
+    proc = run_session(*base, "--lists", "vox1_o,vox1_h")
     assert proc.returncode == 1
     assert (f"error: {meta / OFFICIAL['vox1_h']}:4: utterance 'id10001/AAAAAAAAAAA/00009' is not in "
             f"{tmp_path / 'data' / 'vox1' / 'utt2spk'}") in proc.stderr
-    proc = _run(*base)  # the default: all three lists, and list_test_all2.txt is missing
+    proc = run_session(*base)  # the default: all three lists, and list_test_all2.txt is missing
     assert proc.returncode == 1 and f"{meta}: list_test_all2.txt not found; download from" in proc.stderr
-    proc = _run("--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp")
+    proc = run_session("--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp")
     assert proc.returncode == 1 and "stage 0 needs the corpora" in proc.stderr
 
 
@@ -248,7 +260,7 @@ def test_m4a_without_ffmpeg_says_so(tmp_path: Path) -> None:
     folder = tmp_path / "voxceleb2" / "dev" / "aac" / "id00012" / "21Uxsk56VDQ"
     folder.mkdir(parents=True)
     (folder / "00001.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
-    proc = _run("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
+    proc = run_session("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
                 tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1")
     assert proc.returncode == 1
     assert (f"found 1 .m4a files under {tmp_path / 'voxceleb2'} but ffmpeg is not installed; install it "
@@ -260,16 +272,16 @@ def test_m4a_tree_as_pipes_and_converted(tmp_path: Path) -> None:
     corpus = make_fake_voxceleb2(tmp_path / "voxceleb2", speakers=2, videos=1, utts=2, as_m4a=True)
     common = ["--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp",
               "--nj", "1"]
-    proc = _run(*common, "--vox2-root", tmp_path / "voxceleb2")
+    proc = run_session(*common, "--vox2-root", tmp_path / "voxceleb2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scp = (tmp_path / "data" / "vox2_dev" / "wav.scp").read_text().splitlines()
     assert len(scp) == 4 and all(line.endswith("- |") and " ffmpeg " in f" {line} " for line in scp)
     config = tmp_path / "seed.yaml"
     config.write_text(TINY_SEED)
-    proc = _run(*common[2:], "--stage", "1", "--stop-stage", "1", "--config", config)  # later stages run pipes
+    proc = run_session(*common[2:], "--stage", "1", "--stop-stage", "1", "--config", config)  # later stages run pipes
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" in proc.stdout
-    proc = _run(*common, "--vox2-root", tmp_path / "voxceleb2" / "dev" / "aac", "--vox2-wav-dir", tmp_path / "wav")
+    proc = run_session(*common, "--vox2-root", tmp_path / "voxceleb2" / "dev" / "aac", "--vox2-wav-dir", tmp_path / "wav")
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = validate_data_dir(tmp_path / "data" / "vox2_dev")
     assert sorted(data.utts) == sorted(corpus.files) and all(p.endswith(".wav") for p in data.wav_scp.values())
@@ -458,9 +470,10 @@ def _wave_config(**augment) -> Config:
 def test_wave_training_applies_offline_copies_and_on_the_fly_augmentation(corpora: dict, aug_data: Path,
                                                                            tmp_path: Path, monkeypatch,
                                                                            restore_logging) -> None:
-    from pyfunc import augment, train_data
     from pyfunc.corpora.voxceleb import prepare_vox2_dev
-    from pyfunc.train import train
+    from pyfunc.features import augment
+    from pyfunc.training import examples
+    from pyfunc.training.trainer import train
 
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "clean")
     random_subset(tmp_path / "clean", tmp_path / "small", 6, seed=0)
@@ -469,8 +482,8 @@ def test_wave_training_applies_offline_copies_and_on_the_fly_augmentation(corpor
     combine_data_dirs(tmp_path / "train", [tmp_path / "small", tmp_path / "small_reverb"])
 
     offline, online = [], []
-    real_apply, real_call = train_data.apply_augment_spec, augment.WaveAugmenter.__call__
-    monkeypatch.setattr(train_data, "apply_augment_spec", lambda x, spec: offline.append(spec) or real_apply(x, spec))
+    real_apply, real_call = examples.apply_augment_spec, augment.WaveAugmenter.__call__
+    monkeypatch.setattr(examples, "apply_augment_spec", lambda x, spec: offline.append(spec) or real_apply(x, spec))
     monkeypatch.setattr(augment.WaveAugmenter, "__call__",
                         lambda self, x, rng: online.append(len(x)) or real_call(self, x, rng))
 

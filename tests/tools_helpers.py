@@ -12,7 +12,7 @@ import torch
 from scipy.signal import resample_poly
 
 from pyfunc.config import Config
-from pyfunc.model_dir import build_encoder, build_head, save_model_dir
+from pyfunc.models.model_dir import build_encoder, build_head, save_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = dict(num_train_speakers=1, num_test_speakers=2, utts_per_speaker=2, test_utts_per_speaker=3, seed=11,

@@ -31,10 +31,12 @@ import soundfile
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from pyfunc.audio import SAMPLE_RATE, write_wav
-from pyfunc.datadir import DataDir, validate_data_dir, write_data_dir, write_trials
+from pyfunc.data.atomic import PathLike, atomic_open
+from pyfunc.data.audio import SAMPLE_RATE, write_wav
+from pyfunc.data.datadir import DataDir, validate_data_dir, write_data_dir
+from pyfunc.data.tables import read_scp, read_table, write_table
+from pyfunc.data.trials import write_trials
 from pyfunc.errors import ConfigError, DataError, PyfuncError
-from pyfunc.fileio import PathLike, atomic_open, read_scp, read_table, write_table
 
 STAMP_VERSION = 1
 ESPEAK_RATE = 22050

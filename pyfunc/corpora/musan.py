@@ -23,9 +23,9 @@ import os
 from pathlib import Path
 
 from pyfunc.corpora.voxceleb import check_scp_path, walk_files, wav_durations, write_checked_data_dir
-from pyfunc.datadir import DataDir
+from pyfunc.data.atomic import PathLike
+from pyfunc.data.datadir import DataDir
 from pyfunc.errors import DataError
-from pyfunc.fileio import PathLike
 
 MUSAN_CATEGORIES = ("noise", "music", "speech")
 ROOM_TYPES = ("smallroom", "mediumroom", "largeroom")

@@ -45,8 +45,15 @@ import re
 import shlex
 import shutil
 import subprocess
-from concurrent.futures import (FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor,
-                                as_completed, wait)
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -54,10 +61,12 @@ from typing import Iterable, Iterator, Sequence
 import soundfile
 from tqdm import tqdm
 
-from pyfunc.audio import SAMPLE_RATE
-from pyfunc.datadir import DataDir, validate_data_dir, write_data_dir, write_trials
+from pyfunc.data.atomic import PathLike
+from pyfunc.data.audio import SAMPLE_RATE
+from pyfunc.data.datadir import DataDir, load_data_dir, validate_data_dir, write_data_dir
+from pyfunc.data.tables import iter_table_lines, read_map
+from pyfunc.data.trials import read_trials, write_trials
 from pyfunc.errors import ConfigError, DataError, PyfuncError
-from pyfunc.fileio import PathLike, iter_table_lines, read_map
 
 logger = logging.getLogger(__name__)
 
@@ -539,7 +548,6 @@ def prepare_vox1_trials(meta_dir: PathLike, vox1_data_dir: PathLike,
 
 def make_trial_subset(data_dir: PathLike, trials: PathLike, out_dir: PathLike) -> DataDir:
     """Write a data directory of the utterances named in ``trials``, with those trials as its ``trials``."""
-    from pyfunc.datadir import load_data_dir, read_trials
 
     data = load_data_dir(data_dir)
     pairs = read_trials(trials)
@@ -560,7 +568,6 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
     """Write a data directory of the first ``per_speaker`` utterances (sorted ids) of each speaker of
     ``data_dir`` (all of a speaker's when fewer), e.g. a smaller AS-norm cohort; feats.scp and the other
     per-utterance tables go along."""
-    from pyfunc.datadir import load_data_dir
 
     if per_speaker < 1:
         raise ConfigError(f"utterances per speaker must be at least 1, got {per_speaker}")

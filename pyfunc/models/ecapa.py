@@ -6,8 +6,8 @@ seed's, rearranged for speed where the result is the same up to float rounding:
 one concatenation per Res2Net block, in-place ReLU, and the attention's first
 1x1 convolution split into a per-frame part and a per-utterance part instead of
 materialising the 4608 x T input. ``encode`` also accepts zero-padded batches of
-different lengths (``lengths``): every convolution input and every average over
-time is then masked, so each embedding equals the one computed on its own.
+different lengths (``count``: the valid frames of each input): every convolution input and
+every average over time is then masked, so each embedding equals the one computed on its own.
 """
 
 from __future__ import annotations
@@ -18,12 +18,18 @@ import torch
 from torch import nn
 
 from pyfunc.errors import ConfigError
-from pyfunc.frontend import SEED_N_MELS, SeedLogMel, fbank_cmn, spec_augment
+from pyfunc.features.mean_norm import fbank_cmn
+from pyfunc.features.seed_logmel import SEED_N_MELS, SeedLogMel
+from pyfunc.features.specaugment import spec_augment
 
 FRONTENDS = ("fbank", "seed")
+
 POOL_CHANNELS = 1536
+
 ATT_CHANNELS = 256
+
 SE_BOTTLENECK = 128
+
 STD_FLOOR = 1e-4
 
 
@@ -40,11 +46,11 @@ class SEModule(nn.Module):
             nn.Sigmoid(),
         )
 
-    def gate(self, x: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor | None) -> torch.Tensor:
-        """The (B, C, 1) gate; with ``mask`` the mean runs over the valid frames only."""
+    def gate(self, x: torch.Tensor, mask: torch.Tensor | None, count: torch.Tensor | None) -> torch.Tensor:
+        """The (B, C, 1) gate; with ``mask`` the mean runs over the ``count`` valid frames only."""
         if mask is None:
             return self.se(x)
-        pooled = (x * mask).sum(dim=2, keepdim=True) / lengths
+        pooled = (x * mask).sum(dim=2, keepdim=True) / count
         return self.se[1:](pooled)
 
 
@@ -68,7 +74,8 @@ class Bottle2neck(nn.Module):
         self.se = SEModule(planes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                lengths: torch.Tensor | None = None) -> torch.Tensor:
+                count: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask`` (B, 1, T) marks the valid frames of a zero-padded batch and ``count`` (B, 1, 1) counts them."""
         out = self.bn1(self.relu(self.conv1(x)))
         spx = torch.split(out, self.width, 1)
         parts = []
@@ -81,7 +88,7 @@ class Bottle2neck(nn.Module):
             parts.append(sp)
         parts.append(spx[self.nums])
         out = self.bn3(self.relu(self.conv3(torch.cat(parts, dim=1))))
-        out = out * self.se.gate(out, mask, lengths)
+        out = out * self.se.gate(out, mask, count)
         out += x
         return out
 
@@ -120,13 +127,15 @@ class ECAPATDNN(nn.Module):
         self.layer2 = Bottle2neck(channels, channels, kernel_size=3, dilation=3, scale=8)
         self.layer3 = Bottle2neck(channels, channels, kernel_size=3, dilation=4, scale=8)
         self.layer4 = nn.Conv1d(3 * channels, POOL_CHANNELS, kernel_size=1)
+        # Attentive statistics pooling: a Sequential only so that the weights keep the seed's keys
+        # (attention.0, attention.2, attention.4); see _pool_and_embed for what each part does.
         self.attention = nn.Sequential(
-            nn.Conv1d(3 * POOL_CHANNELS, ATT_CHANNELS, kernel_size=1),
+            nn.Conv1d(3 * POOL_CHANNELS, ATT_CHANNELS, kernel_size=1),  # on [frame, utterance mean, utterance std]
             nn.ReLU(),
             nn.BatchNorm1d(ATT_CHANNELS),
             nn.Tanh(),
-            nn.Conv1d(ATT_CHANNELS, POOL_CHANNELS, kernel_size=1),
-            nn.Softmax(dim=2),
+            nn.Conv1d(ATT_CHANNELS, POOL_CHANNELS, kernel_size=1),  # one attention score per channel and frame
+            nn.Softmax(dim=2),  # over time
         )
         self.bn5 = nn.BatchNorm1d(2 * POOL_CHANNELS)
         self.fc6 = nn.Linear(2 * POOL_CHANNELS, embed_dim)
@@ -154,18 +163,18 @@ class ECAPATDNN(nn.Module):
                 feats = spec_augment(feats, self.specaug_time, self.specaug_freq, generator)
         return self.encode(feats)
 
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, feats: torch.Tensor, count: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder on normalised features (batch, feat_dim, frames) -> (batch, embed_dim).
 
-        ``lengths`` (batch,) gives the valid frames of a zero-padded batch; frames
-        beyond them do not change any embedding.
+        ``count`` (batch,) gives the number of valid frames of each input of a zero-padded
+        batch; frames beyond them do not change any embedding.
         """
-        mask = count = None
-        if lengths is not None:
-            lengths = lengths.to(device=feats.device)
+        mask = None
+        if count is not None:
+            count = count.to(device=feats.device).view(-1, 1, 1)
             frames = torch.arange(feats.shape[2], device=feats.device)
-            mask = (frames.view(1, 1, -1) < lengths.view(-1, 1, 1)).to(feats.dtype)
-            count = lengths.view(-1, 1, 1).to(feats.dtype)
+            mask = (frames.view(1, 1, -1) < count).to(feats.dtype)
+            count = count.to(feats.dtype)
             feats = feats * mask
         x = self.bn1(self.relu(self.conv1(feats)))
         x1 = self.layer1(x, mask, count)
@@ -182,16 +191,14 @@ class ECAPATDNN(nn.Module):
             mean = x.sum(dim=2, keepdim=True) / count
             var = ((x - mean).square() * mask).sum(dim=2, keepdim=True) / (count - 1)
         std = var.clamp(min=STD_FLOOR).sqrt()
-        # attention[0] on cat(x, mean, std) repeated over time == W_x x + (W_mean mean + W_std std + b)
-        first = self.attention[0]
-        weight = first.weight.squeeze(2)
-        w_x, w_mean, w_std = weight.split(POOL_CHANNELS, dim=1)
-        utt_term = torch.matmul(w_mean, mean) + torch.matmul(w_std, std) + first.bias.view(-1, 1)
-        h = torch.matmul(w_x, x) + utt_term
-        h = self.attention[4](self.attention[3](self.attention[2](self.attention[1](h))))
+        context_conv, relu, norm, tanh, score_conv, softmax_over_time = self.attention
+        # context_conv on cat(x, mean, std) repeated over time == W_x x + (W_mean mean + W_std std + b)
+        w_x, w_mean, w_std = context_conv.weight.squeeze(2).split(POOL_CHANNELS, dim=1)
+        utt_term = torch.matmul(w_mean, mean) + torch.matmul(w_std, std) + context_conv.bias.view(-1, 1)
+        h = score_conv(tanh(norm(relu(torch.matmul(w_x, x) + utt_term))))
         if mask is not None:
             h = h.masked_fill(mask == 0, float("-inf"))
-        w = self.attention[5](h)
+        w = softmax_over_time(h)
         xw = x * w
         mu = xw.sum(dim=2)
         sg = ((xw * x).sum(dim=2) - mu.square()).clamp(min=STD_FLOOR).sqrt()

@@ -10,7 +10,7 @@ Values are YAML (true, 0.5, [3, 7], a path); an unknown key or a wrong type is a
 
 import argparse
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:

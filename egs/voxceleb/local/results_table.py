@@ -9,9 +9,8 @@ EER (%) and minDCF at p_target 0.01 and 0.05.
 """
 
 import argparse
-from pathlib import Path
 
-from pyfunc.cli import run_main
+from pyfunc.cli.runner import run_main
 
 
 def main() -> None:
@@ -25,19 +24,12 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="results table to write")
     args = parser.parse_args()
 
-    from pyfunc.errors import ConfigError
-    from pyfunc.metrics import evaluate_score_files, format_results_table, write_results
+    from pyfunc.pipeline.metrics_stage import results_table
+    from pyfunc.scoring.metrics import format_results_table
 
-    lists = [s for s in args.lists.split(",") if s]
-    scorings = [s for s in args.scorings.split(",") if s]
-    if not lists or not scorings:
-        raise ConfigError("--lists and --scorings must each name at least one")
-    rows = []
-    for name in lists:
-        files = [Path(args.scores_dir) / f"{name}_{scoring}" for scoring in scorings]
-        rows += evaluate_score_files(Path(args.data) / name / "trials", files, args.p_target or (0.01, 0.05))
+    rows = results_table(args.data, args.scores_dir, [s for s in args.lists.split(",") if s],
+                         [s for s in args.scorings.split(",") if s], args.out, args.p_target or (0.01, 0.05))
     print(format_results_table(rows), end="")
-    write_results(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Stage 0 of the VoxCeleb recipe: Kaldi data directories of VoxCeleb2 dev and VoxCeleb1, and the trials.
+
+Usage: local/prepare_voxceleb.py [--vox2-root DIR] [--vox1-root DIR [DIR ...]] [--meta-dir DIR]
+           [--data data] [--vox2-audio auto|wav|m4a] [--nj N] [--lists vox1_o,vox1_e,vox1_h]
+           [--trial-subsets vox1_o,...] [--cohort-per-spk N]
+
+Writes DATA/vox2_dev (training), DATA/vox1 (all of VoxCeleb1), DATA/vox1/trials/{vox1_o,vox1_e,vox1_h}
+from whichever of veri_test2.txt, list_test_all2.txt, list_test_hard2.txt are in --meta-dir (with --lists:
+exactly those lists, each of which must be there), and for each name in --trial-subsets a data directory
+DATA/NAME holding only that list's utterances, with the list as its trials file. --cohort-per-spk N also
+writes DATA/vox2_cohort, the first N utterances of each VoxCeleb2 speaker (a smaller AS-norm cohort).
+Utterance ids are id10270/x6uYqmx31kE/00001 (speaker/video/file).
+m4a input gives ffmpeg pipe entries in wav.scp (run later stages with pipes allowed) and no utt2dur;
+convert with local/convert_m4a.py first to avoid both.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from pyfunc.cli.runner import run_main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vox2-root", default=None, help="VoxCeleb2 dev folder (dev/aac as released, or wav)")
+    parser.add_argument("--vox1-root", nargs="+", default=[], action="extend",
+                        help="VoxCeleb1 folder(s): one merged wav/ or vox1_dev_wav and vox1_test_wav")
+    parser.add_argument("--meta-dir", default=None, help="folder with the official trial lists (veri_test2.txt ...)")
+    parser.add_argument("--data", default="data", help="where the data directories go [data]")
+    parser.add_argument("--vox2-audio", default="auto", choices=("auto", "wav", "m4a"),
+                        help="VoxCeleb2 files to use [auto: wav if complete, else m4a]")
+    parser.add_argument("--nj", type=int, default=4, help="parallel processes reading wav headers [4]")
+    parser.add_argument("--lists", default=None,
+                        help="comma-separated trial lists to convert, each required (default: those present)")
+    parser.add_argument("--cohort-per-spk", type=int, default=0,
+                        help="also write DATA/vox2_cohort with N utterances per VoxCeleb2 speaker (0: no) [0]")
+    parser.add_argument("--trial-subsets", default="vox1_o",
+                        help="comma-separated trial lists to make DATA/NAME data directories of ('' for none) [vox1_o]")
+    args = parser.parse_args()
+
+    from pyfunc.corpora.voxceleb import (
+        OFFICIAL_TRIALS,
+        make_trial_subset,
+        prepare_vox1,
+        prepare_vox1_trials,
+        prepare_vox2_dev,
+        subset_per_speaker,
+    )
+    from pyfunc.errors import ConfigError
+
+    subsets = [s for s in args.trial_subsets.split(",") if s]
+    unknown = sorted(set(subsets) - set(OFFICIAL_TRIALS.values()))
+    if unknown:
+        raise ConfigError(f"--trial-subsets: unknown list(s) {unknown}; choose from {sorted(OFFICIAL_TRIALS.values())}")
+    if args.vox2_root is None and not args.vox1_root:
+        raise ConfigError("nothing to do: give --vox2-root and/or --vox1-root")
+    if args.meta_dir is not None and not args.vox1_root:
+        raise ConfigError("--meta-dir needs --vox1-root (the trials name VoxCeleb1 utterances)")
+    if args.cohort_per_spk < 0 or args.cohort_per_spk and args.vox2_root is None:
+        raise ConfigError("--cohort-per-spk needs --vox2-root and a number of utterances >= 0")
+    lists = None if args.lists is None else [s for s in args.lists.split(",") if s]
+    data = Path(args.data)
+    if args.vox2_root is not None:
+        prepare_vox2_dev(args.vox2_root, data / "vox2_dev", audio=args.vox2_audio, num_jobs=args.nj)
+        if args.cohort_per_spk:
+            subset_per_speaker(data / "vox2_dev", data / "vox2_cohort", args.cohort_per_spk)
+    if args.vox1_root:
+        prepare_vox1(args.vox1_root, data / "vox1", num_jobs=args.nj)
+        if args.meta_dir is None:
+            logging.warning("no --meta-dir: no trial lists made")
+            return
+        report = prepare_vox1_trials(args.meta_dir, data / "vox1", lists)
+        for name in subsets:
+            if name in report.written:
+                make_trial_subset(data / "vox1", report.written[name][0], data / name)
+            else:
+                logging.warning("no trial list %s, so no data directory %s", name, data / name)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,133 @@
+"""The ``python -m pyfunc`` tools: verify, embed, export-onnx, results.
+
+    python -m pyfunc verify a.wav b.wav --model-dir exp/ecapa_mini
+    python -m pyfunc embed wavs/ --model-dir exp/ecapa_mini --out emb.npy
+    python -m pyfunc export-onnx --model-dir exp/ecapa_mini --out exp/ecapa_mini/model.onnx
+    python -m pyfunc results exp
+
+``steps/export_onnx.py`` and ``steps/summarize_results.py`` are the same commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from pyfunc.data.audio import allow_pipes
+from pyfunc.inference.api import load_model
+from pyfunc.inference.embed_files import embed_to, list_inputs
+from pyfunc.inference.onnx_export import export_onnx
+from pyfunc.scoring.results_summary import summarize
+
+COMMANDS = ("verify", "embed", "export-onnx", "results")
+
+
+def add_verify_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", nargs=2, metavar="AUDIO", help="two recordings (any format, rate, channels)")
+    parser.add_argument("--model-dir", required=True, help="model directory (config.yaml + model.pt)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="decision threshold (default: MODEL_DIR/threshold.yaml, written by stage 6)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Print the score and the decision; exit status 0 whatever the decision."""
+
+    model = load_model(args.model_dir, args.device)
+    result = model.verify(args.audio[0], args.audio[1], threshold=args.threshold)
+    print(f"score {result.score:.6f}")
+    if result.same is None:
+        print("threshold none")
+        print("decision unknown")
+        print(f"warning: no decision: threshold {result.threshold_source}", file=sys.stderr)
+        return 0
+    print(f"threshold {result.threshold:.6f} ({result.threshold_source})")
+    print(f"decision {'same' if result.same else 'different'}")
+    return 0
+
+
+def add_embed_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT",
+                        help="a folder of audio files (recursive), a list file (one path per line) or a wav.scp")
+    parser.add_argument("--model-dir", required=True, help="model directory (config.yaml + model.pt)")
+    parser.add_argument("--out", required=True,
+                        help="NAME.npy (+ NAME.keys), NAME.ark/NAME.scp (a Kaldi pair), or a folder for "
+                             "xvector.scp/ark as stage 3 writes")
+    parser.add_argument("--input-type", default="auto", choices=["auto", "dir", "list", "scp"],
+                        help="how to read INPUT (auto: folder, *.scp, else a list)")
+    parser.add_argument("--allow-pipes", action="store_true", help="run the pipe commands of a wav.scp")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+    parser.add_argument("--batch-frames", type=int, default=None,
+                        help="batch size x longest input in frames (default: the model's extract.batch_frames; "
+                             "0: automatic)")
+
+
+def run_embed(args: argparse.Namespace) -> int:
+
+    if args.allow_pipes:
+        allow_pipes(True)
+    table = list_inputs(args.input, args.input_type)
+    model = load_model(args.model_dir, args.device)
+    for path in embed_to(model, table, args.out, source=args.input, batch_frames=args.batch_frames):
+        print(path)
+    return 0
+
+
+def add_export_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True, help="model directory (trained, or imported from the seed)")
+    parser.add_argument("--out", required=True, help="ONNX file to write")
+    front = parser.add_mutually_exclusive_group()
+    front.add_argument("--with-frontend", dest="frontend", action="store_const", const=True,
+                       help="waveform input: the front end (Kaldi fbank or the seed log-mel) inside the graph")
+    front.add_argument("--without-frontend", dest="frontend", action="store_const", const=False,
+                       help="feature input (batch, frames, feat_dim): the front end computed outside")
+    parser.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
+                        help="torch.export-based (default) or the legacy TorchScript exporter (faster)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset [18]")
+    parser.add_argument("--check-wav", action="append", default=[],
+                        help="recording for the onnxruntime parity check (repeatable; default: synthetic signals)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest |ONNX - PyTorch| allowed on the embeddings [1e-4]")
+    parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+
+
+def run_export(args: argparse.Namespace) -> int:
+
+    report = export_onnx(args.model_dir, args.out, include_frontend=args.frontend, exporter=args.exporter,
+                         opset=args.opset, check=not args.no_check, check_wavs=args.check_wav,
+                         tolerance=args.tolerance)
+    check = "not checked" if report.max_abs_diff is None else f"max |ONNX - PyTorch| {report.max_abs_diff:.2e}"
+    print(f"{report.path}: {report.input_kind} input, {check}")
+    return 0
+
+
+def add_results_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("roots", nargs="*", default=["exp"], metavar="DIR_OR_FILE",
+                        help="experiment folders searched for stage-6 'results' files, or such files [exp]")
+    parser.add_argument("--out", default=None, help="also write the Markdown table here")
+
+
+def run_results(args: argparse.Namespace) -> int:
+
+    print(summarize(args.roots, args.out), end="")
+    return 0
+
+_SUBCOMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "verify": (add_verify_args, run_verify, "score two recordings and decide same/different speaker"),
+    "embed": (add_embed_args, run_embed, "embeddings of a folder, a list or a wav.scp to .npy or ark/scp"),
+    "export-onnx": (add_export_args, run_export, "export a model directory to ONNX, checked with onnxruntime"),
+    "results": (add_results_args, run_results, "one Markdown table of every exp/*/results"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyfunc", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_args, run, help_text) in _SUBCOMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(command)
+        command.set_defaults(run=run)
+    args = parser.parse_args(argv)
+    return args.run(args)

@@ -1,0 +1,1 @@
+"""Front ends (Kaldi fbank, the seed log-mel), mean normalisation, SpecAugment, waveform augmentation."""

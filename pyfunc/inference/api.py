@@ -1,0 +1,215 @@
+"""A small Python API: load a model directory, embed audio, score and verify pairs.
+
+>>> import pyfunc
+>>> model = pyfunc.load_model("exp/ecapa_mini")
+>>> pyfunc.score(model, "a.wav", "b.wav")          # the stage-4 score of the pair
+>>> model.verify("a.wav", "b.wav")                 # score, stored threshold, same/different
+
+Embeddings and scores are those of the recipe: :meth:`SpeakerModel.embed` gives the
+raw full-utterance embedding that stage 3 writes to ``xvector.scp`` and
+:meth:`SpeakerModel.score` the stage-4 score (cosine, or the seed protocol's
+full + crop average when the model's ``extract.protocol`` is ``seed``). Audio of
+any sample rate and channel count is accepted: it is downmixed and resampled to
+the model's rate with a warning (:mod:`pyfunc.audio_convert`).
+
+Fbank models need the Kaldi fbank options of their training features: they are
+read from ``MODEL_DIR/fbank.conf`` when the model directory has one, else from
+the recipe's ``conf/fbank.conf`` (the options stage 1 uses by default).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence, Union
+
+import numpy as np
+import torch
+
+from pyfunc.config import Config
+from pyfunc.data.atomic import PathLike
+from pyfunc.data.audio_convert import convert_samples, read_audio_converted
+from pyfunc.errors import ConfigError, DataError
+from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
+from pyfunc.features.seed_logmel import SEED_SAMPLE_RATE
+from pyfunc.inference.batching import (
+    MIN_FRAMES,
+    check_waveform_length,
+    crop_length,
+    embed_crops,
+    embed_items,
+    resolve_batch_frames,
+)
+from pyfunc.models.ecapa import ECAPATDNN
+from pyfunc.models.model_dir import load_model_dir
+from pyfunc.scoring.cosine import cosine_scores, seed_scores
+from pyfunc.scoring.threshold import StoredThreshold, read_threshold
+
+logger = logging.getLogger(__name__)
+
+FBANK_CONF_NAME = "fbank.conf"
+
+DEFAULT_FBANK_CONF = Path(__file__).resolve().parents[2] / "conf" / "fbank.conf"
+
+Audio = Union[str, Path, np.ndarray]
+
+
+def fbank_conf_path(model_dir: PathLike) -> Path:
+    """The fbank options of a model directory: ``MODEL_DIR/fbank.conf``, else the recipe's ``conf/fbank.conf``."""
+    own = Path(model_dir) / FBANK_CONF_NAME
+    if own.is_file():
+        return own
+    if DEFAULT_FBANK_CONF.is_file():
+        logger.info("%s has no %s; using the recipe's fbank options %s", model_dir, FBANK_CONF_NAME,
+                    DEFAULT_FBANK_CONF)
+        return DEFAULT_FBANK_CONF
+    raise ConfigError(f"{own}: not found, and no default {DEFAULT_FBANK_CONF}; copy the fbank.conf of the "
+                      f"model's training features into the model directory")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of :meth:`SpeakerModel.verify`: ``same`` is None when no threshold is known."""
+
+    score: float
+    threshold: float | None
+    same: bool | None
+    threshold_source: str
+
+
+class SpeakerModel:
+    """A loaded model directory: turns audio into the model's input, embeddings and scores."""
+
+    def __init__(self, encoder: ECAPATDNN, config: Config, model_dir: PathLike,
+                 fbank_options: dict[str, Any] | None = None, threshold: StoredThreshold | None = None):
+        self.encoder = encoder.eval()
+        self.config = config
+        self.model_dir = Path(model_dir)
+        self.fbank_options = fbank_options
+        self.threshold = threshold
+        if encoder.frontend == "fbank":
+            if fbank_options is None:
+                raise ConfigError(f"{model_dir}: a fbank model needs fbank options")
+            self.sample_rate = int(fbank_options.get("sample_frequency", 16000.0))
+        else:
+            self.sample_rate = SEED_SAMPLE_RATE
+
+    @property
+    def protocol(self) -> str:
+        """``full`` or ``seed``: the model's ``extract.protocol``, which decides embeddings and scores."""
+        return self.config.extract.protocol
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.embed_dim
+
+    def load_audio(self, audio: Audio, sample_rate: int | None = None, where: str = "") -> np.ndarray:
+        """Float32 mono samples at the model's rate from a file path (any format soundfile reads) or an array.
+
+        Arrays are (samples,) or (samples, channels) at ``sample_rate`` (default: the model's rate).
+        """
+        if isinstance(audio, (str, Path)):
+            return read_audio_converted(str(audio), self.sample_rate, where or str(audio))
+        return convert_samples(np.asarray(audio), sample_rate or self.sample_rate, self.sample_rate,
+                               where or "audio array")
+
+    def model_input(self, samples: np.ndarray, where: str = "audio") -> np.ndarray:
+        """The encoder's input for mono samples at the model's rate: fbank frames, or the waveform itself."""
+
+        if self.encoder.frontend == "seed":
+            return check_waveform_length(samples, where)
+
+        window = int(self.sample_rate * float(self.fbank_options.get("frame_length", 25.0)) * 0.001)
+        if samples.shape[0] < window:  # torchaudio's fbank asserts on inputs shorter than one frame
+            raise DataError(f"{where}: {samples.shape[0]} samples give 0 fbank frames; need at least {MIN_FRAMES}")
+        feats = compute_fbank(samples, self.fbank_options)
+        if feats.shape[0] < MIN_FRAMES:
+            raise DataError(f"{where}: {samples.shape[0]} samples give {feats.shape[0]} fbank frame(s); "
+                            f"need at least {MIN_FRAMES}")
+        return feats
+
+    def _input(self, audio: Audio, sample_rate: int | None) -> np.ndarray:
+        where = str(audio) if isinstance(audio, (str, Path)) else "audio array"
+        return self.model_input(self.load_audio(audio, sample_rate, where), where)
+
+    def embed_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
+        """Full-utterance embeddings (len(items), dim) of model inputs, in length-sorted batches."""
+
+        return embed_items(self.encoder, items, self._batch_frames(batch_frames))
+
+    def _batch_frames(self, batch_frames: int | None) -> int:
+
+        return resolve_batch_frames(batch_frames if batch_frames is not None else self.config.extract.batch_frames,
+                                    self.encoder)
+
+    def embed_crop_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
+        """(len(items), num_crops, dim) raw embeddings of the seed protocol's crops of model inputs,
+        the crops batched across the inputs."""
+
+        return embed_crops(self.encoder, items, crop_length(self.config.extract, self.encoder.frontend),
+                           self.config.extract.num_crops, self._batch_frames(batch_frames))
+
+    def embed(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
+        """The raw full-utterance embedding (dim,) float32 of one recording, as stage 3 writes it."""
+        return self.embed_inputs([self._input(audio, sample_rate)])[0]
+
+    def embed_crops(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
+        """(num_crops, dim) raw embeddings of the seed protocol's crops, as stage 3 writes them."""
+        return self.embed_crop_inputs([self._input(audio, sample_rate)])[0]
+
+    def score(self, a: Audio, b: Audio, sample_rate: int | None = None) -> float:
+        """The stage-4 score of two recordings (cosine; with the seed protocol, averaged with the crops')."""
+
+        items = [self._input(a, sample_rate), self._input(b, sample_rate)]
+        full = self.embed_inputs(items)
+        if self.protocol == "seed":
+            crops = self.embed_crop_inputs(items)
+            return float(seed_scores([("a", "b")], ["a", "b"], full, crops)[0])
+        return float(cosine_scores([("a", "b")], ["a", "b"], full)[0])
+
+    def verify(self, a: Audio, b: Audio, threshold: float | None = None,
+               sample_rate: int | None = None) -> Verification:
+        """Score a pair and decide same (score >= threshold) or different.
+
+        The threshold is ``threshold`` when given, else the one stored with the model
+        (``threshold.yaml``, the EER threshold of its last evaluation); without either,
+        ``same`` is None.
+        """
+        value = self.score(a, b, sample_rate)
+        if threshold is not None:
+            source = "given"
+        elif self.threshold is not None:
+            threshold = self.threshold.threshold
+            source = (f"EER threshold of {self.threshold.score_file} (EER {self.threshold.eer_percent:.2f}%), "
+                      f"from {self.threshold.path}")
+        else:
+            return Verification(value, None, None, f"none: {self.model_dir / 'threshold.yaml'} not found "
+                                                   f"(evaluate the model with stages 4-6, or pass a threshold)")
+        return Verification(value, float(threshold), bool(value >= threshold), source)
+
+
+def load_model(model_dir: PathLike, device: str | torch.device = "cpu") -> SpeakerModel:
+    """Load a model directory (``config.yaml`` + ``model.pt``; optional ``fbank.conf`` and ``threshold.yaml``)."""
+
+    encoder, config = load_model_dir(model_dir, device)
+    options = None
+    if encoder.frontend == "fbank":
+        conf = fbank_conf_path(model_dir)
+        options = read_kaldi_conf(conf)
+        if int(options.get("num_mel_bins", 23)) != encoder.feat_dim:
+            raise ConfigError(f"{conf}: --num-mel-bins={options.get('num_mel_bins', 23)}, but "
+                              f"the model of {model_dir} takes {encoder.feat_dim}-dim features")
+    return SpeakerModel(encoder, config, model_dir, options, read_threshold(model_dir))
+
+
+def embed(model: SpeakerModel, audio: Audio | Iterable[Audio], sample_rate: int | None = None) -> np.ndarray:
+    """Raw full-utterance embedding(s): (dim,) for one recording, (n, dim) for a list of them."""
+    if isinstance(audio, (str, Path, np.ndarray)):
+        return model.embed(audio, sample_rate)
+    return model.embed_inputs([model._input(item, sample_rate) for item in audio])
+
+
+def score(model: SpeakerModel, a: Audio, b: Audio, sample_rate: int | None = None) -> float:
+    """The stage-4 score of two recordings (see :meth:`SpeakerModel.score`)."""
+    return model.score(a, b, sample_rate)

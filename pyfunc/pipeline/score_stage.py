@@ -1,0 +1,60 @@
+"""Stages 4 and 5: cosine and AS-norm scoring of a trials file, from stage-3 embeddings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pyfunc.data.atomic import PathLike
+from pyfunc.data.trials import read_trial_list
+from pyfunc.data.vectors import XVECTOR_SCP
+from pyfunc.errors import DataError
+from pyfunc.pipeline.stamps import EXTRACT_STAMP, refuse_stale
+from pyfunc.scoring.asnorm import asnorm_scores
+from pyfunc.scoring.cohort import load_cohort
+from pyfunc.scoring.cosine import load_trial_embeddings, raw_scores
+from pyfunc.scoring.score_files import write_scores
+
+logger = logging.getLogger(__name__)
+
+
+def refuse_stale_embeddings(emb_dir: PathLike) -> None:
+    """DataError when stage 3's inputs (model, data) changed after it wrote ``emb_dir`` (see pipeline.stamps)."""
+    emb_dir = Path(emb_dir)
+    refuse_stale(emb_dir / EXTRACT_STAMP, emb_dir / XVECTOR_SCP, "rerun stage 3 (steps/extract_embeddings.py)")
+
+
+def score_trials(trials_path: PathLike, emb_dir: PathLike, out_path: PathLike,
+                 protocol: str = "auto") -> np.ndarray:
+    """Stage 4: score every trial of ``trials_path`` with the embeddings of ``emb_dir``; write and
+    return the scores. ``protocol``: ``auto`` (seed iff xvector_crops.scp exists), ``full`` or ``seed``."""
+    trials = read_trial_list(trials_path)
+    refuse_stale_embeddings(emb_dir)
+    inputs = load_trial_embeddings(trials, emb_dir, protocol)
+    scores = raw_scores(trials, inputs)
+    write_scores(out_path, trials, scores)
+    logger.info("scored %d trials (%d utterances, %s protocol) into %s", len(trials), len(inputs.keys),
+                inputs.protocol, out_path)
+    return scores
+
+
+def score_trials_asnorm(trials_path: PathLike, emb_dir: PathLike, cohort_emb_dir: PathLike,
+                        cohort_utt2spk: PathLike, top_n: int, out_path: PathLike,
+                        protocol: str = "auto") -> np.ndarray:
+    """Stage 5: raw scores of ``trials_path`` (as stage 4, same ``protocol``) normalised with AS-norm
+    against the speaker means of ``cohort_emb_dir``; write and return the scores."""
+    trials = read_trial_list(trials_path)
+    for directory in (emb_dir, cohort_emb_dir):
+        refuse_stale_embeddings(directory)
+    inputs = load_trial_embeddings(trials, emb_dir, protocol)
+    speakers, cohort = load_cohort(cohort_emb_dir, cohort_utt2spk)
+    if cohort.shape[1] != inputs.full.shape[1]:
+        raise DataError(f"{Path(cohort_emb_dir) / XVECTOR_SCP}: cohort embeddings have dimension "
+                        f"{cohort.shape[1]}, those of {Path(emb_dir) / XVECTOR_SCP} {inputs.full.shape[1]}")
+    scores = asnorm_scores(trials, inputs.keys, inputs.full, cohort, top_n, raw_scores(trials, inputs))
+    write_scores(out_path, trials, scores)
+    logger.info("AS-norm scored %d trials (%s protocol, cohort of %d speakers, top %d) into %s", len(trials),
+                inputs.protocol, len(speakers), min(top_n, len(speakers)), out_path)
+    return scores

@@ -1,0 +1,191 @@
+"""Run stamps: what a stage was run with, so that reruns skip up-to-date work and refuse stale inputs.
+
+A stamp is a small JSON file that a stage writes (atomically) after its outputs are
+complete. It records the stage's parameters (options, config values) and the size and
+modification time (ns) of
+
+* ``inputs``: the files the stage read that its consumers may also check cheaply
+  (``wav.scp``, ``utt2spk``, ``model.pt``, ``conf/fbank.conf`` ...),
+* ``deep_inputs``: the many files those point to (audio files, feature arks), checked
+  only by the stage itself,
+* ``outputs``: the files it wrote.
+
+Rules:
+
+* A stage whose stamp matches its parameters and every input and output, as they
+  are now, is up to date and skips its work (``--force`` redoes it).
+* Anything changed (a parameter, an input rewritten or touched, an output removed or
+  replaced) makes the stage redo its work. The old stamp stays while the stage runs: it
+  vouches only for outputs with the recorded sizes and mtimes, which the stage leaves
+  untouched until its new outputs are complete, so a killed or failed run leaves the old
+  outputs with a stamp that still describes them (or, once one new output replaced an
+  old one, a stamp that no longer matches, so the next run redoes the work).
+* A consumer of an output (stage 3 reading ``feats.scp``, stage 4 reading
+  ``xvector.scp``) refuses it when the outputs are still those the stamp describes but
+  an input has changed since: the output is stale. When the outputs themselves differ
+  from the stamp (written by another tool, or by hand), the stamp no longer describes
+  them and is ignored.
+
+Sizes and mtimes, not checksums: a content change that keeps both (same size, mtime
+restored) goes unnoticed, as with ``make``. Commands in ``wav.scp`` pipes are covered
+by the text of ``wav.scp``, not by the files those commands read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from pyfunc.data.atomic import PathLike, atomic_open
+from pyfunc.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+STAMP_VERSION = 1
+
+FBANK_STAMP = ".fbank.stamp"  # in the data directory, beside the feats.scp that stage 1 wrote
+
+EXTRACT_STAMP = ".extract.stamp"  # in the embedding directory (stage 3)
+
+TRAIN_STAMP = ".train.stamp"  # in EXP/models (stage 2)
+
+FileState = list[int] | None  # [size, mtime_ns], or None for a missing file
+
+
+def file_state(path: PathLike) -> FileState:
+    """``[size, mtime_ns]`` of ``path``, or None when it does not exist."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _states(paths: Iterable[PathLike]) -> dict[str, FileState]:
+    return {str(Path(p).absolute()): file_state(p) for p in paths}
+
+
+def as_json_value(value: object) -> object:
+    """``value`` as it reads back from JSON (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+@dataclass
+class Stamp:
+    stage: str
+    params: dict
+    inputs: dict[str, FileState] = field(default_factory=dict)
+    deep_inputs: dict[str, FileState] = field(default_factory=dict)
+    outputs: dict[str, FileState] = field(default_factory=dict)
+    version: int = STAMP_VERSION
+
+
+def make_stamp(stage: str, params: Mapping, inputs: Iterable[PathLike], outputs: Iterable[PathLike],
+               deep_inputs: Iterable[PathLike] = ()) -> Stamp:
+    """A stamp of the files as they are now."""
+    return Stamp(stage, as_json_value(dict(params)), _states(inputs), _states(deep_inputs), _states(outputs))
+
+
+def write_stamp(path: PathLike, stamp: Stamp) -> None:
+    with atomic_open(path) as handle:
+        json.dump(asdict(stamp), handle, indent=1, sort_keys=True)
+
+
+def read_stamp(path: PathLike) -> Stamp | None:
+    """The stamp at ``path``; None when missing, unreadable or of another version."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        stamp = Stamp(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return stamp if stamp.version == STAMP_VERSION else None
+
+
+def changed_files(recorded: Mapping[str, FileState]) -> list[str]:
+    return [path for path, state in recorded.items() if file_state(path) != state]
+
+
+def first_difference(old: object, new: object, where: str = "") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            sub = f"{where}.{key}" if where else str(key)
+            if key not in old or key not in new:
+                return sub
+            found = first_difference(old[key], new[key], sub)
+            if found is not None:
+                return found
+        return None
+    return None if old == new else (where or "<params>")
+
+
+def why_not_current(path: PathLike, stage: str, params: Mapping, inputs: Iterable[PathLike],
+                    deep_inputs: Iterable[PathLike] = ()) -> str | None:
+    """None when the stamp at ``path`` matches; else a short reason to redo the stage."""
+    old = read_stamp(path)
+    if old is None:
+        return "no stamp of an earlier complete run"
+    if old.stage != stage:
+        return f"the stamp is of stage {old.stage!r}"
+    changed = first_difference(old.params, as_json_value(dict(params)))
+    if changed is not None:
+        return f"parameter {changed} changed"
+    for kind, recorded, now in (("input", old.inputs, inputs), ("input", old.deep_inputs, deep_inputs)):
+        names = {str(Path(p).absolute()) for p in now}
+        if names != set(recorded):
+            diff = sorted(names ^ set(recorded))
+            return f"the set of {kind} files changed (e.g. {diff[0]})"
+        changed = changed_files(recorded)
+        if changed:
+            return f"{kind} {changed[0]} changed" + (f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
+    changed = changed_files(old.outputs)
+    if changed:
+        return f"output {changed[0]} is missing or changed"
+    return None
+
+
+def needs_work(path: PathLike, stage: str, params: Mapping, inputs: Iterable[PathLike],
+               deep_inputs: Iterable[PathLike], output: PathLike, what: str, force: bool = False) -> bool:
+    """Whether a stage must (re)make ``output``: logs why, or that ``what`` is up to date and nothing is done."""
+    if force:
+        logger.info("%s: recomputing %s (--force)", output, what)
+        return True
+    reason = why_not_current(path, stage, params, inputs, deep_inputs)
+    if reason is None:
+        logger.info("%s: %s are up to date (stamp %s); nothing to do (--force recomputes)", output, what, path)
+        return False
+    logger.info("%s: computing %s (%s)", output, what, reason)
+    return True
+
+
+def stale_inputs(path: PathLike) -> list[str]:
+    """Inputs recorded in the stamp at ``path`` that changed since, while its outputs did not.
+
+    Empty when there is no stamp, or when the outputs differ from the stamp (it no
+    longer describes them). Deep inputs are not checked (they can be many).
+    """
+    stamp = read_stamp(path)
+    if stamp is None or changed_files(stamp.outputs):
+        return []
+    return changed_files(stamp.inputs)
+
+
+def refuse_stale(stamp_path: PathLike, output: PathLike, rerun: str) -> None:
+    """DataError when ``output`` was made from inputs that changed since (see :func:`stale_inputs`)."""
+
+    changed = stale_inputs(stamp_path)
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise DataError(f"{output}: out of date: {changed[0]}{more} changed after it was made; {rerun}")
+
+
+def text_digest(path: PathLike) -> str | None:
+    """sha256 of a file's bytes (None when missing): for small tables whose content matters."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,132 @@
+"""Stage 2 as a whole: resume only the same run, train, then finish the model directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from pyfunc.config import config_to_dict, input_table, load_config
+from pyfunc.data.atomic import PathLike, atomic_path
+from pyfunc.data.badinput import SKIPPED_NAME
+from pyfunc.data.tables import read_scp
+from pyfunc.errors import ConfigError
+from pyfunc.features.kaldi_fbank import read_kaldi_conf
+from pyfunc.models.checkpoint import latest_checkpoint
+from pyfunc.pipeline.stamps import (
+    FBANK_STAMP,
+    TRAIN_STAMP,
+    Stamp,
+    as_json_value,
+    changed_files,
+    first_difference,
+    read_stamp,
+    refuse_stale,
+    text_digest,
+    write_stamp,
+)
+from pyfunc.training.learning_curve import plot_learning_curve
+from pyfunc.training.trainer import train
+
+logger = logging.getLogger(__name__)
+
+# Config keys that may change between a run and its resumption: they do not change what
+# is learnt from the examples (the effective batch stays train.batch_size whatever the
+# number of processes and train.grad_accum), or they only say how long to train, what to log
+# or what to evaluate on (train.eval_data, train.eval_interval: evaluation leaves training as it is).
+RESUME_SAFE_KEYS = ("train.epochs", "train.num_workers", "train.log_interval", "train.checkpoint_interval",
+                    "train.keep_checkpoints", "train.grad_accum", "train.eval_data", "train.eval_interval",
+                    "model.num_classes")
+
+
+def _drop(tree: dict, dotted: str) -> None:
+    *path, last = dotted.split(".")
+    for key in path:
+        tree = tree.get(key, {})
+    tree.pop(last, None)
+
+
+def _value_at(tree: object, dotted: str) -> object:
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return "<absent>"
+        tree = tree[key]
+    return tree
+
+
+def training_params(config, data_dir: PathLike) -> dict:
+    """What a stage-2 run is made of, as far as resuming is concerned: config and training data."""
+
+    settings = config_to_dict(config)
+    for key in RESUME_SAFE_KEYS:
+        _drop(settings, key)
+    data_dir = Path(data_dir)
+    table_name = input_table(config.model.frontend)
+    table = data_dir / table_name
+    keys = hashlib.sha256("\n".join(sorted(read_scp(table))).encode()).hexdigest() if table.is_file() else None
+    data = {"utt2spk": text_digest(data_dir / "utt2spk"), f"{table_name} keys": keys,
+            "utt2aug": text_digest(data_dir / "utt2aug"), SKIPPED_NAME: text_digest(data_dir / SKIPPED_NAME)}
+    made = read_stamp(data_dir / FBANK_STAMP) if table_name == "feats.scp" else None
+    if made is not None and not changed_files(made.outputs):  # features: what stage 1 made them from
+        data["features from"] = hashlib.sha256(json.dumps([made.params, made.inputs, made.deep_inputs],
+                                                          sort_keys=True).encode()).hexdigest()
+    else:  # arks are renamed by every stage-1 run, so the scp text only stands in when there is no stamp
+        data[table_name] = text_digest(table)
+    return {"config": settings, "data": data}
+
+
+def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike) -> None:
+    """Stage 2: refuse to resume checkpoints made with another config or other data; record this run's.
+
+    Resuming is only right when the run is the same run: the checkpoints in
+    ``EXP/models`` were made with the config (except RESUME_SAFE_KEYS) and the training
+    data recorded in ``EXP/models/.train.stamp``. Otherwise this raises a ConfigError
+    naming what differs, rather than silently continuing a different run or throwing
+    away the checkpoints. Also refuses a feats.scp that stage 1's stamp shows stale.
+    """
+
+    data_dir, models = Path(data_dir), Path(exp_dir) / "models"
+    if config.model.frontend == "fbank":
+        refuse_stale(data_dir / FBANK_STAMP, data_dir / "feats.scp", "rerun stage 1 (steps/make_fbank.py)")
+    params = as_json_value(training_params(config, data_dir))
+    stamp_path = models / TRAIN_STAMP
+    old = read_stamp(stamp_path)
+    checkpoint = latest_checkpoint(models) if models.is_dir() else None
+    if checkpoint is not None and old is not None:
+        differs = first_difference(old.params, params)
+        if differs is not None:
+            raise ConfigError(f"{checkpoint}: made by a run with other settings: {differs} was "
+                              f"{_value_at(old.params, differs)!r}, now {_value_at(params, differs)!r}; "
+                              f"resume with the earlier setting, or start over in another --exp "
+                              f"(or after removing {models})")
+    if checkpoint is None or old is None:
+        write_stamp(stamp_path, Stamp("train", params))
+
+
+def run_training(config_path: PathLike, data_dir: PathLike, exp_dir: PathLike, device: str = "auto",
+                 fbank_conf: PathLike | None = None) -> None:
+    """Stage 2: train (resuming the same run only), then, on the main process, finish the model directory.
+
+    ``fbank_conf`` (the fbank options of the training features) is checked before training and
+    copied into ``EXP`` and ``EXP/untrained`` afterwards, where the verify/embed tools and the
+    ONNX export read it; the learning curve is drawn from ``EXP/log/history.tsv``.
+    """
+    if fbank_conf:
+        read_kaldi_conf(fbank_conf)  # a bad file fails now, not after training
+    config = load_config(config_path)
+    check_training_inputs(config, data_dir, exp_dir)  # resume only the same run (EXP/models/.train.stamp)
+    train(config, data_dir, exp_dir, device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    exp = Path(exp_dir)
+    if fbank_conf:
+        for model_dir in (exp, exp / "untrained"):
+            if model_dir.is_dir():
+                with atomic_path(model_dir / "fbank.conf") as tmp:
+                    shutil.copyfile(fbank_conf, tmp)
+    path = plot_learning_curve(exp / "log" / "history.tsv", exp / "plots" / "learning_curve.png",
+                               title=f"training of {exp}")
+    logger.info("wrote %s", path)

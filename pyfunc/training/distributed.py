@@ -1,0 +1,36 @@
+"""The torchrun process group of stage 2: rank, world size and device of this process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+
+from pyfunc.device import pick_device
+
+
+@dataclass
+class DistInfo:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str = "auto") -> DistInfo:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPUs, gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    chosen = pick_device(device)
+    if chosen.type == "cuda":
+        chosen = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(chosen)
+    if world_size > 1 and not torch_dist.is_initialized():
+        torch_dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return DistInfo(rank, world_size, chosen)

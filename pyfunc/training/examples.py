@@ -1,0 +1,165 @@
+"""Training examples: random fixed-length chunks of each utterance, drawn reproducibly.
+
+An epoch is a permutation of the training utterances and one random seed per
+example, both derived from (seed, epoch) alone. Every example's crop (and its
+augmentation) comes from its own seed, so the examples do not depend on the
+number of processes, the DataLoader workers, or where a resumed run restarts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import kaldiio
+import numpy as np
+import torch
+
+from pyfunc.data.arkio import check_ark_entry
+from pyfunc.data.audio import read_audio
+from pyfunc.data.badinput import read_skipped
+from pyfunc.data.datadir import load_data_dir
+from pyfunc.errors import DataError
+from pyfunc.features.augment_offline import apply_augment_spec, read_utt2aug
+from pyfunc.features.seed_logmel import seed_num_samples
+
+
+def chunk_samples(frames: int) -> int:
+    """Waveform samples that give ``frames`` frames (the seed's ``frames * 160 + 240``)."""
+    return seed_num_samples(frames)
+
+
+def wrap_crop(array: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of ``length`` along axis 0; shorter inputs are wrap-padded first (as the seed)."""
+    if array.shape[0] <= length:
+        pad = [(0, length - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
+        return np.pad(array, pad, mode="wrap")
+    start = int(rng.random() * (array.shape[0] - length))
+    return array[start:start + length]
+
+
+@dataclass
+class TrainingSet:
+    """The training data directory as lists: inputs (feats.scp or wav.scp entries) and labels."""
+
+    utts: list[str]
+    entries: list[str]
+    labels: np.ndarray
+    speakers: list[str]
+    mode: str  # "fbank" or "wave"
+    source: str
+    utt2aug: dict[str, str] = field(default_factory=dict)  # wave mode: offline augmentation specs
+
+
+def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
+    """Read utterances and speaker labels (sorted speaker ids -> 0..N-1) of a data directory."""
+    data = load_data_dir(data_dir)
+    table_name = "feats.scp" if mode == "fbank" else "wav.scp"
+    table = data.feats_scp if mode == "fbank" else data.wav_scp
+    if not table:
+        raise DataError(f"{Path(data_dir) / table_name}: missing; the {mode} front end trains from it"
+                        + (" (run stage 1)" if mode == "fbank" else ""))
+
+    skipped = read_skipped(data_dir)  # bad audio that stage 1 left out (--skip-bad-audio)
+    utts = [u for u in data.utts if u not in skipped]
+    missing = [u for u in utts if u not in table]
+    if missing:
+        raise DataError(f"{Path(data_dir) / table_name}: {len(missing)} utterance(s) of utt2spk have no entry, "
+                        f"e.g. {missing[:3]}")
+    if mode == "fbank":  # kaldiio would run "cmd |" entries
+        for u in utts:
+            check_ark_entry(table[u], f"{Path(data_dir) / table_name}: {u}")
+    speakers = sorted({data.utt2spk[u] for u in utts})
+    index = {spk: i for i, spk in enumerate(speakers)}
+    labels = np.array([index[data.utt2spk[u]] for u in utts], dtype=np.int64)
+    utt2aug = read_utt2aug(data_dir, utts) if mode == "wave" else {}  # fbank: applied in stage 1
+    return TrainingSet(utts, [table[u] for u in utts], labels, speakers, mode, str(Path(data_dir) / table_name),
+                       utt2aug)
+
+
+class ChunkDataset(torch.utils.data.Dataset):
+    """Item ``(utt_index, example_seed)`` -> (chunk tensor, label).
+
+    fbank mode gives (chunk_frames, feat_dim) features; wave mode gives
+    ``chunk_samples(chunk_frames)`` samples, optionally augmented.
+    """
+
+    def __init__(self, data: TrainingSet, chunk_frames: int,
+                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None):
+        self.data = data
+        self.chunk_frames = chunk_frames
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.data.utts)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = item
+        rng = np.random.default_rng(seed)
+        entry, utt = self.data.entries[index], self.data.utts[index]
+        if self.data.mode == "fbank":
+            try:
+                feats = kaldiio.load_mat(entry)
+            except Exception as err:  # kaldiio raises many kinds on a broken ark
+                raise DataError(f"{self.data.source}: {utt}: cannot read features {entry!r}: {err}") from None
+            chunk = wrap_crop(np.asarray(feats, dtype=np.float32), self.chunk_frames, rng)
+        else:
+            samples = read_audio(entry, f"{self.data.source}: {utt}")
+            if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop
+                samples = apply_augment_spec(samples, self.data.utt2aug[utt])
+            chunk = wrap_crop(samples, chunk_samples(self.chunk_frames), rng)
+            if self.augment is not None:
+                chunk = self.augment(chunk, rng)
+        return torch.from_numpy(np.array(chunk, dtype=np.float32)), int(self.data.labels[index])
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Micro-batches of ``(utt_index, seed)`` for one process of a (possibly distributed) run.
+
+    Each optimiser step consumes one global batch of ``batch_size`` examples, cut
+    into ``world_size * grad_accum`` equal micro-batches: process ``rank`` gets
+    micro-batches ``rank * grad_accum ... rank * grad_accum + grad_accum - 1``.
+    So any split of the same global batch sees the same examples per step.
+    """
+
+    def __init__(self, num_utts: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
+                 grad_accum: int = 1):
+        parts = world_size * grad_accum
+        if batch_size % parts:
+            raise DataError(f"batch_size {batch_size} is not divisible by processes x grad_accum = {parts}")
+        if num_utts < batch_size:
+            raise DataError(f"{num_utts} training utterances are fewer than one batch of {batch_size}")
+        self.num_utts, self.batch_size, self.seed = num_utts, batch_size, seed
+        self.world_size, self.rank, self.grad_accum = world_size, rank, grad_accum
+        self.micro = batch_size // parts
+        self.epoch, self.start_step = 0, 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_utts // self.batch_size
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Choose the epoch to draw and the optimiser step to start from (for resuming)."""
+        self.epoch, self.start_step = epoch, start_step
+
+    def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        return rng.permutation(self.num_utts), rng.integers(0, 2**63 - 1, size=self.num_utts)
+
+    def __len__(self) -> int:
+        return (self.steps_per_epoch - self.start_step) * self.grad_accum
+
+    def micro_batch(self, step: int, part: int) -> list[int]:
+        """Utterance indices of micro-batch ``part`` (of ``world_size * grad_accum``) in step ``step`` (from 0)."""
+        order, _ = self.epoch_plan(self.epoch)
+        start = step * self.batch_size + part * self.micro
+        return [int(order[i]) for i in range(start, start + self.micro)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order, seeds = self.epoch_plan(self.epoch)
+        for step in range(self.start_step, self.steps_per_epoch):
+            base = step * self.batch_size
+            for part in range(self.rank * self.grad_accum, (self.rank + 1) * self.grad_accum):
+                start = base + part * self.micro
+                yield [(int(order[i]), int(seeds[i])) for i in range(start, start + self.micro)]

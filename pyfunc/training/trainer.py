@@ -1,0 +1,251 @@
+"""Stage 2: ECAPA-TDNN + AAM-softmax training, on one process or many (torchrun / DDP).
+
+The global batch (``train.batch_size``) is the same whatever the number of
+processes: each of W processes takes ``batch_size / (W * grad_accum)`` examples
+per micro-batch, so the learning rate needs no change when W changes. Only rank
+0 writes checkpoints and logs. Rerunning resumes from the newest checkpoint.
+
+With ``train.eval_data`` set, rank 0 scores that data dir's ``trials`` after every
+``train.eval_interval``-th epoch (and the last) once its checkpoint is written: in-memory
+embeddings with the stage-3 batching and the config's ``extract.protocol``, stage-4 cosine
+(or seed) scores and the stage-6 EER, logged and written to the ``eer`` column of
+``EXP/log/history.tsv`` (``-`` for epochs not evaluated). The RNG states are restored
+afterwards, so training is the same with or without evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+from tqdm import tqdm
+
+from pyfunc.config import Config, save_config
+from pyfunc.errors import ConfigError, PyfuncError
+from pyfunc.features.augment import build_augmenter
+from pyfunc.logs import LOG_FORMAT
+from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    progress_of,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
+from pyfunc.models.model_dir import build_encoder, build_head, load_state_checked, save_model_dir
+from pyfunc.training.checks import check_gradients, check_replicas_agree, numerical_fault
+from pyfunc.training.distributed import DistInfo, setup_distributed
+from pyfunc.training.evaluation import evaluate_eer, load_eval_set
+from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
+from pyfunc.training.history import append_history, record_eer
+
+logger = logging.getLogger(__name__)
+
+
+class SpeakerNet(nn.Module):
+    """Encoder + AAM-softmax head as one module, so DDP synchronises both."""
+
+    def __init__(self, encoder: nn.Module, head: AAMSoftmax):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        return self.head(self.encoder(x, augment=True, generator=generator), labels)
+
+
+def example_generator(seed: int, epoch: int, step: int, part: int) -> torch.Generator:
+    """The SpecAugment random stream of one micro-batch, fixed by its place in the run."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, step, part]).generate_state(1)[0]))
+
+
+def _setup_logging(exp_dir: Path, is_main: bool) -> None:
+    if not is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+        return
+    (exp_dir / "log").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(exp_dir / "log" / "train.log")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+
+
+def _autocast(config: Config, device: torch.device):
+    """bfloat16 autocast of the forward pass when ``train.precision: bf16`` (CUDA or CPU), else nothing."""
+    if config.train.precision == "bf16" and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str = "auto") -> None:
+    """Train on ``data_dir`` into ``exp_dir`` (checkpoints in ``models/``, final model dir in ``exp_dir``)."""
+    exp_dir = Path(exp_dir)
+    dist = setup_distributed(device)
+    _setup_logging(exp_dir, dist.is_main)
+    cfg = config.train
+    mode = "fbank" if config.model.frontend == "fbank" else "wave"
+    data = load_training_set(data_dir, mode)
+    eval_set = load_eval_set(config)  # on every rank: a bad eval set fails before training, everywhere
+    config.model.num_classes = len(data.speakers)
+    if config.train.precision == "bf16" and dist.device.type == "cpu" and dist.is_main:
+        logger.info("train.precision bf16 on the CPU: fast where it has native bfloat16 (avx512_bf16, AMX), "
+                    "slower than float32 elsewhere")
+
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(config.model, specaug_time=cfg.specaug_time, specaug_freq=cfg.specaug_freq)
+    head = build_head(config)
+    if dist.is_main:
+        save_config(exp_dir / "config.yaml", config)
+        if not (exp_dir / "untrained" / "model.pt").is_file():
+            save_model_dir(exp_dir / "untrained", config, encoder, head)
+    net = SpeakerNet(encoder, head).to(dist.device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.lr_decay)
+    sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.seed, dist.world_size, dist.rank, cfg.grad_accum)
+    models_dir = exp_dir / "models"
+    epochs_done, start_step = _resume(models_dir, net, optimizer, scheduler, dist.device)
+    if dist.is_main:
+        logger.info("%d utterances, %d speakers, %d steps/epoch of %d examples on %d process(es) x %d "
+                    "accumulation step(s), device %s", len(data.utts), len(data.speakers),
+                    sampler.steps_per_epoch, cfg.batch_size, dist.world_size, cfg.grad_accum, dist.device)
+    model = net
+    if dist.world_size > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda"
+                                                    else None)
+    augmenter = build_augmenter(cfg.augment)
+    if augmenter is not None and mode != "wave":
+        raise ConfigError("train.augment.enabled works on waveforms (model.frontend: seed); for the fbank "
+                          "front end, make augmented copies before stage 1 (steps/augment_data_dir.py)")
+    loader = torch.utils.data.DataLoader(
+        ChunkDataset(data, cfg.chunk_frames, augmenter), batch_sampler=sampler, num_workers=cfg.num_workers,
+        pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+
+    for epoch in range(epochs_done + 1, cfg.epochs + 1):
+        sampler.set_epoch(epoch, start_step)
+        _train_epoch(config, epoch, start_step, model, net, optimizer, scheduler, loader, sampler, dist, models_dir)
+        start_step = 0
+        if eval_set is not None and (epoch % cfg.eval_interval == 0 or epoch == cfg.epochs):
+            if dist.is_main:
+                eer = evaluate_eer(net.encoder, eval_set, config)
+                logger.info("epoch %d: EER %.2f%% on %s (%.1f s)", epoch, eer, eval_set.data_dir,
+                            eval_set.last_seconds)
+                record_eer(exp_dir, epoch, eer)
+            if dist.world_size > 1:  # the other ranks wait here while rank 0 evaluates
+                torch_dist.barrier()
+    if dist.is_main:
+        save_model_dir(exp_dir, config, net.encoder, net.head)
+        logger.info("wrote the trained model to %s", exp_dir / "model.pt")
+    if dist.world_size > 1:
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
+def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: torch.device) -> tuple[int, int]:
+    path = latest_checkpoint(models_dir)
+    if path is None:
+        return 0, 0
+    state = load_checkpoint(path, device)  # checks the keys of a training checkpoint
+    load_state_checked(net.encoder, state["encoder"], f"{path} (encoder)")  # wrong architecture: named keys
+    load_state_checked(net.head, state["head"], f"{path} (head)")
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise PyfuncError(f"{path}: the optimiser state does not fit the model: {err}") from None
+    set_rng_states(state["rng"])
+    logger.info("resuming from %s (epoch %d done, step %d of the next)", path, state["epoch"], state["step"])
+    return state["epoch"], state["step"]
+
+
+def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, net: SpeakerNet, optimizer,
+                 scheduler, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path) -> None:
+    cfg = config.train
+    net.train()
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct sum, examples
+    start = time.perf_counter()
+    step, part = start_step, 0
+    bar = tqdm(total=sampler.steps_per_epoch, initial=start_step, desc=f"epoch {epoch}", unit="step",
+               disable=not dist.is_main or None, dynamic_ncols=True, leave=False)
+    for x, labels in loader:
+        x = x.to(dist.device, non_blocking=True)
+        labels = labels.to(dist.device, non_blocking=True)
+        last_part = part == cfg.grad_accum - 1
+        sync = contextlib.nullcontext() if last_part or dist.world_size == 1 else model.no_sync()
+        generator = example_generator(cfg.seed, epoch, step, dist.rank * cfg.grad_accum + part)
+        with sync:
+            with _autocast(config, dist.device):
+                loss, accuracy = model(x, labels, generator)
+            # one device sync per micro-batch, before backward, serves the check and the totals
+            loss_value, accuracy_value = torch.stack((loss.detach().double(), accuracy.detach().double())).tolist()
+            if not math.isfinite(loss_value):  # stop before these gradients reach the weights
+                micro = dist.rank * cfg.grad_accum + part
+                utts = [loader.dataset.data.utts[i] for i in sampler.micro_batch(step, micro)]
+                raise numerical_fault("training loss", loss_value, epoch, step + 1,
+                                      f"micro-batch {micro} of {dist.world_size * cfg.grad_accum} (rank {dist.rank})",
+                                      utts, latest_checkpoint(models_dir))
+            (loss / cfg.grad_accum).backward()
+        totals += torch.tensor([loss_value * len(labels), accuracy_value * len(labels) / 100, len(labels)],
+                               dtype=torch.float64)
+        if not last_part:
+            part += 1
+            continue
+        check_gradients(net, epoch, step + 1, models_dir)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step, part = step + 1, 0
+        bar.update(1)
+        if dist.is_main and cfg.log_interval and step % cfg.log_interval == 0:
+            logger.info("epoch %d step %d/%d loss %.4f acc %.2f%%", epoch, step, sampler.steps_per_epoch,
+                        totals[0] / totals[2], 100 * totals[1] / totals[2])
+        if cfg.checkpoint_interval and step % cfg.checkpoint_interval == 0 and step < sampler.steps_per_epoch:
+            _save_checkpoint(models_dir, net, optimizer, scheduler, epoch - 1, step, sampler, dist, cfg.keep_checkpoints)
+    bar.close()
+    lr = optimizer.param_groups[0]["lr"]
+    scheduler.step()
+    elapsed = time.perf_counter() - start
+    if dist.world_size > 1:
+        torch_dist.all_reduce(totals)
+    examples = max(float(totals[2]), 1.0)
+    if dist.is_main:
+        logger.info("epoch %d done: loss %.4f acc %.2f%% lr %.3g %.1f examples/s (%.1f s)", epoch,
+                    totals[0] / examples, 100 * totals[1] / examples, lr, examples / max(elapsed, 1e-9), elapsed)
+        append_history(models_dir.parent, epoch, float(totals[0] / examples), float(100 * totals[1] / examples),
+                        lr, examples / max(elapsed, 1e-9))
+    if dist.world_size > 1:  # DDP keeps the replicas bit-identical; check it once per epoch
+        fingerprint = check_replicas_agree(net, dist.world_size, dist.device)
+        if dist.is_main:
+            logger.info("epoch %d: parameters identical on all %d processes (fingerprint %s)", epoch,
+                        dist.world_size, ", ".join(f"{v:.17g}" for v in fingerprint.tolist()))
+    _save_checkpoint(models_dir, net, optimizer, scheduler, epoch, 0, sampler, dist, cfg.keep_checkpoints)
+
+
+def _save_checkpoint(models_dir: Path, net: SpeakerNet, optimizer, scheduler, epochs_done: int, step: int,
+          sampler: EpochBatches, dist: DistInfo, keep: int) -> None:
+    if not dist.is_main:
+        return
+    state = {
+        "encoder": net.encoder.state_dict(),
+        "head": net.head.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epochs_done,
+        "step": step,
+        "rng": rng_states(),
+    }
+    name = f"epoch_{epochs_done}.pt" if step == 0 else f"step_{epochs_done + 1}_{step}.pt"
+    save_checkpoint(models_dir / name, state)
+    for old in models_dir.glob("step_*.pt"):
+        if progress_of(old) < (epochs_done, step):
+            old.unlink()
+    if keep > 0:
+        epochs = sorted((p for p in models_dir.glob("epoch_*.pt")), key=lambda p: progress_of(p))
+        for old in epochs[:-keep]:
+            old.unlink()
