@@ -87,14 +87,9 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "stage 2: training ($nnodes node(s) x $nproc_per_node process(es)), log in $exp/log/train.log"
-  if [ "$nnodes" -eq 1 ]; then
-    rdzv=(--standalone)
-  else
-    rdzv=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint")
-  fi
-  torchrun "${rdzv[@]}" --nproc-per-node "$nproc_per_node" \
-    steps/train.py --config "$config" --data "$data/train" --exp "$exp" --device "$device" \
-      --fbank-conf "$fbank_conf" $pipes
+  steps/train.sh --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" --node-rank "$node_rank" \
+    --rdzv-endpoint "$rdzv_endpoint" -- --config "$config" --data "$data/train" --exp "$exp" --device "$device" \
+    --fbank-conf "$fbank_conf" $pipes
 fi
 
 if [ -n "$model_dir" ]; then
@@ -103,33 +98,25 @@ else
   models=("$exp" "$exp/untrained")
 fi
 test_name=$(basename "$test_data")
-cohort_name=$(basename "$cohort_data")
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for m in "${models[@]}"; do
     log "stage 3: embeddings of $test_data and $cohort_data with $m"
-    for d in "$test_data" "$cohort_data"; do
-      steps/extract_embeddings.py --model-dir "$m" --data "$d" --out "$m/embeddings/$(basename "$d")" \
-        --nj "$nj" --cmd "$cmd" --device "$device" "${redo[@]}"
-    done
+    steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${redo[*]}" "$m" "$test_data" "$cohort_data"
   done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   for m in "${models[@]}"; do
     log "stage 4: cosine scoring with $m"
-    steps/score_cosine.py --trials "$test_data/trials" --embeddings "$m/embeddings/$test_name" \
-      --out "$m/scores/${test_name}_cosine"
+    steps/score.sh "$m" "$test_data"
   done
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   for m in "${models[@]}"; do
-    log "stage 5: AS-norm scoring with $m (cohort: the $cohort_name speakers)"
-    steps/score_asnorm.py --trials "$test_data/trials" --embeddings "$m/embeddings/$test_name" \
-      --cohort "$m/embeddings/$cohort_name" --cohort-utt2spk "$cohort_data/utt2spk" \
-      --config "$m/config.yaml" ${top_n:+--top-n "$top_n"} \
-      --out "$m/scores/${test_name}_asnorm"
+    log "stage 5: AS-norm scoring with $m (cohort: the $(basename "$cohort_data") speakers)"
+    steps/score_norm.sh --cohort "$cohort_data" ${top_n:+--top-n "$top_n"} "$m" "$test_data"
   done
 fi
 

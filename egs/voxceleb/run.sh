@@ -89,22 +89,56 @@ allow_pipes=auto
 log() { echo "$(date '+%F %T') run.sh: $*"; }
 die() { echo "$(date '+%F %T') run.sh: error: $*" >&2; exit 1; }
 
+# Option values as lists (no work is done before the stages).
 read -r -a vox1_roots <<< "$vox1_root"
-trials_dir=${trials_dir:-${vox1_roots[0]:-}}
 IFS=, read -r -a list_names <<< "$lists"
 IFS=, read -r -a kinds <<< "$aug_kinds"
 [ ${#list_names[@]} -gt 0 ] || die "--lists is empty"
-mkdir -p "$data" "$exp"
-data_abs=$(cd "$data" && pwd)
+list_dirs=("${list_names[@]/#/$data/}")
+train_config=$exp/conf/train.yaml  # the effective config: the base YAML, the augmentation sources, --overrides
+m=${model_dir:-$exp}
+if [ "$cohort_per_spk" -gt 0 ]; then cohort_data=$data/vox2_cohort; else cohort_data=$data/vox2_dev; fi
+
+# VoxCeleb2 as m4a: wav.scp holds ffmpeg pipe commands, which stages 1-3 run only with --allow-pipes.
+set_pipe_opts() {
+  pipe_opts=()
+  if [ -f "$data/vox2_dev/wav.scp" ] && grep -q '|[[:space:]]*$' "$data/vox2_dev/wav.scp"; then
+    case "$allow_pipes" in
+      auto|true)
+        pipe_opts=(--allow-pipes)
+        command -v ffmpeg >/dev/null || die "$data/vox2_dev/wav.scp decodes m4a with ffmpeg, which is not \
+installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir DIR)"
+        [ -n "${pipe_note:-}" ] || log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read;" \
+          "--vox2-wav-dir converts once"
+        pipe_note=done ;;
+      false) ;;
+      *) die "--allow-pipes must be auto, true or false, got $allow_pipes" ;;
+    esac
+  elif [ "$allow_pipes" = true ]; then
+    pipe_opts=(--allow-pipes)
+  fi
+}
+
+# The front end of the effective config (stage 1 makes features only for fbank) and the training data.
+set_frontend() {
+  [ -f "$train_config" ] || die "$train_config not found; run stage 1 or 2 first (they write it)"
+  frontend=$(local/make_config.py --get model.frontend "$train_config")
+  if [ "$frontend" = fbank ] && [ ${#kinds[@]} -gt 0 ]; then
+    train_data=$data/vox2_dev_combined
+  else
+    train_data=$data/vox2_dev
+  fi
+}
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "stage 0: data preparation ($data)"
   [ -n "$vox1_root$vox2_root$musan_root$rirs_root" ] || \
     die "stage 0 needs the corpora: give --vox1-root, --vox2-root, --musan-root and --rirs-root (see --help)"
+  mkdir -p "$data"
   if [ -n "$vox2_wav_dir" ]; then
     [ -n "$vox2_root" ] || die "--vox2-wav-dir needs --vox2-root (the m4a tree)"
     log "stage 0: decoding the m4a files of $vox2_root to wav in $vox2_wav_dir"
-    local/voxceleb/convert_m4a.py --nj "$nj" "$vox2_root" "$vox2_wav_dir"
+    local/convert_m4a.py --nj "$nj" "$vox2_root" "$vox2_wav_dir"
     vox2_root=$vox2_wav_dir
   fi
   if [ -n "$vox1_root$vox2_root" ]; then
@@ -112,53 +146,32 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
       --cohort-per-spk "$cohort_per_spk")
     [ -n "$vox2_root" ] && args+=(--vox2-root "$vox2_root")
     if [ ${#vox1_roots[@]} -gt 0 ]; then
+      trials_dir=${trials_dir:-${vox1_roots[0]}}
       [ -d "$trials_dir" ] || die "--trials-dir $trials_dir: folder not found (it holds veri_test2.txt etc.)"
       args+=(--vox1-root "${vox1_roots[@]}" --meta-dir "$trials_dir" --lists "$lists")
     fi
-    local/voxceleb/prepare_voxceleb.py "${args[@]}"
+    local/prepare_voxceleb.py "${args[@]}"
   fi
   if [ -n "$musan_root" ]; then
-    local/voxceleb/prepare_musan.py --nj "$nj" "$musan_root" "$data"
+    local/prepare_musan.py --nj "$nj" "$musan_root" "$data"
   fi
   if [ -n "$rirs_root" ]; then
-    local/voxceleb/prepare_rirs.py --nj "$nj" "$rirs_root" "$data/rirs"
+    local/prepare_rirs.py --nj "$nj" "$rirs_root" "$data/rirs"
   fi
 fi
 
-# VoxCeleb2 as m4a: wav.scp holds ffmpeg pipe commands, which stages 1-3 run only with --allow-pipes.
-pipe_opts=()
-if [ -f "$data/vox2_dev/wav.scp" ] && grep -q '|[[:space:]]*$' "$data/vox2_dev/wav.scp"; then
-  case "$allow_pipes" in
-    auto|true)
-      pipe_opts=(--allow-pipes)
-      if [ $stage -le 3 ] && [ $stop_stage -ge 1 ]; then
-        command -v ffmpeg >/dev/null || die "$data/vox2_dev/wav.scp decodes m4a with ffmpeg, which is not \
-installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir DIR)"
-        log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read; --vox2-wav-dir converts once"
-      fi ;;
-    false) ;;
-    *) die "--allow-pipes must be auto, true or false, got $allow_pipes" ;;
-  esac
-elif [ "$allow_pipes" = true ]; then
-  pipe_opts=(--allow-pipes)
-fi
-
-# The effective config: the base YAML with the augmentation sources under --data, then --overrides.
-train_config=$exp/conf/train.yaml
 if [ $stage -le 2 ] && [ $stop_stage -ge 1 ]; then
+  log "writing the effective config $train_config"
+  mkdir -p "$data" "$exp"
+  data_abs=$(cd "$data" && pwd)
   sets=(--set "train.augment.musan_dir=$data_abs" --set "train.augment.rir_dir=$data_abs/rirs")
   for o in $overrides; do sets+=(--set "$o"); done
   local/make_config.py "${sets[@]}" "$config" "$train_config"
 fi
-frontend=""
-[ -f "$train_config" ] && frontend=$(local/make_config.py --get model.frontend "$train_config")
-if [ "$frontend" = fbank ] && [ ${#kinds[@]} -gt 0 ]; then
-  train_data=$data/vox2_dev_combined
-else
-  train_data=$data/vox2_dev
-fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  set_pipe_opts
+  set_frontend
   if [ "$frontend" = fbank ]; then
     fbank() {
       steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "${pipe_opts[@]}" \
@@ -188,49 +201,33 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  set_pipe_opts
+  set_frontend
   log "stage 2: training on $train_data ($nnodes node(s) x $nproc_per_node process(es)), log in $exp/log/train.log"
-  if [ "$nnodes" -eq 1 ]; then
-    rdzv=(--standalone)
-  else
-    rdzv=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d --rdzv-endpoint "$rdzv_endpoint")
-  fi
-  torchrun "${rdzv[@]}" --nproc-per-node "$nproc_per_node" \
-    steps/train.py --config "$train_config" --data "$train_data" --exp "$exp" --device "$device" \
-      --fbank-conf "$fbank_conf" "${pipe_opts[@]}"
+  steps/train.sh --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" --node-rank "$node_rank" \
+    --rdzv-endpoint "$rdzv_endpoint" -- --config "$train_config" --data "$train_data" --exp "$exp" \
+    --device "$device" --fbank-conf "$fbank_conf" "${pipe_opts[@]}"
 fi
 
-m=${model_dir:-$exp}
-if [ "$cohort_per_spk" -gt 0 ]; then cohort_data=$data/vox2_cohort; else cohort_data=$data/vox2_dev; fi
-cohort_name=$(basename "$cohort_data")
-
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  for d in "$data/vox1" "$cohort_data"; do
-    log "stage 3: embeddings of $d with $m"
-    steps/extract_embeddings.py --model-dir "$m" --data "$d" --out "$m/embeddings/$(basename "$d")" \
-      --nj "$nj" --cmd "$cmd" --device "$device" "${pipe_opts[@]}"
-  done
+  set_pipe_opts
+  log "stage 3: embeddings of $data/vox1 and $cohort_data with $m"
+  steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${pipe_opts[*]}" \
+    "$m" "$data/vox1" "$cohort_data"
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  for name in "${list_names[@]}"; do
-    log "stage 4: cosine scoring of $name with $m"
-    steps/score_cosine.py --trials "$data/$name/trials" --embeddings "$m/embeddings/vox1" \
-      --out "$m/scores/${name}_cosine"
-  done
+  log "stage 4: cosine scoring of ${list_names[*]} with $m"
+  steps/score.sh --embeddings vox1 "$m" "${list_dirs[@]}"
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  for name in "${list_names[@]}"; do
-    log "stage 5: AS-norm scoring of $name with $m (cohort: the $cohort_name speakers)"
-    steps/score_asnorm.py --trials "$data/$name/trials" --embeddings "$m/embeddings/vox1" \
-      --cohort "$m/embeddings/$cohort_name" --cohort-utt2spk "$cohort_data/utt2spk" \
-      --config "$m/config.yaml" ${top_n:+--top-n "$top_n"} --out "$m/scores/${name}_asnorm"
-  done
+  log "stage 5: AS-norm scoring of ${list_names[*]} with $m (cohort: the $(basename "$cohort_data") speakers)"
+  steps/score_norm.sh --cohort "$cohort_data" --embeddings vox1 ${top_n:+--top-n "$top_n"} "$m" "${list_dirs[@]}"
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "stage 6: EER and minDCF of ${list_names[*]}"
-  [ "$plots" = true ] || [ "$plots" = false ] || die "--plots must be true or false, got $plots"
   # One table per list (with its plots); the first list last, so that its cosine EER threshold is the one kept.
   for ((i = ${#list_names[@]} - 1; i >= 0; i--)); do
     name=${list_names[$i]}
