@@ -31,7 +31,7 @@
 #   --allow-pipes true|false                 stages 1-3: run 'command |' entries of wav.scp/feats.scp [false]
 #   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
 #   --top-n N                                stage 5: AS-norm top N [the model config's score.asnorm_top_n]
-#   --seed N                                 mini corpus seed [777]
+#   --random-seed N                          random seed of the mini corpus [777]
 #   --train-speakers N --test-speakers N --utts-per-speaker N   mini corpus size [100 20 20]
 set -euo pipefail
 script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # for --help after the cd
@@ -58,11 +58,13 @@ top_n=""
 skip_bad_audio=false
 allow_pipes=false
 force=false
-seed=777
+random_seed=777
+seed=""  # the former name of --random-seed, still accepted
 train_speakers=100
 test_speakers=20
 utts_per_speaker=20
 . utils/parse_options.sh
+random_seed=${seed:-$random_seed}
 
 test_data=${test_data:-$data/test}
 flag() { if [ "$2" = true ]; then echo "$1"; fi; }  # a boolean option as a flag for the steps
@@ -73,7 +75,7 @@ log() { echo "$(date '+%F %T') run.sh: $*"; }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "stage 0: data preparation ($data)"
-  local/make_mini_corpus.py --data-root "$data" --nj "$nj" --seed "$seed" \
+  local/make_mini_corpus.py --data-root "$data" --nj "$nj" --random-seed "$random_seed" \
     --train-speakers "$train_speakers" --test-speakers "$test_speakers" --utts-per-speaker "$utts_per_speaker"
 fi
 

@@ -26,10 +26,10 @@ def voice_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_wav_data_dir(root: Path, name: str, total_seconds: float | None, utt_seconds: tuple[float, float],
-                      seed: int, num_utts: int | None = None, utts_per_speaker: int = 2) -> Path:
+                      random_seed: int, num_utts: int | None = None, utts_per_speaker: int = 2) -> Path:
     """A data dir ``root/name`` of synthetic 16 kHz wavs: ``num_utts`` utterances, or as many as
     it takes to reach ``total_seconds``; lengths uniform in ``utt_seconds``."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     wav_scp, utt2spk = {}, {}
     total, index = 0.0, 0
     while (num_utts is not None and index < num_utts) or (num_utts is None and total < total_seconds):
@@ -46,13 +46,13 @@ def make_wav_data_dir(root: Path, name: str, total_seconds: float | None, utt_se
     return data
 
 
-def make_augment_sources(root: Path, seed: int, scale: float = 1.0) -> tuple[str, str]:
+def make_augment_sources(root: Path, random_seed: int, scale: float = 1.0) -> tuple[str, str]:
     """MUSAN-like data dirs (``musan_noise``, ``musan_music``, ``musan_speech``) and a RIR data dir.
 
     Returns ``(musan_dir, rir_dir)`` for :class:`pyfunc.config.AugmentConfig`. File
     lengths are MUSAN-like (seconds to tens of seconds) times ``scale``.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     musan = root / "musan"
 
     def source_dir(path: Path, signals: dict[str, np.ndarray]) -> None:
@@ -86,19 +86,19 @@ def make_augment_sources(root: Path, seed: int, scale: float = 1.0) -> tuple[str
     return str(musan), str(root / "rirs")
 
 
-def make_trials(num_trials: int, num_utts: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+def make_trials(num_trials: int, num_utts: int, random_seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Utterance keys and ``num_trials`` random (enroll, test) index pairs over them (no self-trials)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     keys = [f"utt{i:07d}" for i in range(num_utts)]
     enroll = rng.integers(0, num_utts, num_trials)
     test = (enroll + rng.integers(1, num_utts, num_trials)) % num_utts
     return keys, enroll, test
 
 
-def make_scores(num_trials: int, seed: int, target_fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def make_scores(num_trials: int, random_seed: int, target_fraction: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Scores and labels of a plausible system: target scores above nontarget ones, with overlap and
     ties (scores rounded to 4 decimals, as score files often are)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     labels = rng.random(num_trials) < target_fraction
     scores = np.where(labels, rng.normal(0.6, 0.12, num_trials), rng.normal(0.1, 0.12, num_trials))
     return np.round(scores, 4), labels

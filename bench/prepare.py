@@ -28,25 +28,27 @@ def prepare(size: dict, work: Path) -> dict:
     from pyfunc.pipeline.fbank_stage import make_fbank_job
 
     info: dict = {}
-    fbank_dir = make_wav_data_dir(work, "fbank", size["fbank_seconds"], size["fbank_utt_seconds"], seed=1)
+    fbank_dir = make_wav_data_dir(work, "fbank", size["fbank_seconds"], size["fbank_utt_seconds"], random_seed=1)
     info["fbank_data"] = str(fbank_dir)
     info["fbank_audio_seconds"] = _audio_seconds(fbank_dir)
     if size.get("fbank_big_seconds"):
-        big = make_wav_data_dir(work, "fbank_big", size["fbank_big_seconds"], size["fbank_utt_seconds"], seed=8)
+        big = make_wav_data_dir(work, "fbank_big", size["fbank_big_seconds"], size["fbank_utt_seconds"], random_seed=8)
         info["fbank_big_data"], info["fbank_big_audio_seconds"] = str(big), _audio_seconds(big)
     else:
         info["fbank_big_data"], info["fbank_big_audio_seconds"] = info["fbank_data"], info["fbank_audio_seconds"]
-    one = make_wav_data_dir(work, "fbank_one", None, (1.0, 1.0), seed=7, num_utts=2)  # the stage's fixed cost
+    one = make_wav_data_dir(work, "fbank_one", None, (1.0, 1.0), random_seed=7, num_utts=2)  # the stage's fixed cost
     info["fbank_one_data"], info["fbank_one_audio_seconds"] = str(one), _audio_seconds(one)
 
-    train_dir = make_wav_data_dir(work, "train", None, size["train_utt_seconds"], seed=2, num_utts=size["train_utts"])
+    train_dir = make_wav_data_dir(work, "train", None, size["train_utt_seconds"], random_seed=2,
+                                  num_utts=size["train_utts"])
     (work / "feats").mkdir(exist_ok=True)  # features of the training set for the fbank loader, in this process
     make_fbank_job(train_dir, FBANK_CONF, work / "feats" / "train.ark", train_dir / "feats.scp")
     info["train_data"] = str(train_dir)
-    musan_dir, rir_dir = make_augment_sources(work / "augment", seed=3, scale=1.0 if size["train_utts"] > 16 else 0.2)
+    musan_dir, rir_dir = make_augment_sources(work / "augment", random_seed=3,
+                                              scale=1.0 if size["train_utts"] > 16 else 0.2)
     info["musan_dir"], info["rir_dir"] = musan_dir, rir_dir
 
-    extract_dir = make_wav_data_dir(work, "extract", None, size["extract_utt_seconds"], seed=4,
+    extract_dir = make_wav_data_dir(work, "extract", None, size["extract_utt_seconds"], random_seed=4,
                                     num_utts=size["extract_utts"])
     info["extract_data"] = str(extract_dir)
     info["extract_audio_seconds"] = _audio_seconds(extract_dir)

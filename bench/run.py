@@ -73,7 +73,7 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
             plan.append(Case(f"train_c{channels}", "train_step", {"channels": channels}))
         plan.append(Case("loss_curve", "loss_curve"))
         for workers in size["loader_workers"]:
-            plan.append(Case(f"loader_wave_aug_w{workers}", "loader", {"mode": "wave_aug", "workers": workers}))
+            plan.append(Case(f"loader_waveform_aug_w{workers}", "loader", {"mode": "waveform_aug", "workers": workers}))
         plan.append(Case("loader_fbank_w0", "loader", {"mode": "fbank", "workers": 0}))
     if "extract" in groups:
         plan += [Case("extract_single", "extract_single"), Case("extract_batched", "extract_batched")]
@@ -228,7 +228,7 @@ class Report:
                      f"max rel. diff {fig['max_rel_diff']:.1e}", _peak(curve), "", "<= 1e-3 (equal)",
                      fig["max_rel_diff"] <= 1e-3)
         for workers in size["loader_workers"]:
-            self._loader(bench, f"loader_wave_aug_w{workers}", f"waveform chunks + augmentation, {workers} workers",
+            self._loader(bench, f"loader_waveform_aug_w{workers}", f"waveform chunks + augmentation, {workers} workers",
                          consumers.get("seed"))
         self._loader(bench, "loader_fbank_w0", "fbank chunks from the ark, 0 workers", consumers.get("fbank"))
 
@@ -276,17 +276,17 @@ class Report:
             self.row(bench, f"EER + minDCF (p 0.01, 0.05), ours, {full / 1e6:g} M trials",
                      f"{fig['seconds']:.2f} s", fig["peak_during_mb"], "",
                      "< 20 s for 10 M" if is_target_size else "", fig["seconds"] < 20 if is_target_size else None)
-        seed, ours_cmp = self.ok(f"metrics_seed_{compare}"), self.ok(f"metrics_ours_{compare}")
+        seed_style, ours_cmp = self.ok(f"metrics_seed_{compare}"), self.ok(f"metrics_ours_{compare}")
         self.failed(bench, f"metrics_seed_{compare}")
-        if seed:
-            fig = seed["figures"]
+        if seed_style:
+            fig = seed_style["figures"]
             self.row(bench, f"baseline: seed-style metric code, {compare / 1e6:g} M trials", f"{fig['seconds']:.2f} s",
                      fig["peak_during_mb"])
-        if seed and ours_cmp:
-            ratio = seed["figures"]["seconds"] / ours_cmp["figures"]["seconds"]
-            same = (abs(seed["figures"]["eer_percent"] - ours_cmp["figures"]["eer_percent"]) <= 1e-9 and all(
-                abs(seed["figures"]["min_dcf"][p] - ours_cmp["figures"]["min_dcf"][p]) <= 1e-9
-                for p in seed["figures"]["min_dcf"]))
+        if seed_style and ours_cmp:
+            ratio = seed_style["figures"]["seconds"] / ours_cmp["figures"]["seconds"]
+            same = (abs(seed_style["figures"]["eer_percent"] - ours_cmp["figures"]["eer_percent"]) <= 1e-9 and all(
+                abs(seed_style["figures"]["min_dcf"][p] - ours_cmp["figures"]["min_dcf"][p]) <= 1e-9
+                for p in seed_style["figures"]["min_dcf"]))
             self.row(bench, f"ours, same {compare / 1e6:g} M trials (EER {ours_cmp['figures']['eer_percent']:.4f} %, "
                      f"same values as the baseline: {'yes' if same else 'NO'})",
                      f"{ours_cmp['figures']['seconds']:.2f} s", ours_cmp["figures"]["peak_during_mb"],

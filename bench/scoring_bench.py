@@ -20,7 +20,7 @@ def metrics(size: dict, work: Path, impl: str, trials: int) -> dict:
     from bench.baseline_metrics import seed_metrics
     from pyfunc.scoring.metrics import compute_metrics
 
-    scores, labels = make_scores(trials, seed=11)
+    scores, labels = make_scores(trials, random_seed=11)
     before = rss_now_mb()
     reset_peak_rss()
     start = time.perf_counter()
@@ -35,9 +35,9 @@ def metrics(size: dict, work: Path, impl: str, trials: int) -> dict:
                         "rss_before_mb": before, "peak_during_mb": peak_rss_since_reset_mb()}}
 
 
-def _asnorm_inputs(num_trials: int, num_utts: int, cohort_size: int, seed: int):
-    rng = np.random.default_rng(seed)
-    keys, enroll, test = make_trials(num_trials, num_utts, seed)
+def _asnorm_inputs(num_trials: int, num_utts: int, cohort_size: int, random_seed: int):
+    rng = np.random.default_rng(random_seed)
+    keys, enroll, test = make_trials(num_trials, num_utts, random_seed)
     emb = rng.standard_normal((num_utts, EMBED_DIM)).astype(np.float32)
     speaker_axis = rng.standard_normal((cohort_size, EMBED_DIM)).astype(np.float32)
     emb += 0.5 * speaker_axis[rng.integers(0, cohort_size, num_utts)]  # utterances near some cohort speakers
@@ -53,7 +53,7 @@ def asnorm(size: dict, work: Path, impl: str, scale: int = 1) -> dict:
     from pyfunc.scoring.asnorm import asnorm_scores
 
     num_trials, num_utts = size["asnorm_trials"] // scale, size["asnorm_utts"] // scale
-    keys, enroll, test, emb, cohort, raw = _asnorm_inputs(num_trials, num_utts, size["asnorm_cohort"], seed=21)
+    keys, enroll, test, emb, cohort, raw = _asnorm_inputs(num_trials, num_utts, size["asnorm_cohort"], random_seed=21)
     enrolls = [keys[i] for i in enroll.tolist()]
     tests = [keys[i] for i in test.tolist()]
     before = rss_now_mb()

@@ -21,7 +21,7 @@ def _wave_batch(size: dict, work: Path, first: int = 0):
 
     from pyfunc.training.examples import ChunkDataset, load_training_set
 
-    data = load_training_set(load_prepared(work)["train_data"], "wave")
+    data = load_training_set(load_prepared(work)["train_data"], "waveform")
     dataset = ChunkDataset(data, size["train_frames"])
     batch = size["train_batch"]
     x = torch.stack([dataset[((first + i) % len(dataset), SEED + first + i)][0] for i in range(batch)])
@@ -137,7 +137,7 @@ def loss_curve(size: dict, work: Path) -> dict:
 
 
 def loader_speed(size: dict, work: Path, mode: str, workers: int) -> dict:
-    """Examples/s of the training DataLoader alone (ChunkDataset + EpochBatches); ``mode`` 'wave_aug'
+    """Examples/s of the training DataLoader alone (ChunkDataset + EpochBatches); ``mode`` 'waveform_aug'
     (waveform chunks with the seed's six-way augmentation) or 'fbank' (feature chunks from the ark)."""
     import torch
 
@@ -146,9 +146,9 @@ def loader_speed(size: dict, work: Path, mode: str, workers: int) -> dict:
     from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
 
     prepared = load_prepared(work)
-    data = load_training_set(prepared["train_data"], "wave" if mode == "wave_aug" else "fbank")
+    data = load_training_set(prepared["train_data"], "waveform" if mode == "waveform_aug" else "features")
     augmenter = None
-    if mode == "wave_aug":
+    if mode == "waveform_aug":
         augmenter = WaveAugmenter.from_config(AugmentConfig(enabled=True, musan_dir=prepared["musan_dir"],
                                                             rir_dir=prepared["rir_dir"]))
     batch = size["train_batch"]

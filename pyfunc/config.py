@@ -64,7 +64,7 @@ class TrainConfig:
     specaug_time: int = 10  # time mask width drawn from [0, specaug_time)
     specaug_freq: int = 8  # frequency mask width drawn from [0, specaug_freq)
     num_workers: int = 2
-    seed: int = 1234
+    random_seed: int = 1234
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass, CUDA or CPU)
     log_interval: int = 50  # steps between progress log lines
     grad_accum: int = 1  # micro-batches per optimiser step and process
@@ -152,9 +152,38 @@ def _check_type(kind: Any, value: Any, key: str, source: str) -> Any:
     return value
 
 
+# Former key names, still accepted in config files, overrides and the stamps of earlier runs.
+KEY_ALIASES = {"train.seed": "train.random_seed"}
+
+
+def canonical_key(dotted: str) -> str:
+    """The current name of a dotted config key (``train.seed`` -> ``train.random_seed``)."""
+    return KEY_ALIASES.get(dotted, dotted)
+
+
+def rename_aliases(data: Any, source: str = "<config>") -> Any:
+    """A copy of a plain config dict with former key names replaced by the current ones.
+
+    Giving a key under both names is a ConfigError naming both.
+    """
+    if not isinstance(data, dict):
+        return data
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    for old, new in KEY_ALIASES.items():
+        section, old_name = old.split(".")
+        new_name = new.split(".")[1]
+        table = out.get(section)
+        if isinstance(table, dict) and old_name in table:
+            if new_name in table:
+                raise ConfigError(f"{source}: {old} and {new} are the same key (its former and current name); "
+                                  f"give only {new}")
+            table[new_name] = table.pop(old_name)
+    return out
+
+
 def config_from_dict(data: dict, source: str = "<config>") -> Config:
-    """Build a checked Config from a plain dict (missing keys take their defaults)."""
-    return _from_dict(Config, data or {}, "", source)
+    """Build a checked Config from a plain dict (missing keys take their defaults; former key names accepted)."""
+    return _from_dict(Config, rename_aliases(data or {}, source), "", source)
 
 
 def read_config_yaml(path: PathLike) -> Any:

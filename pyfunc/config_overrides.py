@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from pyfunc.config import Config, config_from_dict, config_to_dict, read_config_yaml, save_config
+from pyfunc.config import Config, canonical_key, config_from_dict, config_to_dict, read_config_yaml, save_config
 from pyfunc.data.atomic import PathLike
 from pyfunc.errors import ConfigError
 
@@ -27,7 +27,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: value is not valid YAML: {err}") from None
-    return key.split("."), value
+    return canonical_key(key).split("."), value
 
 
 def apply_overrides(data: dict, overrides: Sequence[str], source: str = "<config>") -> Config:
@@ -47,8 +47,8 @@ def apply_overrides(data: dict, overrides: Sequence[str], source: str = "<config
                 raise ConfigError(f"override {text!r}: {where} is not a section of the config")
             node = child
         if path[-1] not in node or isinstance(node[path[-1]], dict):
-            raise ConfigError(f"override {text!r}: unknown key {'.'.join(path)}; "
-                              f"allowed here: {', '.join(sorted(k for k, v in node.items() if not isinstance(v, dict)))}")
+            allowed = sorted(k for k, v in node.items() if not isinstance(v, dict))
+            raise ConfigError(f"override {text!r}: unknown key {'.'.join(path)}; allowed here: {', '.join(allowed)}")
         node[path[-1]] = value
     return config_from_dict(tree, f"{source} with overrides {' '.join(overrides)}" if overrides else source)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Kaldi-style offline augmentation: augmented copies of a data directory, for the fbank path.
 
-Usage: steps/augment_data_dir.py --config CONF [--kinds reverb,noise,music,babble] [--seed N]
+Usage: steps/augment_data_dir.py --config CONF [--kinds reverb,noise,music,babble] [--random-seed N]
            [--musan-dir DIR] [--rir-dir DIR] SRC_DIR OUT_ROOT
 e.g.   steps/augment_data_dir.py --config conf/ecapa_c1024_fbank.yaml data/vox2_dev data
 
@@ -25,7 +25,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="reverb,noise,music,babble",
                         help="comma-separated copies to make, among reverb, noise, music, babble, television "
                              "[reverb,noise,music,babble: Kaldi's VoxCeleb recipe]")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the augmentation draws [0]")
+    parser.add_argument("--random-seed", "--seed", dest="random_seed", type=int, default=0,
+                        help="random seed of the augmentation draws (--seed: its former name) [0]")
     parser.add_argument("--musan-dir", default=None, help="folder of musan_noise, musan_music, musan_speech")
     parser.add_argument("--rir-dir", default=None, help="data dir of simulated RIRs")
     parser.add_argument("src_dir", help="clean data directory")
@@ -39,7 +40,7 @@ def main() -> None:
     overrides = {k: v for k, v in (("musan_dir", args.musan_dir), ("rir_dir", args.rir_dir)) if v is not None}
     augment = dataclasses.replace(augment, **overrides)
     kinds = [k for k in args.kinds.split(",") if k]
-    make_augmented_copies(args.src_dir, args.out_root, kinds, augment, args.seed)
+    make_augmented_copies(args.src_dir, args.out_root, kinds, augment, args.random_seed)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ def _shared_dir() -> Path:
 SHARED = _shared_dir()
 
 
-def tone_wav(path: Path, seconds: float, freq: float, seed: int, rate: int = 16000) -> Path:
+def tone_wav(path: Path, seconds: float, freq: float, random_seed: int, rate: int = 16000) -> Path:
     """A harmonic tone with light noise: a cheap stand-in for a voice."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     t = np.arange(int(seconds * rate)) / rate
     wave = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 6)) * 0.1
     wave = wave + 0.005 * rng.standard_normal(len(t))
@@ -43,7 +43,7 @@ def make_tone_data_dir(root: Path, speakers: int = 3, utts: int = 3, seconds: fl
         spk = f"spk{s:02d}"
         for u in range(utts):
             utt = f"{spk}-{u:03d}"
-            wav = tone_wav(root / "wav" / f"{utt}.wav", seconds + 0.1 * u, 110.0 + 40.0 * s, seed=s * 100 + u)
+            wav = tone_wav(root / "wav" / f"{utt}.wav", seconds + 0.1 * u, 110.0 + 40.0 * s, random_seed=s * 100 + u)
             wav_scp[utt] = str(wav)
             utt2spk[utt] = spk
     data = root / "data"

@@ -82,9 +82,9 @@ def _latin(rng: np.random.Generator, count: int, low: float, high: float) -> np.
     return low + (rng.permutation(count) + rng.random(count)) / count * (high - low)
 
 
-def make_voices(count: int, seed: int) -> list[Voice]:
+def make_voices(count: int, random_seed: int) -> list[Voice]:
     """``count`` voices, each in its own f0 bin (log scale) and its own formant-scale bin."""
-    rng = _rng(seed, 100)
+    rng = _rng(random_seed, 100)
     f0 = np.exp(_latin(rng, count, np.log(F0_RANGE[0]), np.log(F0_RANGE[1])))
     scale = _latin(rng, count, *FORMANT_SCALE_RANGE)
     tilt = rng.uniform(*TILT_RANGE, size=count)
@@ -163,13 +163,13 @@ def _encode_m4a(ffmpeg: str, wav: Path, m4a: Path) -> None:
 
 
 def _make_speaker_tree(root: Path, speaker_roots: dict[str, Path], voices: dict[str, Voice], videos: int,
-                       utts: int, seed: int, ext: str, durations: tuple[float, float]) -> FakeCorpus:
+                       utts: int, random_seed: int, ext: str, durations: tuple[float, float]) -> FakeCorpus:
     """Write ``speaker_root/spk/video/NNNNN.wav`` for every speaker; m4a conversion is left to the caller."""
     files: dict[str, Path] = {}
     for index, (speaker, speaker_root) in enumerate(speaker_roots.items()):
-        for v, video in enumerate(_video_ids(_rng(seed, 1, index), videos)):
+        for v, video in enumerate(_video_ids(_rng(random_seed, 1, index), videos)):
             for u in range(1, utts + 1):
-                rng = _rng(seed, 2, index, v, u)
+                rng = _rng(random_seed, 2, index, v, u)
                 audio = synthesize_speech(voices[speaker], rng.uniform(*durations), rng)
                 path = speaker_root / speaker / video / f"{u:05d}.{ext}"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +179,7 @@ def _make_speaker_tree(root: Path, speaker_roots: dict[str, Path], voices: dict[
     return FakeCorpus(root, roots, dict(sorted(files.items())))
 
 
-def make_fake_voxceleb1(root: PathLike, speakers: int = 4, videos: int = 2, utts: int = 3, seed: int = 0,
+def make_fake_voxceleb1(root: PathLike, speakers: int = 4, videos: int = 2, utts: int = 3, random_seed: int = 0,
                         test_speakers: int = 0, durations: tuple[float, float] = DURATION_RANGE) -> FakeCorpus:
     """A VoxCeleb1-like tree: speakers ``id10001``..., ``videos`` videos each, ``utts`` wav files per video.
 
@@ -197,11 +197,11 @@ def make_fake_voxceleb1(root: PathLike, speakers: int = 4, videos: int = 2, utts
         where = {name: (test if i >= speakers - test_speakers else dev) for i, name in enumerate(names)}
     else:
         where = {name: root / "wav" for name in names}
-    voices = dict(zip(names, make_voices(speakers, seed)))
-    return _make_speaker_tree(root, where, voices, videos, utts, seed, "wav", durations)
+    voices = dict(zip(names, make_voices(speakers, random_seed)))
+    return _make_speaker_tree(root, where, voices, videos, utts, random_seed, "wav", durations)
 
 
-def make_fake_voxceleb2(root: PathLike, speakers: int = 4, videos: int = 2, utts: int = 3, seed: int = 1,
+def make_fake_voxceleb2(root: PathLike, speakers: int = 4, videos: int = 2, utts: int = 3, random_seed: int = 1,
                         as_m4a: bool = False, durations: tuple[float, float] = DURATION_RANGE) -> FakeCorpus:
     """A VoxCeleb2-dev-like tree: speakers ``id00012``, ``id00017``, ...
 
@@ -215,8 +215,8 @@ def make_fake_voxceleb2(root: PathLike, speakers: int = 4, videos: int = 2, utts
     root = Path(os.path.abspath(root))
     names = [f"id{12 + 5 * i:05d}" for i in range(speakers)]
     speaker_root = root / "dev" / ("aac" if as_m4a else "wav")
-    voices = dict(zip(names, make_voices(speakers, seed)))
-    corpus = _make_speaker_tree(root, {n: speaker_root for n in names}, voices, videos, utts, seed,
+    voices = dict(zip(names, make_voices(speakers, random_seed)))
+    corpus = _make_speaker_tree(root, {n: speaker_root for n in names}, voices, videos, utts, random_seed,
                                 "m4a" if as_m4a else "wav", durations)
     if as_m4a:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -257,7 +257,7 @@ def _music(rng: np.random.Generator, n: int, rate: int) -> np.ndarray:
     return out
 
 
-def make_fake_musan(root: PathLike, files_per_source: int = 2, seconds: float = 4.0, seed: int = 2) -> Path:
+def make_fake_musan(root: PathLike, files_per_source: int = 2, seconds: float = 4.0, random_seed: int = 2) -> Path:
     """A MUSAN-like tree under ``root/musan``; returns that folder.
 
     noise/free-sound and noise/sound-bible, music/fma and music/rfm, speech/librivox and
@@ -267,12 +267,12 @@ def make_fake_musan(root: PathLike, files_per_source: int = 2, seconds: float = 
     _check_counts(files_per_source=files_per_source)
     musan = Path(os.path.abspath(root)) / "musan"
     sources = {"noise": ("free-sound", "sound-bible"), "music": ("fma", "rfm"), "speech": ("librivox", "us-gov")}
-    voices = make_voices(2 * files_per_source, seed + 1000)
+    voices = make_voices(2 * files_per_source, random_seed + 1000)
     n = int(seconds * SAMPLE_RATE)
     for c, (category, names) in enumerate(sources.items()):
         for s, source in enumerate(names):
             for i in range(files_per_source):
-                rng = _rng(seed, 3, c, s, i)
+                rng = _rng(random_seed, 3, c, s, i)
                 if category == "noise":
                     audio = _noise(rng, n, SAMPLE_RATE)
                 elif category == "music":
@@ -284,7 +284,7 @@ def make_fake_musan(root: PathLike, files_per_source: int = 2, seconds: float = 
     return musan
 
 
-def make_fake_rirs(root: PathLike, rooms: int = 2, rirs_per_room: int = 2, seed: int = 3) -> Path:
+def make_fake_rirs(root: PathLike, rooms: int = 2, rirs_per_room: int = 2, random_seed: int = 3) -> Path:
     """A RIRS_NOISES-like tree: ``root/RIRS_NOISES/simulated_rirs/<type>/RoomNNN/RoomNNN-NNNNN.wav``.
 
     Each RIR is 0.3 s: a direct-path impulse after a short delay, then exponentially decaying
@@ -296,7 +296,7 @@ def make_fake_rirs(root: PathLike, rooms: int = 2, rirs_per_room: int = 2, seed:
     for r, (room_type, rt60_range) in enumerate(ROOM_RT60.items()):
         for room in range(1, rooms + 1):
             for k in range(1, rirs_per_room + 1):
-                rng = _rng(seed, 4, r, room, k)
+                rng = _rng(random_seed, 4, r, room, k)
                 delay = int(rng.integers(8, 120))
                 rt60 = rng.uniform(*rt60_range)
                 t = np.arange(n - delay - 1) / SAMPLE_RATE
@@ -310,7 +310,7 @@ def make_fake_rirs(root: PathLike, rooms: int = 2, rirs_per_room: int = 2, seed:
     return base
 
 
-def make_fake_trial_list(path: PathLike, vox1_root: PathLike | FakeCorpus, n: int = 20, seed: int = 4,
+def make_fake_trial_list(path: PathLike, vox1_root: PathLike | FakeCorpus, n: int = 20, random_seed: int = 4,
                          target_fraction: float = 0.5) -> list[tuple[int, str, str]]:
     """Write an official-format trial list (``1 id10001/abc/00001.wav id10001/def/00002.wav``) of
     ``n`` distinct pairs of the wav files under ``vox1_root``, about ``target_fraction`` of them
@@ -334,7 +334,7 @@ def make_fake_trial_list(path: PathLike, vox1_root: PathLike | FakeCorpus, n: in
     if targets > target_pairs or n - targets > nontarget_pairs:
         raise ConfigError(f"fake trial list: {n} trials with {targets} targets asked for, but {vox1_root} has only "
                           f"{target_pairs} target and {nontarget_pairs} non-target pairs")
-    rng = _rng(seed, 5)
+    rng = _rng(random_seed, 5)
     chosen: set[tuple[str, str]] = set()
     lines: list[tuple[int, str, str]] = []
     for label in rng.permutation([1] * targets + [0] * (n - targets)):

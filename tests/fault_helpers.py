@@ -79,7 +79,7 @@ def temporaries(root: Path) -> list[Path]:
 def bad_audio(root: Path) -> dict[str, tuple[str, str]]:
     """Broken audio files, one per way of being broken: name -> (wav.scp entry, expected message part)."""
     root.mkdir(parents=True, exist_ok=True)
-    good = tone_wav(root / "source.wav", 1.0, 150.0, seed=9)
+    good = tone_wav(root / "source.wav", 1.0, 150.0, random_seed=9)
     data = good.read_bytes()
     (root / "garbage.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
     (root / "truncated.wav").write_bytes(data[: len(data) // 2])

@@ -64,7 +64,7 @@ def test_api_embeddings_and_scores_equal_stages_3_and_4(recipe) -> None:
 
 def test_seed_protocol_score_equals_stage_4(recipe, tmp_path) -> None:
     """A seed front-end model with the seed protocol (full + crops): the API's score is stage 4's."""
-    model_dir = tiny_model_dir(tmp_path / "seed_model", frontend="seed", protocol="seed", seed=3)
+    model_dir = tiny_model_dir(tmp_path / "seed_model", frontend="seed", protocol="seed", random_seed=3)
     emb = tmp_path / "emb"
     extract_embeddings(model_dir, recipe["data"], emb, device="cpu")
     assert (emb / "xvector_crops.scp").is_file()
@@ -126,7 +126,7 @@ def test_stage6_stores_threshold_and_verify_decides_with_it(recipe, capsys) -> N
 
 
 def test_verify_without_stored_threshold(recipe, tmp_path, capsys) -> None:
-    model_dir = tiny_model_dir(tmp_path / "fresh", seed=5)
+    model_dir = tiny_model_dir(tmp_path / "fresh", random_seed=5)
     a, b = sorted(recipe["wav_scp"].values())[:2]
     assert pyfunc_main(["verify", a, b, "--model-dir", str(model_dir)]) == 0
     captured = capsys.readouterr()

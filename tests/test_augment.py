@@ -48,9 +48,9 @@ def sine(n: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
     return amp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)
 
 
-def synthetic_rir(length: int, lag: int, seed: int, tail: float = 0.3) -> np.ndarray:
+def synthetic_rir(length: int, lag: int, random_seed: int, tail: float = 0.3) -> np.ndarray:
     """A direct path (1.0 at ``lag``) followed by an exponentially decaying random tail."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     rir = np.zeros(length)
     rir[lag] = 1.0
     t = np.arange(length - lag - 1)
@@ -147,7 +147,7 @@ def test_reverberate_delta_at_lag_zero_gives_back_x() -> None:
 @pytest.mark.parametrize("lag", [0, 7, 40])
 def test_reverberate_keeps_length_and_direct_path_alignment(lag: int) -> None:
     x = np.random.default_rng(4).standard_normal(6000)
-    rir = synthetic_rir(1500, lag, seed=lag)
+    rir = synthetic_rir(1500, lag, random_seed=lag)
     y = reverberate(x, rir)
     assert y.shape == x.shape
     xcorr = [np.dot(y[k:], x[: len(x) - k]) for k in range(200)]
@@ -156,7 +156,7 @@ def test_reverberate_keeps_length_and_direct_path_alignment(lag: int) -> None:
 
 
 def test_reverberate_normalises_the_rir_to_unit_energy() -> None:
-    rir = synthetic_rir(800, 5, seed=9)
+    rir = synthetic_rir(800, 5, random_seed=9)
     impulse = np.zeros(2000)
     impulse[0] = 1.0
     out = reverberate(impulse, rir)
@@ -216,8 +216,8 @@ def test_each_type_applies_its_spec(aug_cfg: AugmentConfig) -> None:
     x64 = x.astype(np.float64)
     read = lambda p: soundfile.read(p, dtype="float64")[0]  # noqa: E731
     ranges = {"noise": (0.0, 15.0), "music": (5.0, 15.0), "speech": (13.0, 20.0)}
-    for seed, kind in enumerate(AUG_TYPES):
-        spec = aug.draw_spec(np.random.default_rng(seed), kind)
+    for random_seed, kind in enumerate(AUG_TYPES):
+        spec = aug.draw_spec(np.random.default_rng(random_seed), kind)
         assert spec["type"] == kind
         out = aug.apply(x, spec)
         if kind == "none":
@@ -259,7 +259,7 @@ def test_babble_uses_three_to_seven_distinct_talkers(aug_cfg: AugmentConfig) -> 
 def test_augmenter_in_chunk_dataset_is_reproducible(aug_cfg: AugmentConfig, speech_dir: Path) -> None:
     data = load_data_dir(speech_dir)
     utts = data.utts
-    tset = TrainingSet(utts, [data.wav_scp[u] for u in utts], np.zeros(len(utts), dtype=np.int64), ["s"], "wave",
+    tset = TrainingSet(utts, [data.wav_scp[u] for u in utts], np.zeros(len(utts), dtype=np.int64), ["s"], "waveform",
                        str(speech_dir / "wav.scp"))
     dataset = ChunkDataset(tset, 200, augment=build_augmenter(aug_cfg))
     for item in [(0, 5), (3, 123), (4, 2**40)]:
@@ -292,7 +292,7 @@ def c_sorted(keys: list[str]) -> bool:
 def test_offline_copies_are_sorted_valid_and_reproducible(aug_cfg: AugmentConfig, speech_dir: Path,
                                                           tmp_path: Path) -> None:
     kinds = ("reverb", "noise", "music", "babble", "television")
-    out = make_augmented_copies(speech_dir, tmp_path / "aug1", kinds, aug_cfg, seed=3)
+    out = make_augmented_copies(speech_dir, tmp_path / "aug1", kinds, aug_cfg, random_seed=3)
     assert [p.name for p in out] == [f"train_{k}" for k in kinds]
     clean = load_data_dir(speech_dir)
     for kind, path in zip(kinds, out):
@@ -312,21 +312,21 @@ def test_offline_copies_are_sorted_valid_and_reproducible(aug_cfg: AugmentConfig
     # The order changes with the suffix: "spk1-a+b-noise" sorts before "spk1-a-noise".
     noise_keys = read_utt2aug(out[1])
     assert list(noise_keys).index("spk1-a+b-noise") < list(noise_keys).index("spk1-a-noise")
-    again = make_augmented_copies(speech_dir, tmp_path / "aug2", kinds, aug_cfg, seed=3)
-    other = make_augmented_copies(speech_dir, tmp_path / "aug3", kinds, aug_cfg, seed=4)
+    again = make_augmented_copies(speech_dir, tmp_path / "aug2", kinds, aug_cfg, random_seed=3)
+    other = make_augmented_copies(speech_dir, tmp_path / "aug3", kinds, aug_cfg, random_seed=4)
     for a, b, c in zip(out, again, other):
         assert (a / "utt2aug").read_text() == (b / "utt2aug").read_text()
         assert (a / "utt2aug").read_text() != (c / "utt2aug").read_text()
     # A spec depends on (seed, kind, utt) only, not on the other utterances.
     sub = tmp_path / "sub"
     write_data_dir(sub, clean.subset(["spk1-B", "spk2-x"]))
-    (sub_noise,) = make_augmented_copies(sub, tmp_path / "aug4", ["noise"], aug_cfg, seed=3)
+    (sub_noise,) = make_augmented_copies(sub, tmp_path / "aug4", ["noise"], aug_cfg, random_seed=3)
     assert read_utt2aug(sub_noise) == {u: noise_keys[u] for u in ("spk1-B-noise", "spk2-x-noise")}
 
 
 def test_offline_spec_gives_the_online_samples(aug_cfg: AugmentConfig, speech_dir: Path, tmp_path: Path) -> None:
     kinds = ("reverb", "noise", "music", "babble", "television")
-    out = make_augmented_copies(speech_dir, tmp_path / "aug", kinds, aug_cfg, seed=8)
+    out = make_augmented_copies(speech_dir, tmp_path / "aug", kinds, aug_cfg, random_seed=8)
     online = WaveAugmenter.from_config(aug_cfg)
     clean = load_data_dir(speech_dir)
     for kind, path in zip(kinds, out):
@@ -365,7 +365,7 @@ def test_read_utt2aug_names_bad_lines(tmp_path: Path) -> None:
 
 def test_combine_data_dirs_unites_and_rejects_duplicates(aug_cfg: AugmentConfig, speech_dir: Path,
                                                          tmp_path: Path) -> None:
-    reverb, noise = make_augmented_copies(speech_dir, tmp_path / "aug", ["reverb", "noise"], aug_cfg, seed=1)
+    reverb, noise = make_augmented_copies(speech_dir, tmp_path / "aug", ["reverb", "noise"], aug_cfg, random_seed=1)
     combined_dir = tmp_path / "train_aug"
     combined = combine_data_dirs(combined_dir, [noise, speech_dir, reverb])
     data = validate_data_dir(combined_dir)
@@ -399,7 +399,7 @@ def test_combine_data_dirs_unites_and_rejects_duplicates(aug_cfg: AugmentConfig,
         combine_data_dirs(tmp_path / "c3", [speech_dir, dup])
     assert not (tmp_path / "c3").exists()
     with pytest.raises(DataError, match="already augmented"):
-        make_augmented_copies(combined_dir, tmp_path / "aug5", ["noise"], aug_cfg, seed=1)
+        make_augmented_copies(combined_dir, tmp_path / "aug5", ["noise"], aug_cfg, random_seed=1)
 
 
 def test_offline_argument_errors(aug_cfg: AugmentConfig, speech_dir: Path, tmp_path: Path) -> None:
@@ -410,5 +410,5 @@ def test_offline_argument_errors(aug_cfg: AugmentConfig, speech_dir: Path, tmp_p
     with pytest.raises(ConfigError, match="distinct kinds"):
         make_augmented_copies(speech_dir, tmp_path / "a", ["noise", "noise"], aug_cfg)
     with pytest.raises(ConfigError, match="non-negative"):
-        make_augmented_copies(speech_dir, tmp_path / "a", ["noise"], aug_cfg, seed=-1)
+        make_augmented_copies(speech_dir, tmp_path / "a", ["noise"], aug_cfg, random_seed=-1)
     assert not (tmp_path / "a").exists()

@@ -34,20 +34,20 @@ def test_seed_style_metrics_equal_ours_and_the_seed_reference() -> None:
         _, _, score, label = line.split()
         scores.append(float(score))
         labels.append(label == "target")
-    seed = seed_metrics(np.array(scores), np.array(labels))
-    assert abs(seed["eer_percent"] - reference["eer_percent"]) < 1e-9
-    assert abs(seed["min_dcf"][0.01] - reference["min_dcf_p0.01"]) < 1e-9
-    assert abs(seed["min_dcf"][0.05] - reference["min_dcf_p0.05"]) < 1e-9
-    scores, labels = make_scores(5000, seed=3)
+    seed_style = seed_metrics(np.array(scores), np.array(labels))
+    assert abs(seed_style["eer_percent"] - reference["eer_percent"]) < 1e-9
+    assert abs(seed_style["min_dcf"][0.01] - reference["min_dcf_p0.01"]) < 1e-9
+    assert abs(seed_style["min_dcf"][0.05] - reference["min_dcf_p0.05"]) < 1e-9
+    scores, labels = make_scores(5000, random_seed=3)
     ours = compute_metrics(scores, labels, (0.01, 0.05))
-    seed = seed_metrics(scores, labels)
-    assert seed["eer_percent"] == ours["eer_percent"]
-    assert seed["min_dcf"] == ours["min_dcf"]
+    seed_style = seed_metrics(scores, labels)
+    assert seed_style["eer_percent"] == ours["eer_percent"]
+    assert seed_style["min_dcf"] == ours["min_dcf"]
 
 
 def test_plain_asnorm_equals_ours() -> None:
     rng = np.random.default_rng(0)
-    keys, enroll, test = make_trials(300, 40, seed=1)
+    keys, enroll, test = make_trials(300, 40, random_seed=1)
     assert not (enroll == test).any()
     emb = rng.standard_normal((40, 16)).astype(np.float32)
     cohort = rng.standard_normal((25, 16))
@@ -100,7 +100,7 @@ def test_plan_covers_every_benchmark() -> None:
     ids = [case.id for case in plan]
     assert ids[0] == "prepare"
     for wanted in ("fbank_bare", "fbank_bare_t1", "fbank_nj1", "fbank_nj2", "fbank_nj2_t1", "fbank_fixed",
-                   "fbank_fixed_nj2", "train_c512", "train_c1024", "loss_curve", "loader_wave_aug_w0",
+                   "fbank_fixed_nj2", "train_c512", "train_c1024", "loss_curve", "loader_waveform_aug_w0",
                    "extract_single", "extract_batched",
                    "metrics_ours_10000000", "metrics_seed_2000000", "asnorm_ours_1", "asnorm_plain_8"):
         assert wanted in ids
@@ -142,7 +142,7 @@ def test_tiny_run_produces_every_figure(tmp_path: Path) -> None:
         assert figures["train_c32"][model]["speedup_vs_base"] > 0
     assert figures["train_c32"]["base"]["speedup_vs_base"] == 1.0
     assert figures["loss_curve"]["max_rel_diff"] < 1e-3  # same weights, same batches: the same losses
-    assert figures["loader_wave_aug_w0"]["chunk_shape"] == [8, 50 * 160 + 240]
+    assert figures["loader_waveform_aug_w0"]["chunk_shape"] == [8, 50 * 160 + 240]
     assert figures["loader_fbank_w0"]["chunk_shape"] == [8, 50, 80]
     assert figures["extract_single"]["utts"] == figures["extract_batched"]["utts"] == 4
     assert figures["metrics_ours_20000"]["eer_percent"] == figures["metrics_seed_20000"]["eer_percent"]

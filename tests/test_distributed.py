@@ -35,7 +35,7 @@ from pyfunc.training.checks import parameter_fingerprint
 from pyfunc.training.trainer import SpeakerNet
 
 MODEL = {"channels": 16, "embed_dim": 8}
-TRAIN = {"batch_size": 8, "lr": 0.01, "chunk_frames": 20, "num_workers": 0, "log_interval": 1, "seed": 11,
+TRAIN = {"batch_size": 8, "lr": 0.01, "chunk_frames": 20, "num_workers": 0, "log_interval": 1, "random_seed": 11,
          "checkpoint_interval": 0}
 
 
@@ -75,7 +75,7 @@ def test_two_gloo_processes_equal_one_with_accumulation_and_resume_with_one(tmp_
     assert "3 steps/epoch of 8 examples on 2 process(es) x 1 accumulation step(s)" in log
 
     # the two ranks held identical parameters (all-gathered fingerprints), and they are rank 0's checkpoint
-    line = next(l for l in log.splitlines() if "epoch 1: parameters identical on all 2 processes" in l)
+    line = next(row for row in log.splitlines() if "epoch 1: parameters identical on all 2 processes" in row)
     logged = [float(v) for v in line.split("(fingerprint ")[1].rstrip(")").split(", ")]
     config = load_config(ddp / "config.yaml")
     state = torch.load(ddp / "models" / "epoch_1.pt", weights_only=True)

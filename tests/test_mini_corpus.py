@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None
 needs_espeak = pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed")
 
-TINY = dict(num_train_speakers=3, num_test_speakers=2, utts_per_speaker=4, seed=5)
+TINY = dict(num_train_speakers=3, num_test_speakers=2, utts_per_speaker=4, random_seed=5)
 LISTS = ("train/wav.scp", "train/utt2spk", "train/spk2utt", "train/utt2dur", "train/text",
          "test/wav.scp", "test/utt2spk", "test/spk2utt", "test/utt2dur", "test/text", "test/trials", "speakers.txt")
 
@@ -66,7 +66,7 @@ def test_same_seed_gives_identical_files_whatever_num_jobs(corpus: Path, tmp_pat
     assert len([k for k in first if k.endswith(".wav")]) == 3 * 4 + 2 * 4
     assert first == second
     other = tmp_path / "c"
-    make_mini_corpus(other, num_jobs=1, **{**TINY, "seed": 6})
+    make_mini_corpus(other, num_jobs=1, **{**TINY, "random_seed": 6})
     third = _digest(other)
     assert all(first[k] != third[k] for k in first if k.endswith(".wav"))
 
@@ -125,17 +125,17 @@ def test_trials_hold_all_target_pairs_and_only_known_utterances(corpus: Path) ->
 
 def test_make_trials_counts_and_determinism() -> None:
     spk2utt = {f"s{i}": [f"s{i}-{j}" for j in range(5)] for i in range(6)}
-    trials = make_trials(spk2utt, seed=3)
+    trials = make_trials(spk2utt, random_seed=3)
     targets = [t for t in trials if t[2]]
     nontargets = [t for t in trials if not t[2]]
     assert len(targets) == 6 * 10 and len(nontargets) == 120
     assert all(e.split("-")[0] != t.split("-")[0] for e, t, _ in nontargets)
     assert len({(e, t) for e, t, _ in trials}) == 180 and trials == sorted(trials)
-    assert make_trials(spk2utt, seed=3) == trials and make_trials(spk2utt, seed=4) != trials
+    assert make_trials(spk2utt, random_seed=3) == trials and make_trials(spk2utt, random_seed=4) != trials
 
 
 def test_default_speakers_are_distinct_spread_and_disjoint() -> None:
-    train, test = make_speaker_specs(100, 20, seed=777)
+    train, test = make_speaker_specs(100, 20, random_seed=777)
     assert len(train) == 100 and len(test) == 20
     specs = train + test
     assert len({s.speaker for s in specs}) == 120
@@ -148,20 +148,20 @@ def test_default_speakers_are_distinct_spread_and_disjoint() -> None:
     rates = sorted(s.rate for s in specs)
     assert pitches[0] <= 22 and pitches[-1] >= 78 and rates[0] <= 128 and rates[-1] >= 212
     assert len(set(pitches)) >= 50 and len(set(rates)) >= 70
-    assert make_speaker_specs(100, 20, seed=777) == (train, test)
-    assert make_speaker_specs(100, 20, seed=778) != (train, test)
+    assert make_speaker_specs(100, 20, random_seed=777) == (train, test)
+    assert make_speaker_specs(100, 20, random_seed=778) != (train, test)
 
 
 @needs_espeak
 def test_speakers_file_matches_specs(corpus: Path) -> None:
-    train, test = make_speaker_specs(3, 2, seed=5)
+    train, test = make_speaker_specs(3, 2, random_seed=5)
     assert read_speaker_specs(corpus / "speakers.txt") == train + test
 
 
 @needs_espeak
 def test_stamp_skips_work_and_changed_parameters_rebuild(tmp_path: Path) -> None:
     root = tmp_path / "mini"
-    small = dict(num_train_speakers=3, num_test_speakers=2, utts_per_speaker=2, seed=1)
+    small = dict(num_train_speakers=3, num_test_speakers=2, utts_per_speaker=2, random_seed=1)
     make_mini_corpus(root, num_jobs=1, **small)
     wav = root / "wav" / "tr001" / "tr001-001.wav"
     before = wav.stat().st_mtime_ns
@@ -194,7 +194,7 @@ def test_failing_synthesis_names_speaker_utterance_and_command() -> None:
     spec = SpeakerSpec("tr007", "train", 6, "en-us", "m3", 50, 160, 1)
     with pytest.raises(SynthesisError, match=r"speaker tr007 \(en-us\+m3\), utterance 3: .*exited with code 1.*"
                                              r"command: .*false -v en-us\+m3"):
-        make_utterance(spec, 3, seed=0, espeak=false)
+        make_utterance(spec, 3, random_seed=0, espeak=false)
 
 
 @needs_espeak
@@ -215,15 +215,15 @@ def test_bad_parameters_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="num_test_speakers"):
         make_mini_corpus(tmp_path, num_train_speakers=3, num_test_speakers=1)
     with pytest.raises(ConfigError, match="at most"):
-        make_speaker_specs(len(mini.VARIANTS) * len(mini.ACCENTS), 1, seed=0)
+        make_speaker_specs(len(mini.VARIANTS) * len(mini.ACCENTS), 1, random_seed=0)
 
 
 @needs_espeak
 def test_too_long_utterances_are_cut_to_the_maximum() -> None:
     spec = SpeakerSpec("tr001", "train", 0, "en", "m1", 50, 140, 2)
-    text, audio = make_utterance(spec, 1, seed=0, min_duration=0.5, max_duration=1.2)
+    text, audio = make_utterance(spec, 1, random_seed=0, min_duration=0.5, max_duration=1.2)
     assert text and 0.5 * 16000 <= len(audio) <= 1.2 * 16000
-    _, again = make_utterance(spec, 1, seed=0, min_duration=0.5, max_duration=1.2)
+    _, again = make_utterance(spec, 1, random_seed=0, min_duration=0.5, max_duration=1.2)
     assert np.array_equal(audio, again)
 
 

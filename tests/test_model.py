@@ -17,9 +17,9 @@ from pyfunc.models.ecapa import ECAPATDNN, count_parameters
 from pyfunc.models.model_dir import build_encoder, load_model_dir, load_model_dir_with_head, save_model_dir
 
 
-def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+def randomise_bn(model: torch.nn.Module, random_seed: int = 0) -> torch.nn.Module:
     """Non-trivial BatchNorm statistics and affine parameters, so eval mode is a real test."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(random_seed)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             n = module.num_features
@@ -76,9 +76,9 @@ def test_shapes():
     fbank = ECAPATDNN(32, embed_dim=24, feat_dim=40).eval()
     assert fbank(torch.randn(3, 57, 40)).shape == (3, 24)
     assert fbank.logmel(torch.randn(3, 57, 40)).shape == (3, 40, 57)
-    seed = ECAPATDNN(32, frontend="seed").eval()
-    assert seed.logmel(torch.randn(2, 16000)).shape == (2, 80, 101)
-    assert seed(torch.randn(2, 16000) * 0.1).shape == (2, 192)
+    seed_model = ECAPATDNN(32, frontend="seed").eval()
+    assert seed_model.logmel(torch.randn(2, 16000)).shape == (2, 80, 101)
+    assert seed_model(torch.randn(2, 16000) * 0.1).shape == (2, 192)
     with pytest.raises(ValueError, match="frames, 40"):
         fbank(torch.randn(2, 50, 80))
     with pytest.raises(PyfuncError, match="front end"):

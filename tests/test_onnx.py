@@ -35,7 +35,7 @@ def mini(tmp_path_factory):
 def exported(mini):
     """A tiny fbank model (seed protocol: crops too) exported without and with its front end."""
     root = mini["root"]
-    model_dir = tiny_model_dir(root / "model", protocol="seed", seed=6)
+    model_dir = tiny_model_dir(root / "model", protocol="seed", random_seed=6)
     without = export_onnx(model_dir, model_dir / "model.onnx", include_frontend=False, exporter="torchscript",
                           check_wavs=mini["wavs"][:2])
     with_fe = export_onnx(model_dir, root / "wave.onnx", include_frontend=True, exporter="torchscript")
@@ -72,7 +72,7 @@ def test_fbank_model_with_and_without_front_end(mini, exported) -> None:
 
 def test_seed_model_default_exporter_through_the_command(mini, tmp_path, capsys) -> None:
     """The default path: torch.export-based exporter, the seed model's native (waveform) input."""
-    model_dir = tiny_model_dir(tmp_path / "seed", frontend="seed", seed=2)
+    model_dir = tiny_model_dir(tmp_path / "seed", frontend="seed", random_seed=2)
     assert pyfunc_main(["export-onnx", "--model-dir", str(model_dir), "--out", str(tmp_path / "seed.onnx"),
                         "--check-wav", mini["wavs"][0], "--check-wav", mini["wavs"][5]]) == 0
     assert "waveform input, max |ONNX - PyTorch|" in capsys.readouterr().out
@@ -105,7 +105,7 @@ def test_stage3_extracts_with_onnxruntime(mini, exported, tmp_path) -> None:
         assert max(np.abs(ours[k] - theirs[k]).max() for k in ours) <= TOLERANCE
 
     # an export of another model.pt, or with the other input, is refused
-    other = tiny_model_dir(tmp_path / "other", seed=7)
+    other = tiny_model_dir(tmp_path / "other", random_seed=7)
     with pytest.raises(DataError, match="exported from another model.pt"):
         extract_embeddings(other, data, tmp_path / "bad", onnx=model_dir / "model.onnx")
     with pytest.raises(DataError, match="takes waveform input, but stage 3 feeds this fbank model features"):

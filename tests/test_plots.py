@@ -34,8 +34,8 @@ from pyfunc.training.learning_curve import plot_learning_curve
 MAX_PNG_BYTES = 200_000
 
 
-def _systems(count: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
+def _systems(count: int, random_seed: int = 0):
+    rng = np.random.default_rng(random_seed)
     labels = np.r_[np.ones(200, bool), np.zeros(2000, bool)]
     return [(f"system {i}", np.r_[rng.normal(1.0 + 1.2 * i, 1, 200), rng.normal(0, 1, 2000)], labels)
             for i in range(count)]
@@ -141,8 +141,8 @@ def test_training_writes_learning_curve_and_fbank_conf(tmp_path) -> None:
         assert (tmp_path / model_dir / "fbank.conf").read_text() == (REPO / "conf" / "fbank.conf").read_text()
 
 
-def _score_file(path: Path, trials: list[tuple[str, str, bool]], shift: float, seed: int) -> Path:
-    rng = np.random.default_rng(seed)
+def _score_file(path: Path, trials: list[tuple[str, str, bool]], shift: float, random_seed: int) -> Path:
+    rng = np.random.default_rng(random_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{e} {t} {rng.normal(shift if y else 0.0, 1):.6f}\n" for e, t, y in trials))
     return path

@@ -32,7 +32,7 @@ score:
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 
-def run_session(args: list[str]) -> subprocess.CompletedProcess:
+def _run_recipe(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(["bash", str(REPO / "run.sh"), *args], capture_output=True, text=True, env=env,
                           timeout=600)
@@ -50,7 +50,7 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     data, exp = tmp_path / "mini", tmp_path / "exp"
     common = ["--data", str(data), "--exp", str(exp), "--config", str(config), "--nj", "2",
               "--train-speakers", "4", "--test-speakers", "3", "--utts-per-speaker", "4", "--device", "cpu"]
-    proc = run_session(common)
+    proc = _run_recipe(common)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     for part in ("train", "test"):
@@ -63,7 +63,8 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
 
     trials = [line.split() for line in (data / "test" / "trials").read_text().splitlines()]
     for model in (exp, exp / "untrained"):
-        emb = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(model / "embeddings" / "test" / "xvector.scp")).items()}
+        table = kaldiio.load_scp(str(model / "embeddings" / "test" / "xvector.scp"))
+        emb = {k: np.asarray(v) for k, v in table.items()}
         assert len(emb) == 12 and all(v.shape == (16,) and np.isfinite(v).all() for v in emb.values())
         assert len(kaldiio.load_scp(str(model / "embeddings" / "train" / "xvector.scp"))) == 16
         for norm in ("cosine", "asnorm"):
@@ -84,7 +85,7 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     before = results.read_text()
     cosine_scores = (exp / "scores" / "test_cosine").read_text()
     results.unlink()
-    rerun = run_session(common[:-8] + ["--stage", "4", "--stop-stage", "6"])
+    rerun = _run_recipe(common[:-8] + ["--stage", "4", "--stop-stage", "6"])
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert results.read_text() == before
     assert (exp / "scores" / "test_cosine").read_text() == cosine_scores
@@ -104,7 +105,7 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
                                str(tmp_path / "seed.model"), str(seed_dir)], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     assert imported.returncode == 0, imported.stderr
-    proc = run_session(["--stage", "3", "--model-dir", str(seed_dir), "--test-data", str(data / "test"),
+    proc = _run_recipe(["--stage", "3", "--model-dir", str(seed_dir), "--test-data", str(data / "test"),
                  "--cohort-data", str(data / "train"), "--nj", "2", "--device", "cpu"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     crops = kaldiio.load_scp(str(seed_dir / "embeddings" / "test" / "xvector_crops.scp"))
@@ -113,5 +114,5 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
 
 
 def test_unknown_option_fails_with_a_message(tmp_path: Path) -> None:
-    proc = run_session(["--stage", "6", "--no-such-option", "1"])
+    proc = _run_recipe(["--stage", "6", "--no-such-option", "1"])
     assert proc.returncode != 0 and "unknown option --no-such-option" in proc.stderr

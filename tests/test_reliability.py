@@ -387,7 +387,7 @@ def test_non_finite_loss_stops_with_step_batch_and_last_good_checkpoint(capsys, 
     data.mkdir()
     rng = np.random.default_rng(1)
     utts = [f"s{s}-{u}" for s in range(2) for u in range(8)]
-    sampler = EpochBatches(16, 4, seed=5)  # the plan of the run below: the bad utterance opens step 3
+    sampler = EpochBatches(16, 4, random_seed=5)  # the plan of the run below: the bad utterance opens step 3
     sampler.set_epoch(1)
     step = 2
     huge = utts[sampler.micro_batch(step, 0)[0]]
@@ -398,7 +398,7 @@ def test_non_finite_loss_stops_with_step_batch_and_last_good_checkpoint(capsys, 
     write_table(data / "utt2spk", {u: u.split("-")[0] for u in utts})
     write_table(data / "wav.scp", {u: data / f"{u}.wav" for u in utts})
     args = _train_args(tmp_path, {"model": {"channels": 16, "embed_dim": 8},
-                                  "train": {"batch_size": 4, "epochs": 2, "num_workers": 0, "seed": 5,
+                                  "train": {"batch_size": 4, "epochs": 2, "num_workers": 0, "random_seed": 5,
                                             "chunk_frames": 20, "checkpoint_interval": 1}}, data)
     code, err = run_step(capsys, "train.py", *args)
     assert code == 1, err
@@ -474,8 +474,9 @@ def test_stage1_stamps_full_disk_and_stale_features(capsys, caplog, monkeypatch,
     # new audio for one utterance, and a full disk while writing the new feats.scp:
     # the old output, its arks and its stamp stay, no temporary file is left
     from conftest import tone_wav
-    new_wav = tone_wav(tmp_path / "wav" / "new.wav", 1.0, 300.0, seed=3)
-    _rewrite(data / "wav.scp", lambda ls: [f"spk01-000 {new_wav}" if l.startswith("spk01-000 ") else l for l in ls])
+    new_wav = tone_wav(tmp_path / "wav" / "new.wav", 1.0, 300.0, random_seed=3)
+    _rewrite(data / "wav.scp",
+             lambda rows: [f"spk01-000 {new_wav}" if row.startswith("spk01-000 ") else row for row in rows])
     real_open = pyfunc.data.arkio.atomic_open
 
     @contextlib.contextmanager
@@ -624,7 +625,8 @@ def test_training_resumes_only_the_same_run(capsys, tmp_path: Path) -> None:
 
 def _slow_pipes(data: Path, seconds: float) -> None:
     """Make every wav.scp entry a pipe that takes ``seconds`` (the same audio)."""
-    _rewrite(data / "wav.scp", lambda ls: [f"{l.split()[0]} sleep {seconds}; cat {l.split()[1]} |" for l in ls])
+    _rewrite(data / "wav.scp",
+             lambda rows: [f"{row.split()[0]} sleep {seconds}; cat {row.split()[1]} |" for row in rows])
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> None:

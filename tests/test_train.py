@@ -25,7 +25,7 @@ from pyfunc.training.examples import EpochBatches, wrap_crop
 TINY = {
     "model": {"channels": 16, "embed_dim": 8},
     "train": {"epochs": 2, "batch_size": 8, "lr": 0.01, "chunk_frames": 20, "num_workers": 0, "log_interval": 1,
-              "seed": 7, "checkpoint_interval": 1},
+              "random_seed": 7, "checkpoint_interval": 1},
 }
 
 
@@ -62,12 +62,12 @@ def _run_train(config: Path, data: Path, exp: Path, **kwargs) -> subprocess.Pope
 
 
 def test_plan_is_independent_of_process_split() -> None:
-    one = EpochBatches(40, 8, seed=3, world_size=1, rank=0, grad_accum=4)
+    one = EpochBatches(40, 8, random_seed=3, world_size=1, rank=0, grad_accum=4)
     one.set_epoch(2)
     flat = [b for b in one]
     pieces = []
     for rank in range(2):
-        sampler = EpochBatches(40, 8, seed=3, world_size=2, rank=rank, grad_accum=2)
+        sampler = EpochBatches(40, 8, random_seed=3, world_size=2, rank=rank, grad_accum=2)
         sampler.set_epoch(2)
         pieces.append(list(sampler))
     for step in range(one.steps_per_epoch):
@@ -75,19 +75,19 @@ def test_plan_is_independent_of_process_split() -> None:
         assert merged == [x for part in flat[4 * step:4 * step + 4] for x in part]
     epoch_utts = [i for batch in flat for i, _ in batch]
     assert len(set(epoch_utts)) == len(epoch_utts) == 40
-    resumed = EpochBatches(40, 8, seed=3, grad_accum=4)
+    resumed = EpochBatches(40, 8, random_seed=3, grad_accum=4)
     resumed.set_epoch(2, start_step=3)
     assert list(resumed) == flat[12:]
-    other = EpochBatches(40, 8, seed=3, grad_accum=4)
+    other = EpochBatches(40, 8, random_seed=3, grad_accum=4)
     other.set_epoch(3)
     assert list(other) != flat
 
 
 def test_plan_rejects_bad_splits() -> None:
     with pytest.raises(DataError, match="not divisible"):
-        EpochBatches(40, 10, seed=0, world_size=3)
+        EpochBatches(40, 10, random_seed=0, world_size=3)
     with pytest.raises(DataError, match="fewer than one batch"):
-        EpochBatches(5, 8, seed=0)
+        EpochBatches(5, 8, random_seed=0)
 
 
 def test_wrap_crop() -> None:

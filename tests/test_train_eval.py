@@ -27,12 +27,12 @@ from pyfunc.training.evaluation import evaluate_eer, load_eval_set
 from pyfunc.training.history import append_history, read_history, record_eer
 
 
-def _profile_data_dir(root: Path, utts: int, seed: int, trials: bool = False, speakers: int = 4) -> Path:
+def _profile_data_dir(root: Path, utts: int, random_seed: int, trials: bool = False, speakers: int = 4) -> Path:
     """Random 'fbank' matrices whose per-bin spread follows a per-speaker profile (the encoder's mean
     normalisation removes any constant offset, not this), and, with ``trials``, all-pairs trials."""
     profiles = np.exp(0.7 * np.random.default_rng(99).standard_normal((speakers, 80)))  # the same in every dir
-    rng = np.random.default_rng(seed)
-    feats = {f"s{s}-{seed}-{u}": (rng.standard_normal((18 + 5 * u, 80)) * profiles[s]).astype(np.float32)
+    rng = np.random.default_rng(random_seed)
+    feats = {f"s{s}-{random_seed}-{u}": (rng.standard_normal((18 + 5 * u, 80)) * profiles[s]).astype(np.float32)
              for s in range(speakers) for u in range(utts)}
     root.mkdir(parents=True, exist_ok=True)
     with kaldiio.WriteHelper(f"ark,scp:{root / 'feats.ark'},{root / 'feats.scp.raw'}") as writer:
@@ -63,8 +63,8 @@ def _independent_eer(model_dir: Path, eval_data: Path, work: Path) -> float:
 
 
 def test_training_records_the_eer_of_evaluated_epochs(tmp_path: Path) -> None:
-    data = _profile_data_dir(tmp_path / "train", utts=6, seed=0)
-    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, seed=1, trials=True)
+    data = _profile_data_dir(tmp_path / "train", utts=6, random_seed=0)
+    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, random_seed=1, trials=True)
     with_eval = _write_config(tmp_path / "eval.yaml", eval_data=str(eval_data), eval_interval=2)
     without = _write_config(tmp_path / "plain.yaml")
     runs = {name: _run_train(config, data, tmp_path / name) for name, config in (("on", with_eval),
@@ -126,7 +126,7 @@ def test_history_gains_an_eer_column_when_evaluation_starts(tmp_path: Path) -> N
 
 
 def test_eval_settings_are_checked_before_training(tmp_path: Path) -> None:
-    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, seed=1, trials=True)
+    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, random_seed=1, trials=True)
     assert load_eval_set(config_from_dict({})) is None
     loaded = load_eval_set(config_from_dict({"train": {"eval_data": str(eval_data)}}))
     assert len(loaded.trials) == 66 and int(loaded.labels.sum()) == 12 and len(loaded.keys) == 12
@@ -163,7 +163,7 @@ def test_eval_settings_may_change_when_resuming(tmp_path: Path) -> None:
 @pytest.mark.parametrize("protocol", ["full", "seed"])
 def test_in_memory_eer_equals_stages_3_4_6(tmp_path: Path, protocol: str) -> None:
     """evaluate_eer on an encoder in memory == extraction, scoring and EER from its model dir on disk."""
-    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, seed=1, trials=True)
+    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, random_seed=1, trials=True)
     config = config_from_dict({"model": {**TINY["model"], "num_classes": 4},
                                "extract": {"protocol": protocol, "crop_seconds": 0.2, "num_crops": 3},
                                "train": {"eval_data": str(eval_data)}})

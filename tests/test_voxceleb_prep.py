@@ -58,8 +58,8 @@ def _c_sorted(keys: list[str]) -> bool:
 
 
 def test_fake_voxceleb1_layout_is_deterministic(tmp_path):
-    a = make_fake_voxceleb1(tmp_path / "a", speakers=3, videos=2, utts=2, seed=7, test_speakers=1)
-    b = make_fake_voxceleb1(tmp_path / "b", speakers=3, videos=2, utts=2, seed=7, test_speakers=1)
+    a = make_fake_voxceleb1(tmp_path / "a", speakers=3, videos=2, utts=2, random_seed=7, test_speakers=1)
+    b = make_fake_voxceleb1(tmp_path / "b", speakers=3, videos=2, utts=2, random_seed=7, test_speakers=1)
     assert a.speakers == ["id10001", "id10002", "id10003"]
     assert a.speaker_roots == [tmp_path / "a" / "vox1_dev_wav" / "wav", tmp_path / "a" / "vox1_test_wav" / "wav"]
     assert len(a.files) == 12 and sorted(a.files) == sorted(b.files)
@@ -84,7 +84,7 @@ def _long_term_spectrum(path: Path) -> np.ndarray:
 
 def test_fake_speakers_are_distinguishable(tmp_path):
     """Nearest neighbour on a plain long-term spectrum finds the speaker most of the time."""
-    corpus = make_fake_voxceleb1(tmp_path, speakers=8, videos=2, utts=2, seed=5)
+    corpus = make_fake_voxceleb1(tmp_path, speakers=8, videos=2, utts=2, random_seed=5)
     utts = sorted(corpus.files)
     feats = np.array([_long_term_spectrum(corpus.files[u]) for u in utts])
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
@@ -99,7 +99,7 @@ def test_fake_speakers_are_distinguishable(tmp_path):
 
 
 def test_voices_differ_in_f0_and_formants():
-    voices = make_voices(6, seed=1)
+    voices = make_voices(6, random_seed=1)
     f0 = sorted(v.f0 for v in voices)
     scale = sorted(v.formant_scale for v in voices)
     assert 85 <= f0[0] and f0[-1] <= 280 and min(np.diff(np.log(f0))) > 0
@@ -111,7 +111,7 @@ def test_voices_differ_in_f0_and_formants():
 
 def test_fake_trial_list_format(tmp_path):
     corpus = make_fake_voxceleb1(tmp_path / "vox1", speakers=3, videos=2, utts=2)
-    lines = make_fake_trial_list(tmp_path / "veri_test2.txt", tmp_path / "vox1", n=12, seed=1)
+    lines = make_fake_trial_list(tmp_path / "veri_test2.txt", tmp_path / "vox1", n=12, random_seed=1)
     text = _lines(tmp_path / "veri_test2.txt")
     assert len(text) == 12 and len({(a, b) for _, a, b in lines}) == 12
     assert {label for label, _, _ in lines} == {0, 1} and sum(label for label, _, _ in lines) == 6
@@ -119,7 +119,7 @@ def test_fake_trial_list_format(tmp_path):
         assert line == f"{label} {enroll}.wav {test}.wav"
         assert enroll in corpus.files and test in corpus.files and enroll != test
         assert (enroll.split("/")[0] == test.split("/")[0]) == bool(label)
-    assert make_fake_trial_list(tmp_path / "again.txt", corpus, n=12, seed=1) == lines
+    assert make_fake_trial_list(tmp_path / "again.txt", corpus, n=12, random_seed=1) == lines
 
 
 def test_fake_rirs_have_direct_path_and_decay(tmp_path):
@@ -139,7 +139,7 @@ def test_fake_rirs_have_direct_path_and_decay(tmp_path):
 
 @pytest.fixture
 def vox1(tmp_path):
-    corpus = make_fake_voxceleb1(tmp_path / "vox1", speakers=4, videos=2, utts=2, seed=3, test_speakers=2)
+    corpus = make_fake_voxceleb1(tmp_path / "vox1", speakers=4, videos=2, utts=2, random_seed=3, test_speakers=2)
     return corpus
 
 
@@ -192,7 +192,7 @@ def test_prepare_vox1_errors(vox1, tmp_path):
 def test_convert_trials(vox1, tmp_path):
     data = tmp_path / "data" / "vox1"
     prepare_vox1([tmp_path / "vox1"], data)
-    lines = make_fake_trial_list(tmp_path / "meta" / "veri_test2.txt", vox1, n=20, seed=2)
+    lines = make_fake_trial_list(tmp_path / "meta" / "veri_test2.txt", vox1, n=20, random_seed=2)
     out = trials_path(data, "vox1_o")
     assert out == data / "trials" / "vox1_o"
     assert convert_trials(tmp_path / "meta" / "veri_test2.txt", data, out) == 20
@@ -226,8 +226,8 @@ def test_prepare_vox1_trials_and_subset(vox1, tmp_path):
     meta.mkdir()
     with pytest.raises(DataError, match="none of veri_test2.txt, list_test_all2.txt, list_test_hard2.txt found"):
         prepare_vox1_trials(meta, data)
-    make_fake_trial_list(meta / "veri_test2.txt", vox1, n=10, seed=3)
-    make_fake_trial_list(meta / "list_test_hard2.txt", vox1, n=14, seed=4)
+    make_fake_trial_list(meta / "veri_test2.txt", vox1, n=10, random_seed=3)
+    make_fake_trial_list(meta / "list_test_hard2.txt", vox1, n=14, random_seed=4)
     report = prepare_vox1_trials(meta, data)
     assert report.written == {"vox1_o": (data / "trials" / "vox1_o", 10), "vox1_h": (data / "trials" / "vox1_h", 14)}
     assert report.missing == [meta / "list_test_all2.txt"]
@@ -386,7 +386,7 @@ def test_prepare_rirs(tmp_path):
 # Command-line scripts
 
 
-def run_session(script: str, *args: str) -> subprocess.CompletedProcess:
+def _run_local(script: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, str(REPO / "egs" / "voxceleb" / "local" / script), *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=REPO)
@@ -399,7 +399,7 @@ def test_cli_prepare_everything(tmp_path):
     make_fake_musan(tmp_path / "corpora", files_per_source=1, seconds=1.0)
     make_fake_rirs(tmp_path / "corpora", rooms=1, rirs_per_room=1)
     data = tmp_path / "data"
-    result = run_session("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox2", "--vox1-root",
+    result = _run_local("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox2", "--vox1-root",
                   tmp_path / "vox1" / "vox1_dev_wav", tmp_path / "vox1" / "vox1_test_wav",
                   "--meta-dir", tmp_path / "vox1", "--data", data, "--nj", "1")
     assert result.returncode == 0, result.stderr
@@ -408,16 +408,16 @@ def test_cli_prepare_everything(tmp_path):
     assert len(validate_data_dir(data / "vox1").utts) == 12
     assert len(read_trials(data / "vox1" / "trials" / "vox1_o")) == 8
     assert len(validate_data_dir(data / "vox1_o").utts) <= 12 and (data / "vox1_o" / "trials").is_file()
-    assert run_session("prepare_musan.py", "--nj", "1", tmp_path / "corpora", data).returncode == 0
+    assert _run_local("prepare_musan.py", "--nj", "1", tmp_path / "corpora", data).returncode == 0
     assert len(validate_data_dir(data / "musan_speech").utts) == 2
-    assert run_session("prepare_rirs.py", tmp_path / "corpora", data / "rirs").returncode == 0
+    assert _run_local("prepare_rirs.py", tmp_path / "corpora", data / "rirs").returncode == 0
     assert len(validate_data_dir(data / "rirs").utts) == 3
 
 
 def test_cli_errors_exit_1(tmp_path):
-    result = run_session("prepare_voxceleb.py", "--vox1-root", tmp_path / "missing", "--data", tmp_path / "data")
+    result = _run_local("prepare_voxceleb.py", "--vox1-root", tmp_path / "missing", "--data", tmp_path / "data")
     assert result.returncode == 1
     assert f"error: {tmp_path / 'missing'}: folder not found" in result.stderr
     assert "Traceback" not in result.stderr
-    result = run_session("convert_m4a.py", tmp_path, tmp_path / "wav")
+    result = _run_local("convert_m4a.py", tmp_path, tmp_path / "wav")
     assert result.returncode == 1 and "no .m4a files found" in result.stderr

@@ -77,13 +77,13 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict:
     make_fake_rirs(root, rooms=1, rirs_per_room=1)
     lists = {"vox1_o": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_o"],
                                             root / "voxceleb1" / "vox1_test_wav", n=10),
-             "vox1_e": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_e"], vox1, n=20, seed=5),
-             "vox1_h": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_h"], vox1, n=16, seed=6)}
+             "vox1_e": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_e"], vox1, n=20, random_seed=5),
+             "vox1_h": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_h"], vox1, n=16, random_seed=6)}
     return {"root": root, "vox1": vox1, "vox2": vox2, "lists": lists,
             "vox1_roots": f"{root}/voxceleb1/vox1_dev_wav {root}/voxceleb1/vox1_test_wav"}
 
 
-def run_session(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def _run_recipe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(["bash", str(RECIPE / "run.sh"), *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=600)
@@ -127,7 +127,7 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_FBANK)
     data, exp, feats = tmp_path / "data", tmp_path / "exp", tmp_path / "fbank"
-    proc = run_session(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--feat-dir", feats,
+    proc = _run_recipe(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--feat-dir", feats,
                 "--nj", "1", "--device", "cpu", "--aug-subset", "30", "--plots", "false")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -191,9 +191,9 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp
     config = tmp_path / "tiny_seed.yaml"
     config.write_text(TINY_SEED)
     data, exp = tmp_path / "data", tmp_path / "exp"
-    proc = run_session(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--nj", "1",
+    proc = _run_recipe(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--nj", "1",
                 "--device", "cpu", "--lists", "vox1_o,vox1_h", "--cohort-per-spk", "2", "--top-n", "2",
-                "--overrides", "train.seed=7 train.log_interval=1")
+                "--overrides", "train.random_seed=7 train.log_interval=1")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "stage 1: nothing to do" in proc.stdout
     assert not (data / "vox2_dev" / "feats.scp").exists() and not (data / "vox2_dev_aug").exists()
@@ -202,7 +202,7 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp
     assert len(cohort.utts) == 8 and all(len(u) == 2 for u in cohort.spk2utt.values())
 
     effective = load_config(exp / "conf" / "train.yaml")
-    assert effective.train.seed == 7 and effective.train.augment.enabled
+    assert effective.train.random_seed == 7 and effective.train.augment.enabled
     assert effective.train.augment.musan_dir == str(data) and effective.train.augment.babble_speakers == [2, 3]
     assert "24 utterances, 4 speakers" in (exp / "log" / "train.log").read_text()
     assert load_config(exp / "config.yaml").model.frontend == "seed"
@@ -219,15 +219,15 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp
     # Stage 6 alone remakes the same table from the score files.
     before = (exp / "results").read_text()
     (exp / "results").unlink()
-    rerun = run_session("--stage", "6", "--data", data, "--exp", exp, "--lists", "vox1_o,vox1_h", "--plots", "false")
+    rerun = _run_recipe("--stage", "6", "--data", data, "--exp", exp, "--lists", "vox1_o,vox1_h", "--plots", "false")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (exp / "results").read_text() == before
 
 
 def test_help_and_unknown_options() -> None:
-    proc = run_session("--help")
+    proc = _run_recipe("--help")
     assert proc.returncode == 0 and "--vox2-root DIR" in proc.stdout and "--aug-subset N" in proc.stdout
-    proc = run_session("--vox3-root", "x")
+    proc = _run_recipe("--vox3-root", "x")
     assert proc.returncode == 1 and "unknown option --vox3-root" in proc.stderr
 
 
@@ -245,13 +245,13 @@ def test_stage0_checks_every_listed_file_and_list(corpora: dict, tmp_path: Path)
     (meta / OFFICIAL["vox1_h"]).write_text("\n".join(lines) + "\n")
     base = ["--stage", "0", "--stop-stage", "0", "--vox1-root", corpora["vox1_roots"], "--trials-dir", meta,
             "--data", tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1"]
-    proc = run_session(*base, "--lists", "vox1_o,vox1_h")
+    proc = _run_recipe(*base, "--lists", "vox1_o,vox1_h")
     assert proc.returncode == 1
     assert (f"error: {meta / OFFICIAL['vox1_h']}:4: utterance 'id10001/AAAAAAAAAAA/00009' is not in "
             f"{tmp_path / 'data' / 'vox1' / 'utt2spk'}") in proc.stderr
-    proc = run_session(*base)  # the default: all three lists, and list_test_all2.txt is missing
+    proc = _run_recipe(*base)  # the default: all three lists, and list_test_all2.txt is missing
     assert proc.returncode == 1 and f"{meta}: list_test_all2.txt not found; download from" in proc.stderr
-    proc = run_session("--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp")
+    proc = _run_recipe("--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp")
     assert proc.returncode == 1 and "stage 0 needs the corpora" in proc.stderr
 
 
@@ -260,7 +260,7 @@ def test_m4a_without_ffmpeg_says_so(tmp_path: Path) -> None:
     folder = tmp_path / "voxceleb2" / "dev" / "aac" / "id00012" / "21Uxsk56VDQ"
     folder.mkdir(parents=True)
     (folder / "00001.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
-    proc = run_session("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
+    proc = _run_recipe("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
                 tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1")
     assert proc.returncode == 1
     assert (f"found 1 .m4a files under {tmp_path / 'voxceleb2'} but ffmpeg is not installed; install it "
@@ -272,16 +272,17 @@ def test_m4a_tree_as_pipes_and_converted(tmp_path: Path) -> None:
     corpus = make_fake_voxceleb2(tmp_path / "voxceleb2", speakers=2, videos=1, utts=2, as_m4a=True)
     common = ["--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp",
               "--nj", "1"]
-    proc = run_session(*common, "--vox2-root", tmp_path / "voxceleb2")
+    proc = _run_recipe(*common, "--vox2-root", tmp_path / "voxceleb2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scp = (tmp_path / "data" / "vox2_dev" / "wav.scp").read_text().splitlines()
     assert len(scp) == 4 and all(line.endswith("- |") and " ffmpeg " in f" {line} " for line in scp)
     config = tmp_path / "seed.yaml"
     config.write_text(TINY_SEED)
-    proc = run_session(*common[2:], "--stage", "1", "--stop-stage", "1", "--config", config)  # later stages run pipes
+    proc = _run_recipe(*common[2:], "--stage", "1", "--stop-stage", "1", "--config", config)  # later stages run pipes
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" in proc.stdout
-    proc = run_session(*common, "--vox2-root", tmp_path / "voxceleb2" / "dev" / "aac", "--vox2-wav-dir", tmp_path / "wav")
+    proc = _run_recipe(*common, "--vox2-root", tmp_path / "voxceleb2" / "dev" / "aac",
+                       "--vox2-wav-dir", tmp_path / "wav")
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = validate_data_dir(tmp_path / "data" / "vox2_dev")
     assert sorted(data.utts) == sorted(corpus.files) and all(p.endswith(".wav") for p in data.wav_scp.values())
@@ -312,7 +313,7 @@ def test_offline_specs_reach_their_snr_and_keep_the_direct_path(corpora: dict, a
 
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "vox2_dev")
     cfg = AugmentConfig(musan_dir=str(aug_data), rir_dir=str(aug_data / "rirs"))
-    make_augmented_copies(tmp_path / "vox2_dev", tmp_path, ("reverb", "noise", "music", "babble"), cfg, seed=3)
+    make_augmented_copies(tmp_path / "vox2_dev", tmp_path, ("reverb", "noise", "music", "babble"), cfg, random_seed=3)
     clean = load_data_dir(tmp_path / "vox2_dev")
     measured = 0
     for kind in ("noise", "music", "babble"):
@@ -365,7 +366,7 @@ def test_augment_and_combine_clis(corpora: dict, aug_data: Path, tmp_path: Path)
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "vox2_dev")
     config = tmp_path / "c.yaml"
     config.write_text("train: {augment: {musan_dir: /nowhere, rir_dir: /nowhere, snr_noise: [3.0, 4.0]}}\n")
-    proc = _step("augment_data_dir.py", "--config", config, "--kinds", "noise,reverb", "--seed", "5",
+    proc = _step("augment_data_dir.py", "--config", config, "--kinds", "noise,reverb", "--random-seed", "5",
                  "--musan-dir", aug_data, "--rir-dir", aug_data / "rirs", tmp_path / "vox2_dev", tmp_path)
     assert proc.returncode == 0, proc.stderr
     noise = read_utt2aug(tmp_path / "vox2_dev_noise")
@@ -389,9 +390,9 @@ def test_random_subset_and_subset_per_speaker(corpora: dict, tmp_path: Path) -> 
     from pyfunc.corpora.voxceleb import prepare_vox2_dev
 
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "vox2_dev")
-    a = random_subset(tmp_path / "vox2_dev", tmp_path / "a", 7, seed=1)
-    b = random_subset(tmp_path / "vox2_dev", tmp_path / "b", 7, seed=1)
-    c = random_subset(tmp_path / "vox2_dev", tmp_path / "c", 7, seed=2)
+    a = random_subset(tmp_path / "vox2_dev", tmp_path / "a", 7, random_seed=1)
+    b = random_subset(tmp_path / "vox2_dev", tmp_path / "b", 7, random_seed=1)
+    c = random_subset(tmp_path / "vox2_dev", tmp_path / "c", 7, random_seed=2)
     assert a.utts == b.utts != c.utts and len(a.utts) == 7
     assert a.utt2dur == {u: load_data_dir(tmp_path / "vox2_dev").utt2dur[u] for u in a.utts}
     assert len(random_subset(tmp_path / "vox2_dev", tmp_path / "d", 1000).utts) == 24
@@ -476,7 +477,7 @@ def test_wave_training_applies_offline_copies_and_on_the_fly_augmentation(corpor
     from pyfunc.training.trainer import train
 
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "clean")
-    random_subset(tmp_path / "clean", tmp_path / "small", 6, seed=0)
+    random_subset(tmp_path / "clean", tmp_path / "small", 6, random_seed=0)
     cfg = AugmentConfig(musan_dir=str(aug_data), rir_dir=str(aug_data / "rirs"))
     make_augmented_copies(tmp_path / "small", tmp_path, ("reverb",), cfg)
     combine_data_dirs(tmp_path / "train", [tmp_path / "small", tmp_path / "small_reverb"])
@@ -508,6 +509,7 @@ def test_wave_training_applies_offline_copies_and_on_the_fly_augmentation(corpor
     bad.model.frontend = "fbank"
     with pytest.raises(ConfigError, match="steps/augment_data_dir.py"):
         train(bad, fbank_dir, tmp_path / "exp_bad", device="cpu")
-    with pytest.raises((ConfigError, DataError), match=r"musan_music/wav.scp: not found; the music augmentation needs this data dir"):
+    with pytest.raises((ConfigError, DataError),
+                       match=r"musan_music/wav.scp: not found; the music augmentation needs this data dir"):
         train(_wave_config(enabled=True, musan_dir=str(tmp_path), rir_dir=str(aug_data / "rirs")),
               tmp_path / "small", tmp_path / "exp_missing", device="cpu")

@@ -15,7 +15,7 @@ from pyfunc.config import Config
 from pyfunc.models.model_dir import build_encoder, build_head, save_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
-MINI = dict(num_train_speakers=1, num_test_speakers=2, utts_per_speaker=2, test_utts_per_speaker=3, seed=11,
+MINI = dict(num_train_speakers=1, num_test_speakers=2, utts_per_speaker=2, test_utts_per_speaker=3, random_seed=11,
             min_duration=1.0, max_duration=2.2)
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -33,10 +33,10 @@ def tiny_mini_corpus(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_model_dir(path: Path, frontend: str = "fbank", protocol: str = "full", seed: int = 0,
+def tiny_model_dir(path: Path, frontend: str = "fbank", protocol: str = "full", random_seed: int = 0,
                    crop_seconds: float = 0.5) -> Path:
     """An untrained model dir (C=32, 16-d embeddings) with random BatchNorm statistics."""
-    torch.manual_seed(seed)
+    torch.manual_seed(random_seed)
     config = Config()
     config.model.frontend = frontend
     config.model.channels = 32
@@ -46,7 +46,7 @@ def tiny_model_dir(path: Path, frontend: str = "fbank", protocol: str = "full", 
     config.extract.crop_seconds = crop_seconds
     config.extract.num_crops = 3
     encoder = build_encoder(config.model)
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(random_seed + 1)
     for module in encoder.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.1)

@@ -40,7 +40,7 @@
 #   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
 #   --aug-kinds K1,K2                        fbank front end: offline copies [reverb,noise,music,babble]; "" for none
 #   --aug-subset N                           fbank front end: keep N random augmented utterances (0: all) [1000000]
-#   --aug-seed N                             seed of the offline augmentation draws [0]
+#   --random-seed N                          random seed of the offline augmentation draws [0]
 #   --cohort-per-spk N                       AS-norm cohort from N utterances per speaker (0: all of vox2_dev) [0]
 #   --top-n N                                AS-norm top N [the model config's score.asnorm_top_n]
 #   --device auto|cpu|cuda                   [auto]
@@ -73,7 +73,8 @@ cmd=""
 fbank_conf=conf/fbank.conf
 aug_kinds=reverb,noise,music,babble
 aug_subset=1000000
-aug_seed=0
+random_seed=0
+aug_seed=""  # the former name of --random-seed, still accepted
 cohort_per_spk=0
 top_n=""
 device=auto
@@ -85,6 +86,7 @@ model_dir=""
 plots=true
 allow_pipes=auto
 . utils/parse_options.sh
+random_seed=${aug_seed:-$random_seed}
 
 log() { echo "$(date '+%F %T') run.sh: $*"; }
 die() { echo "$(date '+%F %T') run.sh: error: $*" >&2; exit 1; }
@@ -181,9 +183,9 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     fbank "$data/vox2_dev"
     if [ ${#kinds[@]} -gt 0 ]; then
       log "stage 1: augmented copies of $data/vox2_dev (${kinds[*]}), $aug_subset kept (0: all)"
-      steps/augment_data_dir.py --config "$train_config" --kinds "$aug_kinds" --seed "$aug_seed" \
+      steps/augment_data_dir.py --config "$train_config" --kinds "$aug_kinds" --random-seed "$random_seed" \
         "$data/vox2_dev" "$data"
-      steps/combine_data_dirs.py --subset "$aug_subset" --seed "$aug_seed" "$data/vox2_dev_aug" \
+      steps/combine_data_dirs.py --subset "$aug_subset" --random-seed "$random_seed" "$data/vox2_dev_aug" \
         "${kinds[@]/#/$data/vox2_dev_}"
       log "stage 1: fbank of the augmented audio of $data/vox2_dev_aug"
       fbank "$data/vox2_dev_aug"

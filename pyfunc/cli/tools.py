@@ -33,7 +33,6 @@ def add_verify_args(parser: argparse.ArgumentParser) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Print the score and the decision; exit status 0 whatever the decision."""
-
     model = load_model(args.model_dir, args.device)
     result = model.verify(args.audio[0], args.audio[1], threshold=args.threshold)
     print(f"score {result.score:.6f}")

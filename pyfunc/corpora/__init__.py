@@ -1,0 +1,1 @@
+"""Stage 0: data preparation of the corpora (the espeak-ng mini corpus, VoxCeleb, MUSAN, RIRS_NOISES)."""

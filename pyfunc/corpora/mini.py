@@ -5,7 +5,7 @@ English accent, a pitch, a speaking rate and a word gap. Every utterance draws a
 sentence from built-in word lists and templates, jitters the speaker's pitch and
 rate a little, is resampled to 16 kHz, trimmed, padded, scaled to a random level
 and given light white noise (30 to 40 dB SNR). Everything is drawn from
-``numpy`` generators seeded by ``(seed, speaker, utterance)``, so a seed gives
+``numpy`` generators seeded by ``(random_seed, speaker, utterance)``, so a random seed gives
 byte-identical wav files and lists whatever the number of parallel jobs.
 
 Output under ``data_root``: Kaldi data directories ``train`` and ``test`` (wav.scp,
@@ -151,7 +151,7 @@ def speaker_ids(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i:0{width}d}" for i in range(1, count + 1)]
 
 
-def make_speaker_specs(num_train: int, num_test: int, seed: int) -> tuple[list[SpeakerSpec], list[SpeakerSpec]]:
+def make_speaker_specs(num_train: int, num_test: int, random_seed: int) -> tuple[list[SpeakerSpec], list[SpeakerSpec]]:
     """Draw distinct speakers: train first, then test, no two sharing a (variant, accent) pair.
 
     Variants are used round-robin in a shuffled order (the first ``len(VARIANTS)`` speakers
@@ -162,7 +162,7 @@ def make_speaker_specs(num_train: int, num_test: int, seed: int) -> tuple[list[S
     capacity = len(VARIANTS) * len(ACCENTS)
     if total > capacity:
         raise ConfigError(f"mini corpus: at most {capacity} speakers can be made distinct, asked for {total}")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
+    rng = np.random.default_rng(np.random.SeedSequence([random_seed, 0]))
     variant_order = rng.permutation(len(VARIANTS))
     accent_orders = [rng.permutation(len(ACCENTS)) for _ in VARIANTS]
     pitch = _latin_hypercube(rng, total, *PITCH_RANGE)
@@ -262,18 +262,18 @@ def trim_silence(samples: np.ndarray, threshold: float = 0.02, margin_s: float =
     return samples[max(0, loud[0] - margin): loud[-1] + margin + 1]
 
 
-def _utterance_rng(seed: int, spec: SpeakerSpec, number: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, 1, spec.index, number]))
+def _utterance_rng(random_seed: int, spec: SpeakerSpec, number: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([random_seed, 1, spec.index, number]))
 
 
-def make_utterance(spec: SpeakerSpec, number: int, seed: int, espeak: str = "espeak-ng",
+def make_utterance(spec: SpeakerSpec, number: int, random_seed: int, espeak: str = "espeak-ng",
                    min_duration: float = 1.5, max_duration: float = 6.0) -> tuple[str, np.ndarray]:
-    """Text and 16 kHz samples in [-1, 1] of utterance ``number`` of ``spec``, deterministic in ``seed``.
+    """Text and 16 kHz samples in [-1, 1] of utterance ``number`` of ``spec``, deterministic in ``random_seed``.
 
     Texts are re-drawn (at most MAX_TEXT_DRAWS times) until the padded utterance lasts
     ``min_duration`` to ``max_duration`` seconds; a last one still too long is cut.
     """
-    rng = _utterance_rng(seed, spec, number)
+    rng = _utterance_rng(random_seed, spec, number)
     pitch = int(np.clip(spec.pitch + rng.integers(-PITCH_JITTER, PITCH_JITTER + 1), 0, 99))
     rate = int(max(80, spec.rate + rng.integers(-RATE_JITTER, RATE_JITTER + 1)))
     pads = (rng.uniform(*PAD_RANGE_S, size=2) * SAMPLE_RATE).astype(int)
@@ -302,14 +302,14 @@ def make_utterance(spec: SpeakerSpec, number: int, seed: int, espeak: str = "esp
     return text, np.clip(audio, -1.0, 1.0)
 
 
-def synthesize_speaker(spec: SpeakerSpec, num_utts: int, seed: int, wav_dir: str, espeak: str,
+def synthesize_speaker(spec: SpeakerSpec, num_utts: int, random_seed: int, wav_dir: str, espeak: str,
                        min_duration: float, max_duration: float) -> list[UtteranceResult]:
     """Synthesise and write all utterances of one speaker (one task of the process pool)."""
     results = []
     width = max(3, len(str(num_utts)))
     for number in range(1, num_utts + 1):
         utt = f"{spec.speaker}-{number:0{width}d}"
-        text, audio = make_utterance(spec, number, seed, espeak, min_duration, max_duration)
+        text, audio = make_utterance(spec, number, random_seed, espeak, min_duration, max_duration)
         path = Path(wav_dir) / spec.speaker / f"{utt}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_wav(path, audio)
@@ -317,7 +317,7 @@ def synthesize_speaker(spec: SpeakerSpec, num_utts: int, seed: int, wav_dir: str
     return results
 
 
-def make_trials(spk2utt: dict[str, list[str]], seed: int,
+def make_trials(spk2utt: dict[str, list[str]], random_seed: int,
                 nontarget_ratio: float = 2.0) -> list[tuple[str, str, bool]]:
     """All target pairs (each unordered pair of utterances of one speaker) plus non-target pairs.
 
@@ -329,7 +329,7 @@ def make_trials(spk2utt: dict[str, list[str]], seed: int,
     utts = sorted(owner)
     cross = [(a, b) for a, b in combinations(utts, 2) if owner[a] != owner[b]]
     count = min(len(cross), int(round(nontarget_ratio * len(targets))))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    rng = np.random.default_rng(np.random.SeedSequence([random_seed, 2]))
     picked = rng.choice(len(cross), size=count, replace=False) if count else []
     nontargets = [(cross[i][0], cross[i][1], False) for i in picked]
     return sorted(targets + nontargets)
@@ -379,7 +379,7 @@ def _stamp_matches(data_root: Path, params: dict) -> bool:
 
 
 def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_test_speakers: int = 20,
-                     utts_per_speaker: int = 20, seed: int = 777, num_jobs: int = 2,
+                     utts_per_speaker: int = 20, random_seed: int = 777, num_jobs: int = 2,
                      test_utts_per_speaker: int | None = None, wav_dir: PathLike | None = None,
                      min_duration: float = 1.5, max_duration: float = 6.0, nontarget_ratio: float = 2.0,
                      espeak: str = "espeak-ng") -> None:
@@ -405,12 +405,12 @@ def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_tes
             raise ConfigError(f"mini corpus: {message}")
     params = {"version": STAMP_VERSION, "num_train_speakers": num_train_speakers,
               "num_test_speakers": num_test_speakers, "utts_per_speaker": utts_per_speaker,
-              "test_utts_per_speaker": test_utts, "seed": seed, "wav_dir": str(wav_dir),
+              "test_utts_per_speaker": test_utts, "seed": random_seed, "wav_dir": str(wav_dir),
               "min_duration": min_duration, "max_duration": max_duration, "nontarget_ratio": nontarget_ratio}
     if _stamp_matches(data_root, params):
         return
     check_espeak(espeak)
-    train_specs, test_specs = make_speaker_specs(num_train_speakers, num_test_speakers, seed)
+    train_specs, test_specs = make_speaker_specs(num_train_speakers, num_test_speakers, random_seed)
     (data_root / ".done").unlink(missing_ok=True)
     for sub in ("train", "test"):
         if (data_root / sub).exists():
@@ -422,13 +422,13 @@ def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_tes
               dynamic_ncols=True) as bar:
         if num_jobs == 1:
             for spec, n in tasks:
-                results[spec.speaker] = synthesize_speaker(spec, n, seed, str(wav_dir), espeak, min_duration,
+                results[spec.speaker] = synthesize_speaker(spec, n, random_seed, str(wav_dir), espeak, min_duration,
                                                            max_duration)
                 bar.update(n)
         else:
             pool = ProcessPoolExecutor(max_workers=num_jobs)
             try:
-                futures = {pool.submit(synthesize_speaker, spec, n, seed, str(wav_dir), espeak, min_duration,
+                futures = {pool.submit(synthesize_speaker, spec, n, random_seed, str(wav_dir), espeak, min_duration,
                                        max_duration): spec for spec, n in tasks}
                 for future in as_completed(futures):
                     spec = futures[future]
@@ -440,7 +440,7 @@ def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_tes
     for subset, specs in (("train", train_specs), ("test", test_specs)):
         _write_subset(data_root / subset, [r for spec in specs for r in results[spec.speaker]])
     spk2utt = {spec.speaker: [r.utt for r in results[spec.speaker]] for spec in test_specs}
-    write_trials(data_root / "test" / "trials", make_trials(spk2utt, seed, nontarget_ratio))
+    write_trials(data_root / "test" / "trials", make_trials(spk2utt, random_seed, nontarget_ratio))
     write_table(data_root / "speakers.txt",
                 [(s.speaker, s.subset, s.accent, s.variant, s.pitch, s.rate, s.word_gap)
                  for s in train_specs + test_specs])

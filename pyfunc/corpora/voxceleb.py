@@ -20,7 +20,7 @@ Data directories written (Kaldi conventions, sorted keys):
 - ``utt2spk``: utterance -> its first component; ``spk2utt`` its inverse.
 - ``wav.scp``: absolute wav paths, or for m4a files the pipe command
   ``ffmpeg -nostdin -v error -i /abs/x.m4a -f wav -ac 1 -ar 16000 - |`` (only run
-  where pipes are allowed, see :func:`pyfunc.audio.read_audio`). Paths with
+  where pipes are allowed, see :func:`pyfunc.data.audio.read_audio`). Paths with
   whitespace cannot be written to wav.scp and are refused.
 - ``utt2dur``: from the wav headers (every wav file is opened once, which also checks
   that it is readable 16 kHz mono audio). For m4a entries there is no ``utt2dur``:
@@ -548,7 +548,6 @@ def prepare_vox1_trials(meta_dir: PathLike, vox1_data_dir: PathLike,
 
 def make_trial_subset(data_dir: PathLike, trials: PathLike, out_dir: PathLike) -> DataDir:
     """Write a data directory of the utterances named in ``trials``, with those trials as its ``trials``."""
-
     data = load_data_dir(data_dir)
     pairs = read_trials(trials)
     utts = {u for enroll, test, _ in pairs for u in (enroll, test)}
@@ -568,7 +567,6 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
     """Write a data directory of the first ``per_speaker`` utterances (sorted ids) of each speaker of
     ``data_dir`` (all of a speaker's when fewer), e.g. a smaller AS-norm cohort; feats.scp and the other
     per-utterance tables go along."""
-
     if per_speaker < 1:
         raise ConfigError(f"utterances per speaker must be at least 1, got {per_speaker}")
     data = load_data_dir(data_dir)

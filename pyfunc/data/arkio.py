@@ -33,7 +33,6 @@ def check_ark_entry(entry: str, where: str) -> None:
     kaldiio executes ``... |`` entries through the shell; scp files are data, so such
     entries are only accepted when the user allowed pipes (``--allow-pipes``).
     """
-
     text = entry.strip()
     if is_pipe(text) and not pipes_allowed():
         raise DataError(f"{where}: entry {text!r} is a pipe command; run with --allow-pipes to execute it")

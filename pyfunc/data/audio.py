@@ -132,6 +132,5 @@ def check_wav_entry(scp_path: Path | str, utt: str, entry: str) -> None:
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write float samples in [-1, 1] as 16-bit PCM wav, atomically."""
-
     with atomic_path(path) as tmp:
         soundfile.write(tmp, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")

@@ -1,6 +1,6 @@
 """Audio of any sample rate and channel count, made mono at the model's rate (for the user-facing tools).
 
-The recipe's :func:`pyfunc.audio.read_audio` refuses anything but mono audio at the
+The recipe's :func:`pyfunc.data.audio.read_audio` refuses anything but mono audio at the
 expected rate, because a data directory should be prepared once, explicitly. The
 ``verify``/``embed`` tools and the Python API take whatever a user has instead:
 :func:`read_audio_converted` averages the channels and resamples

@@ -1,13 +1,5 @@
-"""The policy for bad audio (or bad feature entries) of stages 1 and 3.
-
-By default a stage reads every utterance, collects every one it cannot use (unreadable,
-truncated, too short, another sample rate, several channels, non-finite samples ...)
-and then stops with the whole list. With ``--skip-bad-audio`` it leaves them out,
-writes their keys (with the reason) to ``skipped_utts`` and logs their count; it still
-fails when a trials file needs a skipped utterance, since that trial could not be
-scored. Later stages read ``skipped_utts`` to know which utterances are missing on
-purpose.
-"""
+"""The bad-input policy of stages 1 and 3: collect every bad utterance, then stop with the whole list,
+or leave them out and record them in ``skipped_utts`` (docs/design.md, "Bad input")."""
 
 from __future__ import annotations
 

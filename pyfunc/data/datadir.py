@@ -135,7 +135,6 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
     if data.utt2dur:
         _check_same_keys(path / "utt2dur", data.utt2dur, data.utt2spk)
     if data.feats_scp or data.utt2num_frames:
-
         skipped = read_skipped(path)
         unknown = sorted(set(skipped) - set(data.utt2spk))
         if unknown:
@@ -145,7 +144,6 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
             if table:
                 _check_same_keys(path / name, table, kept)
     if check_wavs:
-
         for utt, entry in data.wav_scp.items():
             check_wav_entry(path / "wav.scp", utt, entry)
     if check_trials and (path / "trials").is_file():

@@ -97,7 +97,6 @@ def as_trial_list(trials: TrialList | Sequence[Sequence]) -> TrialList:
 
 def trial_utterances(trials: PathLike) -> dict[str, int]:
     """Every utterance a trials file names, with the first line naming it."""
-
     found: dict[str, int] = {}
     for number, fields in iter_table_lines(trials):
         enroll, test, _ = parse_trial_line(trials, number, fields)

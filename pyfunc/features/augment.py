@@ -8,7 +8,7 @@ summed); music (one file, 5-15 dB); noise (one file, 0-15 dB); "television"
 ``10 log10(mean(x^2) + 1e-4)`` for both signals.
 
 An augmentation is drawn as a *spec* (a plain dict: which files, offsets and
-SNRs) and then applied, so the offline path (:mod:`pyfunc.augment_offline`)
+SNRs) and then applied, so the offline path (:mod:`pyfunc.features.augment_offline`)
 stores the same specs and gives the same samples. A spec is
 ``{"type": T, "steps": [step, ...]}`` with steps applied in order::
 

@@ -4,8 +4,8 @@
 ``<src>_noise``, ...) whose utterances ``<utt>-<kind>`` keep their speaker and
 point, in wav.scp, to the ORIGINAL audio. Their ``utt2aug`` file says, per
 utterance, exactly which RIR or noise files, offsets and SNRs to apply (a spec
-of :mod:`pyfunc.augment`, one compact JSON object per line, drawn
-deterministically from the seed, the kind and the utterance id). Stage 1
+of :mod:`pyfunc.features.augment`, one compact JSON object per line, drawn
+deterministically from the random seed, the kind and the utterance id). Stage 1
 applies it with :func:`apply_augment_spec` before computing features, so the
 features are those of the augmented audio and no augmented wav is written.
 
@@ -149,10 +149,10 @@ def split_utt2aug(data_dir: PathLike, parts: Sequence[PathLike]) -> None:
             target.unlink(missing_ok=True)
 
 
-def utt_rng(seed: int, kind: str, utt: str) -> np.random.Generator:
-    """The random stream of one augmented utterance: a function of (seed, kind, utt) only."""
+def utt_rng(random_seed: int, kind: str, utt: str) -> np.random.Generator:
+    """The random stream of one augmented utterance: a function of (random_seed, kind, utt) only."""
     digest = hashlib.sha256(f"{kind}\n{utt}".encode()).digest()
-    return np.random.default_rng([seed, int.from_bytes(digest[:16], "little")])
+    return np.random.default_rng([random_seed, int.from_bytes(digest[:16], "little")])
 
 
 def _replace_dir(final: Path, fill) -> None:
@@ -178,19 +178,19 @@ def _replace_dir(final: Path, fill) -> None:
 
 
 def make_augmented_copies(src_data_dir: PathLike, out_root: PathLike, kinds: Sequence[str] = DEFAULT_KINDS,
-                          cfg: AugmentConfig | None = None, seed: int = 0) -> list[Path]:
+                          cfg: AugmentConfig | None = None, random_seed: int = 0) -> list[Path]:
     """Write ``out_root/<src_name>_<kind>`` for each kind; return their paths.
 
     Utterance ids become ``<utt>-<kind>`` (speaker unchanged); wav.scp (and
     utt2dur, if present) are those of the source; ``utt2aug`` holds the spec of
     each utterance, drawn with :meth:`WaveAugmenter.draw_spec` from
-    :func:`utt_rng` ``(seed, kind, utt)``, so a spec does not depend on the other
+    :func:`utt_rng` ``(random_seed, kind, utt)``, so a spec does not depend on the other
     utterances. Each directory is written whole under a temporary name, then renamed.
     """
     if cfg is None:
         raise ConfigError("make_augmented_copies: an AugmentConfig (musan_dir, rir_dir, SNR ranges) is required")
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"augmentation seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(random_seed, int) or random_seed < 0:
+        raise ConfigError(f"augmentation random seed must be a non-negative integer, got {random_seed!r}")
     kinds = tuple(kinds)
     bad = [k for k in kinds if k not in OFFLINE_KINDS]
     if not kinds or bad or len(set(kinds)) != len(kinds):
@@ -211,7 +211,7 @@ def make_augmented_copies(src_data_dir: PathLike, out_root: PathLike, kinds: Seq
         copy = DataDir({rename[u]: data.wav_scp[u] for u in data.utts},
                        {rename[u]: data.utt2spk[u] for u in data.utts},
                        {rename[u]: v for u, v in data.utt2dur.items()})
-        specs = {rename[u]: format_spec(augmenter.draw_spec(utt_rng(seed, kind, u), kind)) for u in data.utts}
+        specs = {rename[u]: format_spec(augmenter.draw_spec(utt_rng(random_seed, kind, u), kind)) for u in data.utts}
 
         def fill(tmp: Path, copy: DataDir = copy, specs: dict[str, str] = specs) -> None:
             write_data_dir(tmp, copy)
@@ -273,7 +273,7 @@ def combine_data_dirs(out_dir: PathLike, dirs: Sequence[PathLike]) -> DataDir:
     return combined
 
 
-def random_subset(src_dir: PathLike, out_dir: PathLike, num_utts: int, seed: int = 0) -> DataDir:
+def random_subset(src_dir: PathLike, out_dir: PathLike, num_utts: int, random_seed: int = 0) -> DataDir:
     """Kaldi's ``utils/subset_data_dir.sh SRC N OUT``: ``num_utts`` utterances drawn at random (seeded), with
     their ``utt2aug`` lines, into ``out_dir`` (replaced whole). The Kaldi VoxCeleb recipe keeps 1M of its
     augmented copies this way. ``num_utts`` at or above the size of ``src_dir`` keeps everything.
@@ -288,7 +288,7 @@ def random_subset(src_dir: PathLike, out_dir: PathLike, num_utts: int, seed: int
     aug = read_utt2aug(src, data.utt2spk)
     utts = data.utts
     if num_utts < len(utts):
-        keep = np.random.default_rng([seed, len(utts)]).choice(len(utts), size=num_utts, replace=False)
+        keep = np.random.default_rng([random_seed, len(utts)]).choice(len(utts), size=num_utts, replace=False)
         utts = [utts[i] for i in sorted(keep)]
     subset = data.subset(utts)
     kept = {u: aug[u] for u in subset.utt2spk if u in aug}
@@ -303,7 +303,7 @@ def random_subset(src_dir: PathLike, out_dir: PathLike, num_utts: int, seed: int
     return subset
 
 
-def combine_and_subset(out_dir: PathLike, dirs: Sequence[PathLike], subset: int = 0, seed: int = 0) -> None:
+def combine_and_subset(out_dir: PathLike, dirs: Sequence[PathLike], subset: int = 0, random_seed: int = 0) -> None:
     """:func:`combine_data_dirs`, then with ``subset`` > 0 :func:`random_subset` of the union; checked as a
     data dir (Kaldi's combine_data.sh then subset_data_dir.sh)."""
     if subset < 0:
@@ -315,5 +315,5 @@ def combine_and_subset(out_dir: PathLike, dirs: Sequence[PathLike], subset: int 
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
             combine_data_dirs(Path(tmp) / "all", dirs)
-            random_subset(Path(tmp) / "all", out, subset, seed)
+            random_subset(Path(tmp) / "all", out, subset, random_seed)
     validate_data_dir(out_dir, check_wavs=False, check_trials=False)

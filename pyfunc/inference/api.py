@@ -10,7 +10,7 @@ raw full-utterance embedding that stage 3 writes to ``xvector.scp`` and
 :meth:`SpeakerModel.score` the stage-4 score (cosine, or the seed protocol's
 full + crop average when the model's ``extract.protocol`` is ``seed``). Audio of
 any sample rate and channel count is accepted: it is downmixed and resampled to
-the model's rate with a warning (:mod:`pyfunc.audio_convert`).
+the model's rate with a warning (:mod:`pyfunc.data.audio_convert`).
 
 Fbank models need the Kaldi fbank options of their training features: they are
 read from ``MODEL_DIR/fbank.conf`` when the model directory has one, else from
@@ -116,7 +116,6 @@ class SpeakerModel:
 
     def model_input(self, samples: np.ndarray, where: str = "audio") -> np.ndarray:
         """The encoder's input for mono samples at the model's rate: fbank frames, or the waveform itself."""
-
         if self.encoder.frontend == "seed":
             return check_waveform_length(samples, where)
 
@@ -135,18 +134,15 @@ class SpeakerModel:
 
     def embed_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
         """Full-utterance embeddings (len(items), dim) of model inputs, in length-sorted batches."""
-
         return embed_items(self.encoder, items, self._batch_frames(batch_frames))
 
     def _batch_frames(self, batch_frames: int | None) -> int:
-
         return resolve_batch_frames(batch_frames if batch_frames is not None else self.config.extract.batch_frames,
                                     self.encoder)
 
     def embed_crop_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
         """(len(items), num_crops, dim) raw embeddings of the seed protocol's crops of model inputs,
         the crops batched across the inputs."""
-
         return embed_crops(self.encoder, items, crop_length(self.config.extract, self.encoder.frontend),
                            self.config.extract.num_crops, self._batch_frames(batch_frames))
 
@@ -160,7 +156,6 @@ class SpeakerModel:
 
     def score(self, a: Audio, b: Audio, sample_rate: int | None = None) -> float:
         """The stage-4 score of two recordings (cosine; with the seed protocol, averaged with the crops')."""
-
         items = [self._input(a, sample_rate), self._input(b, sample_rate)]
         full = self.embed_inputs(items)
         if self.protocol == "seed":
@@ -191,7 +186,6 @@ class SpeakerModel:
 
 def load_model(model_dir: PathLike, device: str | torch.device = "cpu") -> SpeakerModel:
     """Load a model directory (``config.yaml`` + ``model.pt``; optional ``fbank.conf`` and ``threshold.yaml``)."""
-
     encoder, config = load_model_dir(model_dir, device)
     options = None
     if encoder.frontend == "fbank":

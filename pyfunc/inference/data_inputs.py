@@ -91,7 +91,8 @@ def read_ahead(keys: Sequence[str], load: Callable[[str], np.ndarray], ahead: in
                 future.cancel()
 
 
-def embed_pool(model: ECAPATDNN | Embedder, source: DataDirInputs, pool: list[tuple[str, np.ndarray]], batch_frames: int,
+def embed_pool(model: ECAPATDNN | Embedder, source: DataDirInputs, pool: list[tuple[str, np.ndarray]],
+               batch_frames: int,
                 crop: int | None, num_crops: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Full-utterance embeddings (and crop embeddings when ``crop``) of a pool, in pool order."""
     keys, items = [key for key, _ in pool], [item for _, item in pool]

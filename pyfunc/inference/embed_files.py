@@ -115,7 +115,6 @@ def iter_embeddings(model: SpeakerModel, table: dict[str, str], source: str = ""
 def embed_to(model: SpeakerModel, table: dict[str, str], out: PathLike, source: str = "",
              batch_frames: int | None = None) -> list[Path]:
     """Embed every entry of ``table`` into ``out`` (see the module docstring); the files written."""
-
     out = Path(out)
     if out.suffix == ".npy":
         keys, rows = [], []

@@ -1,4 +1,4 @@
-"""ONNX export of a model directory, checked against PyTorch with onnxruntime, and onnxruntime extraction.
+"""ONNX export of a model directory, checked against PyTorch with onnxruntime.
 
 The exported graph maps a batch of inputs with a dynamic time axis to raw
 embeddings (batch, embed_dim), the same as stage 3 writes. Its input is either
@@ -73,7 +73,7 @@ _KALDI_FIXED = {"dither": 0.0, "snip_edges": True, "use_energy": False, "subtrac
 class KaldiFbankGraph(nn.Module):
     """``torchaudio.compliance.kaldi.fbank`` of a (batch, samples) waveform batch, from exportable ops.
 
-    Input samples in [-1, 1] (scaled to the 16-bit range inside, as :func:`pyfunc.features.compute_fbank`
+    Input samples in [-1, 1] (scaled to the 16-bit range inside, as :func:`pyfunc.features.kaldi_fbank.compute_fbank`
     does); output (batch, frames, num_mel_bins) with Kaldi's ``snip_edges`` framing.
     """
 
@@ -129,7 +129,7 @@ class KaldiFbankGraph(nn.Module):
 
 
 class SeedLogMelGraph(nn.Module):
-    """The seed front end (:class:`pyfunc.frontend.SeedLogMel`) from exportable ops, with its own buffers.
+    """The seed front end (:class:`pyfunc.features.seed_logmel.SeedLogMel`) from exportable ops, with its own buffers.
 
     (batch, samples) -> (batch, 80, frames), mean-normalised over time.
     """
@@ -213,7 +213,6 @@ def _test_waves(sample_rate: int, seconds: Sequence[float] = (1.37, 2.05)) -> li
 def _reference_inputs(encoder: ECAPATDNN, input_kind: str, waves: Sequence[np.ndarray],
                       fbank_options: dict[str, Any] | None) -> tuple[list[np.ndarray], np.ndarray]:
     """The ONNX inputs for ``waves`` and the PyTorch embeddings of the recipe's path (one row per wave)."""
-
     if encoder.frontend == "fbank":
         feats = [compute_fbank(w, fbank_options) for w in waves]
         reference = np.concatenate([embed_batch(encoder, [f]) for f in feats])

@@ -114,7 +114,6 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     ``out_dir/skipped_utts``. Returns False (doing nothing) when the stamp shows the
     output is up to date, unless ``force``.
     """
-
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
     if not model_dir.is_dir():
         raise PyfuncError(f"{model_dir}: model directory not found")

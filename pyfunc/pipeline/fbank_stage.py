@@ -47,7 +47,6 @@ def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_p
     ``skip_bad`` the job then fails with the whole list and writes nothing; with it
     those utterances are left out. ``bad_list`` receives ``utt reason`` lines either way.
     """
-
     options = read_kaldi_conf(conf)
     rate = int(options.get("sample_frequency", 16000.0))
     data = load_data_dir(data_dir, features=False)
@@ -110,7 +109,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     """Stage 1: features of ``data_dir`` in ``num_jobs`` parallel jobs, merged into its feats.scp.
 
     One local job (``num_jobs`` 1, no ``cmd``) runs in this process, logging to the same
-    ``log_dir/make_fbank_<name>.1.log``; others run as processes (``pyfunc.jobs.run_jobs``).
+    ``log_dir/make_fbank_<name>.1.log``; others run as processes (``pyfunc.pipeline.jobs.run_jobs``).
 
     Writes ``feat_dir/raw_fbank_<name>.<run>.<job>.{ark,scp}`` (``<run>``: a fresh id per
     run), then ``data_dir/utt2num_frames`` and ``data_dir/feats.scp`` in utterance order
@@ -123,7 +122,6 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     Bad audio: see :func:`make_fbank_job`; with ``skip_bad`` the skipped keys go to
     ``data_dir/skipped_utts``, and the stage still fails if ``data_dir/trials`` needs one.
     """
-
 
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)
     options = read_kaldi_conf(conf)  # fail here, not in every job
@@ -193,7 +191,6 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
 
 def _is_old_output(filename: str, name: str, run: str) -> bool:
     """An ark/scp of an earlier stage-1 run on data dir ``name`` (not of run ``run``)."""
-
     match = re.fullmatch(rf"raw_fbank_{re.escape(name)}\.(?:([0-9a-f]{{8}})\.)?\d+\.(?:ark|scp)", filename)
     return match is not None and match.group(1) != run
 

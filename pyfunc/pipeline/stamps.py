@@ -1,34 +1,9 @@
 """Run stamps: what a stage was run with, so that reruns skip up-to-date work and refuse stale inputs.
 
-A stamp is a small JSON file that a stage writes (atomically) after its outputs are
-complete. It records the stage's parameters (options, config values) and the size and
-modification time (ns) of
-
-* ``inputs``: the files the stage read that its consumers may also check cheaply
-  (``wav.scp``, ``utt2spk``, ``model.pt``, ``conf/fbank.conf`` ...),
-* ``deep_inputs``: the many files those point to (audio files, feature arks), checked
-  only by the stage itself,
-* ``outputs``: the files it wrote.
-
-Rules:
-
-* A stage whose stamp matches its parameters and every input and output, as they
-  are now, is up to date and skips its work (``--force`` redoes it).
-* Anything changed (a parameter, an input rewritten or touched, an output removed or
-  replaced) makes the stage redo its work. The old stamp stays while the stage runs: it
-  vouches only for outputs with the recorded sizes and mtimes, which the stage leaves
-  untouched until its new outputs are complete, so a killed or failed run leaves the old
-  outputs with a stamp that still describes them (or, once one new output replaced an
-  old one, a stamp that no longer matches, so the next run redoes the work).
-* A consumer of an output (stage 3 reading ``feats.scp``, stage 4 reading
-  ``xvector.scp``) refuses it when the outputs are still those the stamp describes but
-  an input has changed since: the output is stale. When the outputs themselves differ
-  from the stamp (written by another tool, or by hand), the stamp no longer describes
-  them and is ignored.
-
-Sizes and mtimes, not checksums: a content change that keeps both (same size, mtime
-restored) goes unnoticed, as with ``make``. Commands in ``wav.scp`` pipes are covered
-by the text of ``wav.scp``, not by the files those commands read.
+A stamp is a small JSON file a stage writes after its outputs are complete: its parameters
+and the size and modification time of its ``inputs`` (cheap to check: lists, model.pt),
+``deep_inputs`` (the many files those point to) and ``outputs``. The rules (up to date,
+redo and why, refuse stale) are in docs/design.md, "Stamps".
 """
 
 from __future__ import annotations
@@ -176,7 +151,6 @@ def stale_inputs(path: PathLike) -> list[str]:
 
 def refuse_stale(stamp_path: PathLike, output: PathLike, rerun: str) -> None:
     """DataError when ``output`` was made from inputs that changed since (see :func:`stale_inputs`)."""
-
     changed = stale_inputs(stamp_path)
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""

@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pyfunc.config import config_to_dict, input_table, load_config
+from pyfunc.config import config_to_dict, input_table, load_config, rename_aliases
 from pyfunc.data.atomic import PathLike, atomic_path
 from pyfunc.data.badinput import SKIPPED_NAME
 from pyfunc.data.tables import read_scp
@@ -59,7 +59,6 @@ def _value_at(tree: object, dotted: str) -> object:
 
 def training_params(config, data_dir: PathLike) -> dict:
     """What a stage-2 run is made of, as far as resuming is concerned: config and training data."""
-
     settings = config_to_dict(config)
     for key in RESUME_SAFE_KEYS:
         _drop(settings, key)
@@ -87,13 +86,14 @@ def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike) -> None
     naming what differs, rather than silently continuing a different run or throwing
     away the checkpoints. Also refuses a feats.scp that stage 1's stamp shows stale.
     """
-
     data_dir, models = Path(data_dir), Path(exp_dir) / "models"
     if config.model.frontend == "fbank":
         refuse_stale(data_dir / FBANK_STAMP, data_dir / "feats.scp", "rerun stage 1 (steps/make_fbank.py)")
     params = as_json_value(training_params(config, data_dir))
     stamp_path = models / TRAIN_STAMP
     old = read_stamp(stamp_path)
+    if old is not None and isinstance(old.params.get("config"), dict):  # a run from before a key was renamed
+        old.params["config"] = rename_aliases(old.params["config"], str(stamp_path))
     checkpoint = latest_checkpoint(models) if models.is_dir() else None
     if checkpoint is not None and old is not None:
         differs = first_difference(old.params, params)

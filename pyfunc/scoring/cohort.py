@@ -16,6 +16,7 @@ from pyfunc.scoring.cosine import l2_normalise
 
 logger = logging.getLogger(__name__)
 
+
 def speaker_means(keys: Sequence[str], emb: np.ndarray,
                   utt2spk: Mapping[str, str]) -> tuple[list[str], np.ndarray]:
     """Per-speaker mean of the L2-normalised embeddings, L2-normalised again (the AS-norm cohort).

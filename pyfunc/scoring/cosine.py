@@ -1,7 +1,7 @@
 """Stage 4: cosine scoring of a trials file, with the full-utterance or the seed evaluation protocol.
 
 * ``full``: score = cosine of the two full-utterance embeddings.
-* ``seed`` (SYSTEM.md "Evaluation"): score = (cosine of the full-utterance embeddings + mean of
+* ``seed`` (docs/reference-system.md, "Evaluation"): score = (cosine of the full-utterance embeddings + mean of
   the n x m cosine matrix of the L2-normalised crop embeddings) / 2. The mean of that matrix
   equals the dot product of the two utterances' mean normalised crop embeddings, which is how
   it is computed here (one vector per utterance instead of five).
@@ -146,7 +146,6 @@ def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = 
 
 def _raise_missing(trials: TrialList, missing: dict[str, int], scp: Path) -> None:
     """DataError listing the trial utterances absent from ``scp`` (and why, when stage 3 skipped them)."""
-
     skipped = read_skipped(scp.parent)
     first = next(iter(missing))
     lines = [f"{trials.where(i)}: utterance {key!r}" + (f" was skipped as bad input: {skipped[key]}"

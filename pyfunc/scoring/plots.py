@@ -177,7 +177,6 @@ def stage6_plots(trials: PathLike, score_files: Sequence[PathLike], out_dir: Pat
 
     ``<test>`` is the name of the folder holding the trials file (e.g. ``test`` for data/mini/test/trials).
     """
-
     enrolls, tests, labels = read_labelled_trials(trials)
     systems = []
     for i, score_file in enumerate(score_files):

@@ -50,7 +50,6 @@ def read_scores(path: PathLike) -> tuple[list[str], list[str], np.ndarray]:
 def scores_for_trials(score_path: PathLike, trials_path: PathLike, enrolls: list[str],
                        tests: list[str]) -> np.ndarray:
     """The scores of ``score_path`` in trials order; a DataError names any missing or extra pair."""
-
     s_enrolls, s_tests, values = read_scores(score_path)
     if s_enrolls == enrolls and s_tests == tests:
         return values

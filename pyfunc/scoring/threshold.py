@@ -5,7 +5,7 @@ Stage 6 writes it for every model directory whose raw cosine scores it evaluates
 output): the EER threshold of that evaluation, with the score file, trials file
 and metrics it came from. Normalised scores (``_asnorm``) are on another scale
 and never give the threshold. ``python -m pyfunc verify`` and
-:meth:`pyfunc.api.SpeakerModel.verify` decide same/different with it.
+:meth:`pyfunc.inference.api.SpeakerModel.verify` decide same/different with it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def model_dir_of_score_file(score_file: PathLike) -> Path | None:
 
 
 def write_threshold(model_dir: PathLike, row: dict, trials: PathLike) -> Path:
-    """Write ``MODEL_DIR/threshold.yaml`` from one stage-6 row (see :func:`pyfunc.metrics.evaluate_score_files`)."""
+    """Write ``MODEL_DIR/threshold.yaml`` (a row of :func:`~pyfunc.scoring.metrics.evaluate_score_files`)."""
     path = Path(model_dir) / THRESHOLD_NAME
     payload = {
         "threshold": float(row["eer_threshold"]),

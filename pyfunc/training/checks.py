@@ -49,7 +49,6 @@ def check_gradients(module: nn.Module, epoch: int, step: int, models_dir: Path) 
     """Raise :func:`numerical_fault` when a gradient of ``module`` is not finite."""
     norm = gradient_norm(module)
     if not math.isfinite(norm):
-
         raise numerical_fault("gradient norm", norm, epoch, step, "after averaging over the whole batch", [],
                               latest_checkpoint(models_dir))
 
@@ -72,7 +71,6 @@ def disagreeing(fingerprints: Sequence[torch.Tensor]) -> list[int]:
 
 def check_replicas_agree(module: nn.Module, world_size: int, device: torch.device) -> torch.Tensor:
     """All-gather the parameter fingerprints of every process; PyfuncError when one differs from rank 0's."""
-
     mine = parameter_fingerprint(module).to(device)
     gathered = [torch.zeros_like(mine) for _ in range(world_size)]
     torch_dist.all_gather(gathered, mine)

@@ -75,11 +75,11 @@ def evaluate_eer(encoder: ECAPATDNN, eval_set: EvalSet, config: Config) -> float
     saved = rng_states()
     encoder.eval()
     try:
-        seed = config.extract.protocol == "seed"
-        crop = crop_length(config.extract, encoder.frontend) if seed else None
+        seed_protocol = config.extract.protocol == "seed"
+        crop = crop_length(config.extract, encoder.frontend) if seed_protocol else None
         full, crops = embed_data_dir(encoder, eval_set.data_dir, eval_set.keys, config.extract.batch_frames,
                                      crop, config.extract.num_crops)
-        scores = seed_scores(eval_set.trials, eval_set.keys, full, crops) if seed else \
+        scores = seed_scores(eval_set.trials, eval_set.keys, full, crops) if seed_protocol else \
             cosine_scores(eval_set.trials, eval_set.keys, full)
     finally:
         encoder.train(was_training)

@@ -1,8 +1,8 @@
 """Training examples: random fixed-length chunks of each utterance, drawn reproducibly.
 
 An epoch is a permutation of the training utterances and one random seed per
-example, both derived from (seed, epoch) alone. Every example's crop (and its
-augmentation) comes from its own seed, so the examples do not depend on the
+example, both derived from (train.random_seed, epoch) alone. Every example's crop (and its
+augmentation) comes from its own random seed, so the examples do not depend on the
 number of processes, the DataLoader workers, or where a resumed run restarts.
 """
 
@@ -47,19 +47,19 @@ class TrainingSet:
     entries: list[str]
     labels: np.ndarray
     speakers: list[str]
-    mode: str  # "fbank" or "wave"
+    mode: str  # "features" (feats.scp) or "waveform" (wav.scp)
     source: str
-    utt2aug: dict[str, str] = field(default_factory=dict)  # wave mode: offline augmentation specs
+    utt2aug: dict[str, str] = field(default_factory=dict)  # waveform mode: offline augmentation specs
 
 
 def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
     """Read utterances and speaker labels (sorted speaker ids -> 0..N-1) of a data directory."""
     data = load_data_dir(data_dir)
-    table_name = "feats.scp" if mode == "fbank" else "wav.scp"
-    table = data.feats_scp if mode == "fbank" else data.wav_scp
+    table_name = "feats.scp" if mode == "features" else "wav.scp"
+    table = data.feats_scp if mode == "features" else data.wav_scp
     if not table:
         raise DataError(f"{Path(data_dir) / table_name}: missing; the {mode} front end trains from it"
-                        + (" (run stage 1)" if mode == "fbank" else ""))
+                        + (" (run stage 1)" if mode == "features" else ""))
 
     skipped = read_skipped(data_dir)  # bad audio that stage 1 left out (--skip-bad-audio)
     utts = [u for u in data.utts if u not in skipped]
@@ -67,21 +67,21 @@ def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
     if missing:
         raise DataError(f"{Path(data_dir) / table_name}: {len(missing)} utterance(s) of utt2spk have no entry, "
                         f"e.g. {missing[:3]}")
-    if mode == "fbank":  # kaldiio would run "cmd |" entries
+    if mode == "features":  # kaldiio would run "cmd |" entries
         for u in utts:
             check_ark_entry(table[u], f"{Path(data_dir) / table_name}: {u}")
     speakers = sorted({data.utt2spk[u] for u in utts})
     index = {spk: i for i, spk in enumerate(speakers)}
     labels = np.array([index[data.utt2spk[u]] for u in utts], dtype=np.int64)
-    utt2aug = read_utt2aug(data_dir, utts) if mode == "wave" else {}  # fbank: applied in stage 1
+    utt2aug = read_utt2aug(data_dir, utts) if mode == "waveform" else {}  # features: applied in stage 1
     return TrainingSet(utts, [table[u] for u in utts], labels, speakers, mode, str(Path(data_dir) / table_name),
                        utt2aug)
 
 
 class ChunkDataset(torch.utils.data.Dataset):
-    """Item ``(utt_index, example_seed)`` -> (chunk tensor, label).
+    """Item ``(utt_index, example_random_seed)`` -> (chunk tensor, label).
 
-    fbank mode gives (chunk_frames, feat_dim) features; wave mode gives
+    features mode gives (chunk_frames, feat_dim) features; waveform mode gives
     ``chunk_samples(chunk_frames)`` samples, optionally augmented.
     """
 
@@ -95,10 +95,10 @@ class ChunkDataset(torch.utils.data.Dataset):
         return len(self.data.utts)
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
-        index, seed = item
-        rng = np.random.default_rng(seed)
+        index, random_seed = item
+        rng = np.random.default_rng(random_seed)
         entry, utt = self.data.entries[index], self.data.utts[index]
-        if self.data.mode == "fbank":
+        if self.data.mode == "features":
             try:
                 feats = kaldiio.load_mat(entry)
             except Exception as err:  # kaldiio raises many kinds on a broken ark
@@ -115,7 +115,7 @@ class ChunkDataset(torch.utils.data.Dataset):
 
 
 class EpochBatches(torch.utils.data.Sampler):
-    """Micro-batches of ``(utt_index, seed)`` for one process of a (possibly distributed) run.
+    """Micro-batches of ``(utt_index, random seed)`` for one process of a (possibly distributed) run.
 
     Each optimiser step consumes one global batch of ``batch_size`` examples, cut
     into ``world_size * grad_accum`` equal micro-batches: process ``rank`` gets
@@ -123,14 +123,14 @@ class EpochBatches(torch.utils.data.Sampler):
     So any split of the same global batch sees the same examples per step.
     """
 
-    def __init__(self, num_utts: int, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
+    def __init__(self, num_utts: int, batch_size: int, random_seed: int, world_size: int = 1, rank: int = 0,
                  grad_accum: int = 1):
         parts = world_size * grad_accum
         if batch_size % parts:
             raise DataError(f"batch_size {batch_size} is not divisible by processes x grad_accum = {parts}")
         if num_utts < batch_size:
             raise DataError(f"{num_utts} training utterances are fewer than one batch of {batch_size}")
-        self.num_utts, self.batch_size, self.seed = num_utts, batch_size, seed
+        self.num_utts, self.batch_size, self.random_seed = num_utts, batch_size, random_seed
         self.world_size, self.rank, self.grad_accum = world_size, rank, grad_accum
         self.micro = batch_size // parts
         self.epoch, self.start_step = 0, 0
@@ -144,7 +144,7 @@ class EpochBatches(torch.utils.data.Sampler):
         self.epoch, self.start_step = epoch, start_step
 
     def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
+        rng = np.random.default_rng([self.random_seed, epoch])
         return rng.permutation(self.num_utts), rng.integers(0, 2**63 - 1, size=self.num_utts)
 
     def __len__(self) -> int:

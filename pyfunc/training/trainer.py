@@ -62,9 +62,10 @@ class SpeakerNet(nn.Module):
         return self.head(self.encoder(x, augment=True, generator=generator), labels)
 
 
-def example_generator(seed: int, epoch: int, step: int, part: int) -> torch.Generator:
+def example_generator(random_seed: int, epoch: int, step: int, part: int) -> torch.Generator:
     """The SpecAugment random stream of one micro-batch, fixed by its place in the run."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, step, part]).generate_state(1)[0]))
+    state = np.random.SeedSequence([random_seed, epoch, step, part]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 def _setup_logging(exp_dir: Path, is_main: bool) -> None:
@@ -91,7 +92,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     dist = setup_distributed(device)
     _setup_logging(exp_dir, dist.is_main)
     cfg = config.train
-    mode = "fbank" if config.model.frontend == "fbank" else "wave"
+    mode = "features" if config.model.frontend == "fbank" else "waveform"
     data = load_training_set(data_dir, mode)
     eval_set = load_eval_set(config)  # on every rank: a bad eval set fails before training, everywhere
     config.model.num_classes = len(data.speakers)
@@ -99,7 +100,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         logger.info("train.precision bf16 on the CPU: fast where it has native bfloat16 (avx512_bf16, AMX), "
                     "slower than float32 elsewhere")
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.random_seed)
     encoder = build_encoder(config.model, specaug_time=cfg.specaug_time, specaug_freq=cfg.specaug_freq)
     head = build_head(config)
     if dist.is_main:
@@ -109,7 +110,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     net = SpeakerNet(encoder, head).to(dist.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.lr_decay)
-    sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.seed, dist.world_size, dist.rank, cfg.grad_accum)
+    sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.random_seed, dist.world_size, dist.rank, cfg.grad_accum)
     models_dir = exp_dir / "models"
     epochs_done, start_step = _resume(models_dir, net, optimizer, scheduler, dist.device)
     if dist.is_main:
@@ -121,7 +122,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         model = nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda"
                                                     else None)
     augmenter = build_augmenter(cfg.augment)
-    if augmenter is not None and mode != "wave":
+    if augmenter is not None and mode != "waveform":
         raise ConfigError("train.augment.enabled works on waveforms (model.frontend: seed); for the fbank "
                           "front end, make augmented copies before stage 1 (steps/augment_data_dir.py)")
     loader = torch.utils.data.DataLoader(
@@ -179,7 +180,7 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
         labels = labels.to(dist.device, non_blocking=True)
         last_part = part == cfg.grad_accum - 1
         sync = contextlib.nullcontext() if last_part or dist.world_size == 1 else model.no_sync()
-        generator = example_generator(cfg.seed, epoch, step, dist.rank * cfg.grad_accum + part)
+        generator = example_generator(cfg.random_seed, epoch, step, dist.rank * cfg.grad_accum + part)
         with sync:
             with _autocast(config, dist.device):
                 loss, accuracy = model(x, labels, generator)
@@ -206,7 +207,8 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
             logger.info("epoch %d step %d/%d loss %.4f acc %.2f%%", epoch, step, sampler.steps_per_epoch,
                         totals[0] / totals[2], 100 * totals[1] / totals[2])
         if cfg.checkpoint_interval and step % cfg.checkpoint_interval == 0 and step < sampler.steps_per_epoch:
-            _save_checkpoint(models_dir, net, optimizer, scheduler, epoch - 1, step, sampler, dist, cfg.keep_checkpoints)
+            _save_checkpoint(models_dir, net, optimizer, scheduler, epoch - 1, step, sampler, dist,
+                             cfg.keep_checkpoints)
     bar.close()
     lr = optimizer.param_groups[0]["lr"]
     scheduler.step()
