@@ -36,6 +36,9 @@ class LossConfig:
 
     margin: float = 0.2
     scale: float = 30.0
+    # [start, end] in epochs: the margin is 0 until `start`, rises linearly to `margin` at `end`, then stays
+    # (WeSpeaker's margin scheduler, linear). Empty: the margin is fixed from the first step.
+    margin_ramp: list = field(default_factory=list)
 
 
 @dataclass
@@ -59,7 +62,11 @@ class TrainConfig:
     batch_size: int = 400
     lr: float = 0.001
     weight_decay: float = 2e-5
-    lr_decay: float = 0.97  # StepLR gamma, applied once per epoch
+    lr_schedule: str = "step"  # "step": lr x lr_decay after every epoch (the seed's StepLR); "warmup_exp": per step,
+    #                           linear warm-up over warmup_epochs, then exponential decay to final_lr (WeSpeaker's)
+    lr_decay: float = 0.97  # StepLR gamma, applied once per epoch (lr_schedule: step)
+    warmup_epochs: float = 0.0  # lr_schedule: warmup_exp: epochs of linear warm-up from 0
+    final_lr: float = 0.0  # lr_schedule: warmup_exp: the learning rate at the end of the last epoch
     chunk_frames: int = 200  # training segment length in 10 ms frames
     specaug_time: int = 10  # time mask width drawn from [0, specaug_time)
     specaug_freq: int = 8  # frequency mask width drawn from [0, specaug_freq)
@@ -72,6 +79,14 @@ class TrainConfig:
     keep_checkpoints: int = 0  # epoch checkpoints to keep (0: all)
     eval_data: str = ""  # Kaldi data dir with a labelled trials file: EER during training ("": no evaluation)
     eval_interval: int = 1  # evaluate every N epochs (and always after the last one) when eval_data is set
+    # Compute the fbank features of each training chunk from wav.scp (fbank front end) instead of reading
+    # stage 1's feats.scp: needed for on-the-fly augmentation and speed perturbation with fbank.
+    on_the_fly_features: bool = False
+    # Speed perturbation factors, e.g. [1.0, 0.9, 1.1]: each example is resampled by one drawn at random, and
+    # each factor's copies are new speakers (len(factors) x the classes; the index of 1.0 keeps the labels).
+    speed_perturb: list = field(default_factory=list)
+    init_model: str = ""  # a model dir to start from (large-margin fine-tuning); "" starts from random weights
+    average_last: int = 0  # model.pt = the average of the last N epoch checkpoints (0 or 1: the last one)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -107,8 +122,19 @@ def input_table(frontend: str) -> str:
     return "wav.scp" if frontend == "seed" else "feats.scp"
 
 
+def trains_on_waveforms(config: Config) -> bool:
+    """Whether stage 2 reads wav.scp (the seed front end, or fbank computed on the fly) rather than feats.scp."""
+    return config.model.frontend == "seed" or config.train.on_the_fly_features
+
+
+def training_table(config: Config) -> str:
+    """The data-dir table stage 2 reads: wav.scp or feats.scp (see :func:`trains_on_waveforms`)."""
+    return "wav.scp" if trains_on_waveforms(config) else "feats.scp"
+
+
 _CHOICES = {
     "model.frontend": ("fbank", "seed"),
+    "train.lr_schedule": ("step", "warmup_exp"),
     "train.precision": ("fp32", "bf16"),
     "extract.protocol": ("full", "seed"),
 }

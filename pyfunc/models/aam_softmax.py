@@ -22,10 +22,14 @@ class AAMSoftmax(nn.Module):
             raise ValueError(f"AAMSoftmax needs at least one class, got {num_classes}")
         self.embed_dim = embed_dim
         self.num_classes = num_classes
-        self.m = margin
         self.s = scale
         self.weight = nn.Parameter(torch.empty(num_classes, embed_dim))
         nn.init.xavier_normal_(self.weight, gain=1)
+        self.set_margin(margin)
+
+    def set_margin(self, margin: float) -> None:
+        """Use margin ``margin`` from now on (the margin scheduler's hook); the weights are unchanged."""
+        self.m = margin
         self.cos_m = math.cos(margin)
         self.sin_m = math.sin(margin)
         self.th = math.cos(math.pi - margin)

@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pyfunc.config import config_to_dict, input_table, load_config, rename_aliases
+from pyfunc.config import config_to_dict, load_config, rename_aliases, training_table
 from pyfunc.data.atomic import PathLike, atomic_path
 from pyfunc.data.badinput import SKIPPED_NAME
 from pyfunc.data.tables import read_scp
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 # or what to evaluate on (train.eval_data, train.eval_interval: evaluation leaves training as it is).
 RESUME_SAFE_KEYS = ("train.epochs", "train.num_workers", "train.log_interval", "train.checkpoint_interval",
                     "train.keep_checkpoints", "train.grad_accum", "train.eval_data", "train.eval_interval",
-                    "model.num_classes")
+                    "train.average_last", "model.num_classes")
 
 
 def _drop(tree: dict, dotted: str) -> None:
@@ -57,13 +57,14 @@ def _value_at(tree: object, dotted: str) -> object:
     return tree
 
 
-def training_params(config, data_dir: PathLike) -> dict:
-    """What a stage-2 run is made of, as far as resuming is concerned: config and training data."""
+def training_params(config, data_dir: PathLike, fbank_options: dict | None = None) -> dict:
+    """What a stage-2 run is made of, as far as resuming is concerned: config and training data (and the
+    fbank options when features are computed on the fly)."""
     settings = config_to_dict(config)
     for key in RESUME_SAFE_KEYS:
         _drop(settings, key)
     data_dir = Path(data_dir)
-    table_name = input_table(config.model.frontend)
+    table_name = training_table(config)
     table = data_dir / table_name
     keys = hashlib.sha256("\n".join(sorted(read_scp(table))).encode()).hexdigest() if table.is_file() else None
     data = {"utt2spk": text_digest(data_dir / "utt2spk"), f"{table_name} keys": keys,
@@ -74,10 +75,13 @@ def training_params(config, data_dir: PathLike) -> dict:
                                                           sort_keys=True).encode()).hexdigest()
     else:  # arks are renamed by every stage-1 run, so the scp text only stands in when there is no stamp
         data[table_name] = text_digest(table)
-    return {"config": settings, "data": data}
+    params = {"config": settings, "data": data}
+    if config.train.on_the_fly_features:
+        params["fbank"] = fbank_options
+    return params
 
 
-def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike) -> None:
+def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike, fbank_options: dict | None = None) -> None:
     """Stage 2: refuse to resume checkpoints made with another config or other data; record this run's.
 
     Resuming is only right when the run is the same run: the checkpoints in
@@ -87,9 +91,9 @@ def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike) -> None
     away the checkpoints. Also refuses a feats.scp that stage 1's stamp shows stale.
     """
     data_dir, models = Path(data_dir), Path(exp_dir) / "models"
-    if config.model.frontend == "fbank":
+    if training_table(config) == "feats.scp":
         refuse_stale(data_dir / FBANK_STAMP, data_dir / "feats.scp", "rerun stage 1 (steps/make_fbank.py)")
-    params = as_json_value(training_params(config, data_dir))
+    params = as_json_value(training_params(config, data_dir, fbank_options))
     stamp_path = models / TRAIN_STAMP
     old = read_stamp(stamp_path)
     if old is not None and isinstance(old.params.get("config"), dict):  # a run from before a key was renamed
@@ -114,11 +118,10 @@ def run_training(config_path: PathLike, data_dir: PathLike, exp_dir: PathLike, d
     copied into ``EXP`` and ``EXP/untrained`` afterwards, where the verify/embed tools and the
     ONNX export read it; the learning curve is drawn from ``EXP/log/history.tsv``.
     """
-    if fbank_conf:
-        read_kaldi_conf(fbank_conf)  # a bad file fails now, not after training
+    fbank_options = read_kaldi_conf(fbank_conf) if fbank_conf else None  # a bad file fails now, not after training
     config = load_config(config_path)
-    check_training_inputs(config, data_dir, exp_dir)  # resume only the same run (EXP/models/.train.stamp)
-    train(config, data_dir, exp_dir, device)
+    check_training_inputs(config, data_dir, exp_dir, fbank_options)  # resume only the same run (.train.stamp)
+    train(config, data_dir, exp_dir, device, fbank_options)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     exp = Path(exp_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import kaldiio
 import numpy as np
@@ -22,7 +22,9 @@ from pyfunc.data.badinput import read_skipped
 from pyfunc.data.datadir import load_data_dir
 from pyfunc.errors import DataError
 from pyfunc.features.augment_offline import apply_augment_spec, read_utt2aug
+from pyfunc.features.kaldi_fbank import compute_fbank
 from pyfunc.features.seed_logmel import seed_num_samples
+from pyfunc.features.speed_perturb import perturbed_crop
 
 
 def chunk_samples(frames: int) -> int:
@@ -81,15 +83,22 @@ def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
 class ChunkDataset(torch.utils.data.Dataset):
     """Item ``(utt_index, example_random_seed)`` -> (chunk tensor, label).
 
-    features mode gives (chunk_frames, feat_dim) features; waveform mode gives
-    ``chunk_samples(chunk_frames)`` samples, optionally augmented.
+    features mode gives (chunk_frames, feat_dim) features read from stage 1's ark; waveform
+    mode gives ``chunk_samples(chunk_frames)`` samples, optionally speed-perturbed (then the
+    label is ``label + k * num_speakers`` for the k-th factor of ``speeds``), augmented and,
+    with ``fbank_options``, turned into (chunk_frames, num_mel_bins) Kaldi fbank features.
     """
 
     def __init__(self, data: TrainingSet, chunk_frames: int,
-                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None):
+                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+                 speeds: Sequence[float] = (), fbank_options: dict[str, Any] | None = None):
+        if fbank_options is not None and data.mode != "waveform":
+            raise ValueError("fbank features on the fly need the waveform training set (wav.scp)")
         self.data = data
         self.chunk_frames = chunk_frames
         self.augment = augment
+        self.speeds = tuple(float(f) for f in speeds)
+        self.fbank_options = fbank_options
 
     def __len__(self) -> int:
         return len(self.data.utts)
@@ -98,20 +107,30 @@ class ChunkDataset(torch.utils.data.Dataset):
         index, random_seed = item
         rng = np.random.default_rng(random_seed)
         entry, utt = self.data.entries[index], self.data.utts[index]
+        label = int(self.data.labels[index])
         if self.data.mode == "features":
             try:
                 feats = kaldiio.load_mat(entry)
             except Exception as err:  # kaldiio raises many kinds on a broken ark
                 raise DataError(f"{self.data.source}: {utt}: cannot read features {entry!r}: {err}") from None
             chunk = wrap_crop(np.asarray(feats, dtype=np.float32), self.chunk_frames, rng)
+            return torch.from_numpy(np.array(chunk, dtype=np.float32)), label
+        samples = read_audio(entry, f"{self.data.source}: {utt}")
+        if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop
+            samples = apply_augment_spec(samples, self.data.utt2aug[utt])
+        length = chunk_samples(self.chunk_frames)
+        if self.speeds:
+            k = int(rng.integers(len(self.speeds)))
+            label += k * len(self.data.speakers)
+            factor = self.speeds[k]
+            chunk = wrap_crop(samples, length, rng) if factor == 1.0 else perturbed_crop(samples, length, factor, rng)
         else:
-            samples = read_audio(entry, f"{self.data.source}: {utt}")
-            if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop
-                samples = apply_augment_spec(samples, self.data.utt2aug[utt])
-            chunk = wrap_crop(samples, chunk_samples(self.chunk_frames), rng)
-            if self.augment is not None:
-                chunk = self.augment(chunk, rng)
-        return torch.from_numpy(np.array(chunk, dtype=np.float32)), int(self.data.labels[index])
+            chunk = wrap_crop(samples, length, rng)
+        if self.augment is not None:
+            chunk = self.augment(chunk, rng)
+        if self.fbank_options is not None:
+            chunk = compute_fbank(np.asarray(chunk, dtype=np.float32), self.fbank_options)
+        return torch.from_numpy(np.array(chunk, dtype=np.float32)), label
 
 
 class EpochBatches(torch.utils.data.Sampler):

@@ -19,7 +19,9 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +29,12 @@ import torch.distributed as torch_dist
 from torch import nn
 from tqdm import tqdm
 
-from pyfunc.config import Config, save_config
+from pyfunc.config import Config, save_config, trains_on_waveforms
 from pyfunc.errors import ConfigError, PyfuncError
 from pyfunc.features.augment import build_augmenter
 from pyfunc.logs import LOG_FORMAT
 from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.averaging import average_into_model_dir
 from pyfunc.models.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -40,12 +43,19 @@ from pyfunc.models.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from pyfunc.models.model_dir import build_encoder, build_head, load_state_checked, save_model_dir
+from pyfunc.models.model_dir import (
+    build_encoder,
+    build_head,
+    load_model_dir_with_head,
+    load_state_checked,
+    save_model_dir,
+)
 from pyfunc.training.checks import check_gradients, check_replicas_agree, numerical_fault
 from pyfunc.training.distributed import DistInfo, setup_distributed
 from pyfunc.training.evaluation import evaluate_eer, load_eval_set
 from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
 from pyfunc.training.history import append_history, record_eer
+from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
 
 logger = logging.getLogger(__name__)
 
@@ -86,16 +96,22 @@ def _autocast(config: Config, device: torch.device):
     return contextlib.nullcontext()
 
 
-def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str = "auto") -> None:
-    """Train on ``data_dir`` into ``exp_dir`` (checkpoints in ``models/``, final model dir in ``exp_dir``)."""
+def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str = "auto",
+          fbank_options: dict[str, Any] | None = None) -> None:
+    """Train on ``data_dir`` into ``exp_dir`` (checkpoints in ``models/``, final model dir in ``exp_dir``).
+
+    ``fbank_options`` (Kaldi fbank options, :func:`pyfunc.features.kaldi_fbank.read_kaldi_conf`) are
+    needed with ``train.on_the_fly_features``.
+    """
     exp_dir = Path(exp_dir)
+    check_training_config(config, fbank_options)
     dist = setup_distributed(device)
     _setup_logging(exp_dir, dist.is_main)
     cfg = config.train
-    mode = "features" if config.model.frontend == "fbank" else "waveform"
+    mode = "waveform" if trains_on_waveforms(config) else "features"
     data = load_training_set(data_dir, mode)
     eval_set = load_eval_set(config)  # on every rank: a bad eval set fails before training, everywhere
-    config.model.num_classes = len(data.speakers)
+    config.model.num_classes = len(data.speakers) * max(1, len(cfg.speed_perturb))
     if config.train.precision == "bf16" and dist.device.type == "cpu" and dist.is_main:
         logger.info("train.precision bf16 on the CPU: fast where it has native bfloat16 (avx512_bf16, AMX), "
                     "slower than float32 elsewhere")
@@ -109,10 +125,12 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
             save_model_dir(exp_dir / "untrained", config, encoder, head)
     net = SpeakerNet(encoder, head).to(dist.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.lr_decay)
     sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.random_seed, dist.world_size, dist.rank, cfg.grad_accum)
+    scheduler, per_step = build_lr_scheduler(optimizer, config, sampler.steps_per_epoch)
     models_dir = exp_dir / "models"
     epochs_done, start_step = _resume(models_dir, net, optimizer, scheduler, dist.device)
+    if epochs_done == 0 and start_step == 0 and cfg.init_model:
+        _initialise_from(net, cfg.init_model)
     if dist.is_main:
         logger.info("%d utterances, %d speakers, %d steps/epoch of %d examples on %d process(es) x %d "
                     "accumulation step(s), device %s", len(data.utts), len(data.speakers),
@@ -122,16 +140,15 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         model = nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda"
                                                     else None)
     augmenter = build_augmenter(cfg.augment)
-    if augmenter is not None and mode != "waveform":
-        raise ConfigError("train.augment.enabled works on waveforms (model.frontend: seed); for the fbank "
-                          "front end, make augmented copies before stage 1 (steps/augment_data_dir.py)")
-    loader = torch.utils.data.DataLoader(
-        ChunkDataset(data, cfg.chunk_frames, augmenter), batch_sampler=sampler, num_workers=cfg.num_workers,
-        pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+    dataset = ChunkDataset(data, cfg.chunk_frames, augmenter, cfg.speed_perturb,
+                           fbank_options if cfg.on_the_fly_features else None)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                         pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+    schedule = Schedule(scheduler, per_step)
 
     for epoch in range(epochs_done + 1, cfg.epochs + 1):
         sampler.set_epoch(epoch, start_step)
-        _train_epoch(config, epoch, start_step, model, net, optimizer, scheduler, loader, sampler, dist, models_dir)
+        _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, sampler, dist, models_dir)
         start_step = 0
         if eval_set is not None and (epoch % cfg.eval_interval == 0 or epoch == cfg.epochs):
             if dist.is_main:
@@ -142,11 +159,63 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
             if dist.world_size > 1:  # the other ranks wait here while rank 0 evaluates
                 torch_dist.barrier()
     if dist.is_main:
-        save_model_dir(exp_dir, config, net.encoder, net.head)
-        logger.info("wrote the trained model to %s", exp_dir / "model.pt")
+        if cfg.average_last > 1:
+            averaged = average_into_model_dir(models_dir, cfg.average_last, config, exp_dir)
+            logger.info("wrote the average of %s to %s", ", ".join(p.name for p in averaged), exp_dir / "model.pt")
+        else:
+            save_model_dir(exp_dir, config, net.encoder, net.head)
+            logger.info("wrote the trained model to %s", exp_dir / "model.pt")
     if dist.world_size > 1:
         torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+def check_training_config(config: Config, fbank_options: dict[str, Any] | None) -> None:
+    """ConfigError naming the key when the training settings do not fit together (before any work)."""
+    cfg = config.train
+    check_schedules(config)
+    if cfg.on_the_fly_features:
+        if config.model.frontend != "fbank":
+            raise ConfigError("train.on_the_fly_features computes fbank features; the seed front end "
+                              "(model.frontend: seed) reads waveforms already")
+        if fbank_options is None:
+            raise ConfigError("train.on_the_fly_features needs the fbank options of the model "
+                              "(steps/train.py --fbank-conf)")
+        bins = int(fbank_options.get("num_mel_bins", 23))
+        if bins != config.model.feat_dim:
+            raise ConfigError(f"the fbank options give {bins} mel bins, model.feat_dim is {config.model.feat_dim}")
+    if not trains_on_waveforms(config):
+        if cfg.augment.enabled:
+            raise ConfigError("train.augment.enabled works on waveforms: use the seed front end, or "
+                              "train.on_the_fly_features: true with fbank, or augmented copies made before "
+                              "stage 1 (steps/augment_data_dir.py)")
+        if cfg.speed_perturb:
+            raise ConfigError("train.speed_perturb works on waveforms: use the seed front end or "
+                              "train.on_the_fly_features: true")
+    if cfg.speed_perturb and (len(set(cfg.speed_perturb)) != len(cfg.speed_perturb)
+                              or not all(isinstance(f, (int, float)) and 0.5 <= f <= 2.0 for f in cfg.speed_perturb)):
+        raise ConfigError(f"train.speed_perturb must list distinct factors in [0.5, 2], got {cfg.speed_perturb}")
+    if cfg.average_last > 1 and 0 < cfg.keep_checkpoints < cfg.average_last:
+        raise ConfigError(f"train.average_last {cfg.average_last} needs train.keep_checkpoints 0 (all) or at "
+                          f"least {cfg.average_last}, got {cfg.keep_checkpoints}")
+    if cfg.average_last > cfg.epochs:
+        raise ConfigError(f"train.average_last {cfg.average_last} is more than train.epochs {cfg.epochs}")
+
+
+def _initialise_from(net: SpeakerNet, model_dir: str) -> None:
+    """Start from the weights of a model directory (``train.init_model``: large-margin fine-tuning)."""
+    encoder, head, _ = load_model_dir_with_head(model_dir, "cpu")
+    load_state_checked(net.encoder, encoder.state_dict(), f"{model_dir} (encoder; train.init_model)")
+    load_state_checked(net.head, head.state_dict(), f"{model_dir} (head; train.init_model)")
+    logger.info("initialised the weights from %s (train.init_model)", model_dir)
+
+
+@dataclass
+class Schedule:
+    """The LR scheduler and whether it steps after every optimiser step (else after every epoch)."""
+
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    per_step: bool
 
 
 def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: torch.device) -> tuple[int, int]:
@@ -167,8 +236,9 @@ def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: tor
 
 
 def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, net: SpeakerNet, optimizer,
-                 scheduler, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path) -> None:
+                 schedule: Schedule, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path) -> None:
     cfg = config.train
+    scheduler = schedule.scheduler
     net.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct sum, examples
     start = time.perf_counter()
@@ -179,6 +249,9 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
         x = x.to(dist.device, non_blocking=True)
         labels = labels.to(dist.device, non_blocking=True)
         last_part = part == cfg.grad_accum - 1
+        if part == 0 and config.loss.margin_ramp:
+            net.head.set_margin(margin_at(epoch - 1 + step / sampler.steps_per_epoch, config.loss.margin,
+                                          config.loss.margin_ramp))
         sync = contextlib.nullcontext() if last_part or dist.world_size == 1 else model.no_sync()
         generator = example_generator(cfg.random_seed, epoch, step, dist.rank * cfg.grad_accum + part)
         with sync:
@@ -201,6 +274,8 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
         check_gradients(net, epoch, step + 1, models_dir)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if schedule.per_step:
+            scheduler.step()
         step, part = step + 1, 0
         bar.update(1)
         if dist.is_main and cfg.log_interval and step % cfg.log_interval == 0:
@@ -211,14 +286,16 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
                              cfg.keep_checkpoints)
     bar.close()
     lr = optimizer.param_groups[0]["lr"]
-    scheduler.step()
+    if not schedule.per_step:
+        scheduler.step()
     elapsed = time.perf_counter() - start
     if dist.world_size > 1:
         torch_dist.all_reduce(totals)
     examples = max(float(totals[2]), 1.0)
     if dist.is_main:
-        logger.info("epoch %d done: loss %.4f acc %.2f%% lr %.3g %.1f examples/s (%.1f s)", epoch,
-                    totals[0] / examples, 100 * totals[1] / examples, lr, examples / max(elapsed, 1e-9), elapsed)
+        logger.info("epoch %d done: loss %.4f acc %.2f%% lr %.3g margin %.3g %.1f examples/s (%.1f s)", epoch,
+                    totals[0] / examples, 100 * totals[1] / examples, lr, net.head.m, examples / max(elapsed, 1e-9),
+                    elapsed)
         append_history(models_dir.parent, epoch, float(totals[0] / examples), float(100 * totals[1] / examples),
                         lr, examples / max(elapsed, 1e-9))
     if dist.world_size > 1:  # DDP keeps the replicas bit-identical; check it once per epoch
@@ -230,7 +307,7 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
 
 
 def _save_checkpoint(models_dir: Path, net: SpeakerNet, optimizer, scheduler, epochs_done: int, step: int,
-          sampler: EpochBatches, dist: DistInfo, keep: int) -> None:
+                     sampler: EpochBatches, dist: DistInfo, keep: int) -> None:
     if not dist.is_main:
         return
     state = {
