@@ -222,6 +222,9 @@ def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_tes
     subsets = ("train", "test") if make_train else ("test",)
     if _stamp_matches(data_root, params, subsets):
         return
+    full = {k: v for k, v in params.items() if k != "make_train"}
+    if not make_train and _stamp_matches(data_root, full, ("train", "test")):
+        return  # the full corpus is there, with the same test set
     check_espeak(espeak)
     train_specs, test_specs = make_speaker_specs(num_train_speakers, num_test_speakers, random_seed)
     (data_root / ".done").unlink(missing_ok=True)

@@ -226,7 +226,7 @@ NATURE = SentenceGenerator(
         "The {region} receives plenty of {weather} throughout {month}.",
         "Fossilised {animals} were excavated from ancient {rock}.",
         "Migrating {animals} trace {landmark} toward warmer latitudes.",
-        "Its {bodypart} lets the {animal} sense {prey}.",
+        "The {animal} uses its {bodypart} to sense {prey}.",
         "Zoologists tagged {quantity} {animals} {habitat}.",
         "Every {animal} depends on {plants} for food and cover.",
         "Erosion exposes layers of {rock} along the {region}'s edges.",
