@@ -7,8 +7,9 @@ A bank folder holds Kaldi data dirs in the layout the augmenter reads
 babble talker) and ``rirs`` (simulated rooms, :mod:`pyfunc.corpora.rooms`). wav.scp has
 absolute paths, utt2spk maps each file to itself; the wavs are 16 kHz mono under ``wav/``.
 Besides: ``musan_noise/utt2kind`` (the noise kind of each file), ``musan_speech/speakers.txt``
-(the talkers' espeak-ng settings) and ``rirs/rooms`` (each room's class, size, target RT60,
-absorption, image order, source and microphone, and measured RT60).
+and ``text`` (the talkers' espeak-ng settings and what they read) and ``rirs/rooms`` (each
+room's class, size, target RT60, absorption, image order, source and microphone, and
+measured RT60).
 
 Banks (:data:`BANKS`): ``augment`` feeds training augmentation; ``test_hard`` and ``dev``
 degrade those evaluation sets. Each bank has its own random stream, its own babble talkers
@@ -130,28 +131,31 @@ def bank_tasks(bank: str, partition: VoicePartition, random_seed: int, tmp_dir: 
 
 
 def write_bank_tables(tmp_dir: Path, bank_dir: Path, layout: dict, results: list[dict]) -> None:
-    """Write the bank's data dirs into ``tmp_dir`` (wav.scp pointing into ``bank_dir``) and its extra tables."""
-    results = list(results)
-    take = lambda n: [results.pop(0) for _ in range(n)]  # noqa: E731
+    """Write the bank's data dirs into ``tmp_dir`` (wav.scp pointing into ``bank_dir``) and its extra tables.
+
+    ``results`` are those of :func:`bank_tasks`'s tasks, in their order: noise, music, babble, rooms.
+    """
     sections = [("musan_noise", "noise", [u for u, _ in layout["noise"]]),
                 ("musan_music", "music", layout["music"]),
                 ("musan_speech", "speech", [s.speaker for s in layout["babble"]]),
                 ("rirs", "rirs", [r.room for r in layout["rooms"]])]
-    info: dict[str, list[dict]] = {}
+    start, done = 0, {}
     for name, folder, utts in sections:
-        info[name] = take(len(utts))
+        done[name], start = results[start:start + len(utts)], start + len(utts)
         if not utts:
             continue
         wav_scp = {u: str(bank_dir / "wav" / folder / f"{u}.wav") for u in utts}
-        durations = {u: r["duration"] for u, r in zip(utts, info[name])}
+        durations = {u: r["duration"] for u, r in zip(utts, done[name])}
         write_data_dir(tmp_dir / name, DataDir(wav_scp, {u: u for u in utts}, durations))
     write_table(tmp_dir / "musan_noise" / "utt2kind", dict(layout["noise"]))
     if layout["babble"]:
         write_table(tmp_dir / "musan_speech" / "speakers.txt",
                     [(s.speaker, s.subset, s.accent, s.variant, s.pitch, s.rate, s.word_gap) for s in layout["babble"]])
+        write_table(tmp_dir / "musan_speech" / "text",
+                    {s.speaker: r["text"] for s, r in zip(layout["babble"], done["musan_speech"])})
     write_table(tmp_dir / "rirs" / "rooms",
                 [(r.room, r.size_class, *r.dims, r.target_rt60, r.absorption, r.max_order, *r.source, *r.mic,
-                  f"{res['rt60']:.3f}") for r, res in zip(layout["rooms"], info["rirs"])])
+                  f"{res['rt60']:.3f}") for r, res in zip(layout["rooms"], done["rirs"])])
 
 
 @dataclass(frozen=True)
