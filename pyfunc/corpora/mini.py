@@ -11,6 +11,10 @@ byte-identical wav files and lists whatever the number of parallel jobs.
 Output under ``data_root``: Kaldi data directories ``train`` and ``test`` (wav.scp,
 utt2spk, spk2utt, utt2dur, text; ``test/trials``), ``wav/<spk>/<utt>.wav``,
 ``speakers.txt`` (the speaker specs) and ``.done`` (the parameters, as JSON).
+
+The speakers are drawn in :mod:`pyfunc.corpora.voices`, the sentences in
+:mod:`pyfunc.corpora.texts` (``STORY``); the corpus's further parts (wide training sets,
+test_unseen, dev, test_hard, noise banks) are made by :mod:`pyfunc.corpora.mini_parts`.
 """
 
 from __future__ import annotations
