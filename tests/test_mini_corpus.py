@@ -16,6 +16,7 @@ import pytest
 import soundfile
 
 from pyfunc.corpora import mini
+from pyfunc.corpora.espeak import run_espeak
 from pyfunc.corpora.mini import (
     SpeakerSpec,
     SynthesisError,
@@ -24,7 +25,6 @@ from pyfunc.corpora.mini import (
     make_trials,
     make_utterance,
     read_speaker_specs,
-    run_espeak,
 )
 from pyfunc.data.datadir import load_data_dir, validate_data_dir
 from pyfunc.data.tables import read_map, read_scp
