@@ -372,3 +372,27 @@ def test_embed_and_verify_errors_name_the_culprit(recipe, tmp_path) -> None:
     soundfile.write(twins / "a.flac", np.zeros(800), 16000)
     with pytest.raises(DataError, match="both give the key 'a'"):
         pyfunc_main(["embed", str(twins), "--model-dir", str(model_dir), "--out", str(tmp_path / "t.npy")])
+
+
+def test_calibrate_sh_fits_on_dev_and_writes_calibrated_test_scores(recipe, tmp_path) -> None:
+    """The recipes' helper: fit on DEV_DATA's scores, apply to each TEST_DATA's (here the same list)."""
+    data = recipe["data"]
+    model_dir = tiny_model_dir(tmp_path / "model", random_seed=8)
+    extract_embeddings(model_dir, data, model_dir / "embeddings" / "test", device="cpu")
+    score_trials(data / "trials", model_dir / "embeddings" / "test", model_dir / "scores" / "test_cosine")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "steps/calibrate.sh", "--operating-point", "true", "--p-target", "0.05",
+                           str(model_dir), str(data), str(data)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    point = yaml.safe_load((model_dir / "calibration.yaml").read_text())
+    assert point["kind"] == "logistic" and point["p_target"] == 0.05
+    (a,), b = point["calibration"]["weights"], point["calibration"]["bias"]
+    raw = read_scores(model_dir / "scores" / "test_cosine")[2]
+    np.testing.assert_allclose(read_scores(model_dir / "scores" / "test_cosine-cal")[2], a * raw + b, atol=1e-6)
+    proc = subprocess.run(["bash", "steps/calibrate.sh", "--quality", "duration", str(model_dir), str(data), str(data)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (model_dir / "calibration_cosine-qmf.yaml").is_file()
+    assert (model_dir / "scores" / "test_cosine-qmf").is_file()
