@@ -314,7 +314,8 @@ def describe_calibration(path: PathLike) -> str:
     if point.calibration is not None:
         cal = point.calibration
         terms = " + ".join(f"{w:.6g} * {name}" for w, name in zip(cal.weights, cal.features))
-        lines.append(f"llr = {terms} + {cal.bias:.6g}; same speaker when llr >= {point.threshold:.6g}"
+        sign = "-" if cal.bias < 0 else "+"
+        lines.append(f"llr = {terms} {sign} {abs(cal.bias):.6g}; same speaker when llr >= {point.threshold:.6g}"
                      + (f" (score >= {data['score_threshold']:.6g})" if "score_threshold" in data else ""))
     else:
         lines.append(f"same speaker when the {point.scoring} score >= {point.threshold:.6g}")
