@@ -102,10 +102,13 @@ class ExtractConfig:
 
 @dataclass
 class ScoreConfig:
-    """Scoring for stages 4 and 5."""
+    """Scoring for stages 4-6 and the verify/embed API."""
 
     asnorm_top_n: int = 300
     p_targets: list = field(default_factory=lambda: [0.01, 0.05])
+    # Subtract the training set's mean embedding (MODEL_DIR/embedding_mean.vec, written by
+    # steps/compute_embedding_mean.py) from every embedding before cosine and AS-norm scoring.
+    subtract_mean: bool = False
 
 
 @dataclass

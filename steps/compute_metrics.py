@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Stage 6: EER and minDCF of score files against a labelled trials file; prints and writes a table.
+"""Stage 6: EER, minDCF, Cllr, min Cllr and actual DCF of score files against a labelled trials file;
+prints and writes a table.
 
 Usage: steps/compute_metrics.py --trials data/test/trials --out EXP/results SCORE_FILE...
 Each system is named by --name (once per score file, in order) or by its score file path.
+Cllr and actual DCF read the scores as log-likelihood ratios: they mean something for calibrated
+scores (steps/apply_calibration.py); min Cllr, like EER and minDCF, does not depend on the scale.
 
 Also writes, unless --no-plots, the DET curves of all the score files on one figure
 (PLOT_DIR/det_<test>.png) and their target/non-target score histograms
 (PLOT_DIR/scores_<test>.png), <test> being the folder of the trials file; PLOT_DIR is
---plot-dir, by default the folder of --out + /plots. For each score file
-MODEL_DIR/scores/*_cosine it stores the EER threshold in MODEL_DIR/threshold.yaml,
-which `python -m pyfunc verify` decides with.
+--plot-dir, by default the folder of --out + /plots. It changes no model's operating point
+(that is steps/calibrate.py's job).
 """
 
 import argparse
@@ -25,7 +27,7 @@ def main() -> None:
     parser.add_argument("--name", action="append", default=None,
                         help="system name for the score file in the same position (repeat for each)")
     parser.add_argument("--p-target", type=float, action="append", default=None,
-                        help="minDCF target prior (repeatable; default 0.01 and 0.05)")
+                        help="minDCF and actual DCF target prior (repeatable; default 0.01 and 0.05)")
     parser.add_argument("--plot-dir", default=None, help="folder for the PNG plots (default: OUT's folder/plots)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the DET and histogram plots")
     parser.add_argument("score_files", nargs="+", metavar="SCORE_FILE")

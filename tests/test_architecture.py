@@ -22,7 +22,7 @@ RANK = {"errors": 0, "logs": 1, "device": 1, "data": 2, "config": 3, "features":
         "corpora": 5, "inference": 6, "training": 7, "pipeline": 8, "cli": 9, "__init__": 10, "__main__": 10}
 SAME_LAYER = {"config_overrides": "config"}  # modules that belong to another one's layer
 # Imports that may sit inside a function: optional or heavy dependencies, each marked noqa: PLC0415.
-LAZY_IMPORTS = ("onnx", "onnxruntime", "matplotlib", "scipy.stats", "scipy.signal")
+LAZY_IMPORTS = ("onnx", "onnxruntime", "matplotlib", "scipy.stats", "scipy.signal", "scipy.optimize")
 LAZY_API = ("pyfunc", "pyfunc.inference")  # `import pyfunc` loads the Python API (and torch) on first use only
 
 

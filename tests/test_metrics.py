@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -138,10 +139,24 @@ def test_evaluate_score_files_and_table(tmp_path: Path) -> None:
     # |fnr - fpr|: 1, .5, 0, .5, 1 -> EER 50 %
     assert rows[0]["eer_percent"] == 50.0
     assert rows[1]["eer_percent"] == 0.0 and rows[1]["min_dcf"][0.01] == 0.0
+    # Cllr reads the scores as LLRs: targets .9, .2 and non-targets .1, .3 cost, in bits,
+    # log2(1 + e^-s) and log2(1 + e^s): the mean of each class, averaged.
+    bits = [math.log2(1 + math.exp(-0.9)), math.log2(1 + math.exp(-0.2)),
+            math.log2(1 + math.exp(0.1)), math.log2(1 + math.exp(0.3))]
+    assert rows[0]["cllr"] == pytest.approx(((bits[0] + bits[1]) / 2 + (bits[2] + bits[3]) / 2) / 2, abs=1e-12)
+    # ascending .1 N, .2 T, .3 N, .9 T: PAV pools the middle pair (LLR 0, 1 bit each): min Cllr (1/2 + 1/2) / 2
+    assert rows[0]["min_cllr"] == pytest.approx(0.5, abs=1e-12) and rows[1]["min_cllr"] == 0.0
+    # every score is below the Bayes thresholds ln 99 and ln 19: all rejected, actual DCF = P_miss = 1
+    assert rows[0]["act_dcf"] == {0.01: 1.0, 0.05: 1.0}
     table = format_results_table(rows)
     lines = table.splitlines()
-    assert lines[0].split() == ["system", "EER(%)", "minDCF(p=0.01)", "minDCF(p=0.05)"]
+    assert lines[0].split() == ["system", "EER(%)", "minDCF(p=0.01)", "minDCF(p=0.05)", "Cllr", "minCllr",
+                                "actDCF(p=0.01)", "actDCF(p=0.05)"]
     assert lines[1].split()[:2] == [str(good), "50.0000"]
+    assert lines[1].split()[4:] == [f"{rows[0]['cllr']:.4f}", "0.5000", "1.0000", "1.0000"]
+    # rows without the calibration measures (e.g. made by compute_metrics alone) show '-'
+    bare = [{k: v for k, v in rows[0].items() if k not in ("cllr", "min_cllr", "act_dcf")}, rows[1]]
+    assert format_results_table(bare).splitlines()[1].split()[4:] == ["-", "-", "-", "-"]
     assert len({len(line) for line in lines}) == 1  # aligned columns
     write_results(tmp_path / "results", rows)
     assert (tmp_path / "results").read_text() == table

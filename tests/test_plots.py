@@ -178,10 +178,32 @@ def test_results_summary_gathers_every_experiment(tmp_path) -> None:
     assert rows[2].results_file == exp / "a" / "untrained" / "results"
     table = summarize([exp], tmp_path / "RESULTS.md")
     lines = table.splitlines()
-    assert lines[0] == "| system | test set | score norm | EER (%) | minDCF (p=0.01) | minDCF (p=0.05) |"
-    assert lines[2] == (f"| {exp}/a | test | AS-norm | {rows_a[1]['eer_percent']:.2f} | "
-                        f"{rows_a[1]['min_dcf'][0.01]:.4f} | {rows_a[1]['min_dcf'][0.05]:.4f} |")
+    assert lines[0] == ("| system | test set | score norm | EER (%) | minDCF (p=0.01) | minDCF (p=0.05) | Cllr | "
+                        "min Cllr | actDCF (p=0.01) | actDCF (p=0.05) |")
+    row = rows_a[1]
+    assert lines[2] == (f"| {exp}/a | test | AS-norm | {row['eer_percent']:.2f} | {row['min_dcf'][0.01]:.4f} | "
+                        f"{row['min_dcf'][0.05]:.4f} | {row['cllr']:.4f} | {row['min_cllr']:.4f} | "
+                        f"{row['act_dcf'][0.01]:.4f} | {row['act_dcf'][0.05]:.4f} |")
     assert len(lines) == 6 and (tmp_path / "RESULTS.md").read_text() == table
     assert markdown_table(rows) == table
     with pytest.raises(DataError, match="no stage-6 results files"):
         summarize([exp / "c"])
+
+
+def test_results_summary_reads_old_tables_and_names_calibrated_scores(tmp_path) -> None:
+    old = tmp_path / "old" / "results"  # written before stage 6 reported Cllr and actual DCF
+    old.parent.mkdir()
+    old.write_text("system EER(%) minDCF(p=0.01)\nexp/m/scores/test_cosine 1.2500 0.3000\n")
+    new = tmp_path / "new" / "results"
+    new.parent.mkdir()
+    new.write_text("system EER(%) minDCF(p=0.01) Cllr minCllr actDCF(p=0.01)\n"
+                   "exp/m/scores/test_hard_cosine-cal 2.5000 0.4000 0.2100 0.2000 0.4500\n"
+                   "exp/m/scores/test_asnorm-qmf 1.0000 0.2000 - 0.1000 0.2500\n")
+    rows = gather_results([tmp_path])
+    assert [(r.test_set, r.score_norm, r.cllr) for r in rows] == [
+        ("test", "AS-norm + QMF", None), ("test", "none", None), ("test_hard", "calibrated", 0.21)]
+    assert rows[2].min_cllr == 0.2 and rows[2].act_dcf == {0.01: 0.45} and rows[0].act_dcf == {0.01: 0.25}
+    lines = markdown_table(rows).splitlines()
+    assert lines[0].endswith("| Cllr | min Cllr | actDCF (p=0.01) |")
+    assert lines[3] == "| exp/m | test | none | 1.25 | 0.3000 | - | - | - |"
+    assert lines[4] == "| exp/m | test_hard | calibrated | 2.50 | 0.4000 | 0.2100 | 0.2000 | 0.4500 |"

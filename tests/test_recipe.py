@@ -40,8 +40,9 @@ def _run_recipe(args: list[str]) -> subprocess.CompletedProcess:
 
 def _results(path: Path) -> dict[str, list[float]]:
     lines = path.read_text().splitlines()
-    assert lines[0].split() == ["system", "EER(%)", "minDCF(p=0.01)", "minDCF(p=0.05)"]
-    return {fields[0]: [float(x) for x in fields[1:]] for fields in (line.split() for line in lines[1:])}
+    assert lines[0].split() == ["system", "EER(%)", "minDCF(p=0.01)", "minDCF(p=0.05)", "Cllr", "minCllr",
+                                "actDCF(p=0.01)", "actDCF(p=0.05)"]
+    return {fields[0]: [float(x) for x in fields[1:4]] for fields in (line.split() for line in lines[1:])}
 
 
 def test_all_stages_then_rescoring(tmp_path: Path) -> None:

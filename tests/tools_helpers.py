@@ -34,7 +34,7 @@ def tiny_mini_corpus(tmp_path_factory) -> Path:
 
 
 def tiny_model_dir(path: Path, frontend: str = "fbank", protocol: str = "full", random_seed: int = 0,
-                   crop_seconds: float = 0.5) -> Path:
+                   crop_seconds: float = 0.5, subtract_mean: bool = False) -> Path:
     """An untrained model dir (C=32, 16-d embeddings) with random BatchNorm statistics."""
     torch.manual_seed(random_seed)
     config = Config()
@@ -45,6 +45,7 @@ def tiny_model_dir(path: Path, frontend: str = "fbank", protocol: str = "full", 
     config.extract.protocol = protocol
     config.extract.crop_seconds = crop_seconds
     config.extract.num_crops = 3
+    config.score.subtract_mean = subtract_mean
     encoder = build_encoder(config.model)
     gen = torch.Generator().manual_seed(random_seed + 1)
     for module in encoder.modules():

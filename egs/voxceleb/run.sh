@@ -16,8 +16,8 @@
 #   3  embeddings of DATA/vox1 and of the AS-norm cohort (VoxCeleb2 dev, or DATA/vox2_cohort)
 #   4  cosine scoring of every trial list
 #   5  AS-norm scoring (cohort: mean embeddings of the VoxCeleb2 training speakers)
-#   6  EER and minDCF (p_target 0.01, 0.05) of every list and scoring: EXP/results (one table),
-#      EXP/results_LIST, DET and score plots in EXP/plots, EXP/threshold.yaml (EER threshold, first list)
+#   6  EER, minDCF, Cllr, min Cllr, actual DCF (p_target 0.01, 0.05) of every list and scoring:
+#      EXP/results (one table), EXP/results_LIST, DET and score plots in EXP/plots
 #
 # Options (defaults in brackets; relative paths are relative to this folder, egs/voxceleb, as in Kaldi):
 #   --stage N --stop-stage M                 stages to run [0, 6]
@@ -230,7 +230,7 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "stage 6: EER and minDCF of ${list_names[*]}"
-  # One table per list (with its plots); the first list last, so that its cosine EER threshold is the one kept.
+  # One table per list (with its plots), then one table of all.
   for ((i = ${#list_names[@]} - 1; i >= 0; i--)); do
     name=${list_names[$i]}
     steps/compute_metrics.py --trials "$data/$name/trials" --out "$m/results_$name" --plot-dir "$m/plots" \

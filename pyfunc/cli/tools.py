@@ -27,15 +27,19 @@ def add_verify_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("audio", nargs=2, metavar="AUDIO", help="two recordings (any format, rate, channels)")
     parser.add_argument("--model-dir", required=True, help="model directory (config.yaml + model.pt)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="decision threshold (default: MODEL_DIR/threshold.yaml, written by stage 6)")
+                        help="decision threshold on the score (default: the model's operating point, "
+                             "MODEL_DIR/calibration.yaml, set by steps/calibrate.py)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Print the score and the decision; exit status 0 whatever the decision."""
+    """Print the score (and calibrated LLR), the threshold with where it came from, and the decision;
+    exit status 0 whatever the decision."""
     model = load_model(args.model_dir, args.device)
     result = model.verify(args.audio[0], args.audio[1], threshold=args.threshold)
     print(f"score {result.score:.6f}")
+    if result.llr is not None:
+        print(f"llr {result.llr:.6f}")
     if result.same is None:
         print("threshold none")
         print("decision unknown")

@@ -3,12 +3,15 @@
 >>> import pyfunc
 >>> model = pyfunc.load_model("exp/ecapa_mini")
 >>> pyfunc.score(model, "a.wav", "b.wav")          # the stage-4 score of the pair
->>> model.verify("a.wav", "b.wav")                 # score, stored threshold, same/different
+>>> model.verify("a.wav", "b.wav")                 # score, the model's operating point, same/different
 
 Embeddings and scores are those of the recipe: :meth:`SpeakerModel.embed` gives the
 raw full-utterance embedding that stage 3 writes to ``xvector.scp`` and
 :meth:`SpeakerModel.score` the stage-4 score (cosine, or the seed protocol's
-full + crop average when the model's ``extract.protocol`` is ``seed``). Audio of
+full + crop average when the model's ``extract.protocol`` is ``seed``; with the
+model's embedding mean subtracted first when its ``score.subtract_mean`` is on).
+:meth:`SpeakerModel.verify` decides with the operating point that ``steps/calibrate.py``
+stored (``calibration.yaml``; a legacy ``threshold.yaml`` otherwise). Audio of
 any sample rate and channel count is accepted: it is downmixed and resampled to
 the model's rate with a warning (:mod:`pyfunc.data.audio_convert`).
 
@@ -43,8 +46,16 @@ from pyfunc.inference.batching import (
 )
 from pyfunc.models.ecapa import ECAPATDNN
 from pyfunc.models.model_dir import load_model_dir
+from pyfunc.scoring.calibration import quality_features
 from pyfunc.scoring.cosine import cosine_scores, seed_scores
-from pyfunc.scoring.threshold import StoredThreshold, read_threshold
+from pyfunc.scoring.embedding_mean import EmbeddingMean, mean_for_scoring, subtract_mean
+from pyfunc.scoring.operating_point import (
+    VERIFY_MEASURES,
+    OperatingPoint,
+    check_fits_model,
+    missing_description,
+    read_operating_point,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,24 +81,39 @@ def fbank_conf_path(model_dir: PathLike) -> Path:
 
 @dataclass(frozen=True)
 class Verification:
-    """The result of :meth:`SpeakerModel.verify`: ``same`` is None when no threshold is known."""
+    """The result of :meth:`SpeakerModel.verify`: ``same`` is None when no threshold is known.
+
+    With a logistic calibration ``llr`` is the calibrated log-likelihood ratio and ``threshold``
+    is on the LLR; otherwise ``llr`` is None and ``threshold`` is on the score.
+    """
 
     score: float
     threshold: float | None
     same: bool | None
     threshold_source: str
+    llr: float | None = None
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """The stage-4 score of two recordings, with the quality measures verify's calibration may use."""
+
+    score: float
+    durations: tuple[float, float]  # seconds of audio at the model's rate
+    magnitudes: tuple[float, float]  # L2 norms of the full-utterance embeddings after mean subtraction
 
 
 class SpeakerModel:
     """A loaded model directory: turns audio into the model's input, embeddings and scores."""
 
     def __init__(self, encoder: ECAPATDNN, config: Config, model_dir: PathLike,
-                 fbank_options: dict[str, Any] | None = None, threshold: StoredThreshold | None = None):
+                 fbank_options: dict[str, Any] | None = None, operating_point: OperatingPoint | None = None):
         self.encoder = encoder.eval()
         self.config = config
         self.model_dir = Path(model_dir)
         self.fbank_options = fbank_options
-        self.threshold = threshold
+        self.operating_point = operating_point
+        self._mean: tuple[EmbeddingMean | None] | None = None  # read on first use: embedding needs no mean
         if encoder.frontend == "fbank":
             if fbank_options is None:
                 raise ConfigError(f"{model_dir}: a fbank model needs fbank options")
@@ -154,38 +180,69 @@ class SpeakerModel:
         """(num_crops, dim) raw embeddings of the seed protocol's crops, as stage 3 writes them."""
         return self.embed_crop_inputs([self._input(audio, sample_rate)])[0]
 
+    @property
+    def embedding_mean(self) -> EmbeddingMean | None:
+        """The embedding mean that scoring subtracts (``score.subtract_mean``), or None; read once."""
+        if self._mean is None:
+            self._mean = (mean_for_scoring(self.model_dir, self.config.score.subtract_mean),)
+        return self._mean[0]
+
+    def score_pair(self, a: Audio, b: Audio, sample_rate: int | None = None) -> PairScore:
+        """:meth:`score` with the durations and embedding magnitudes of the two recordings."""
+        wheres = [str(x) if isinstance(x, (str, Path)) else "audio array" for x in (a, b)]
+        samples = [self.load_audio(x, sample_rate, where) for x, where in zip((a, b), wheres)]
+        items = [self.model_input(x, where) for x, where in zip(samples, wheres)]
+        mean = self.embedding_mean
+        vector = None if mean is None else mean.vector
+        full = subtract_mean(self.embed_inputs(items), vector)
+        if self.protocol == "seed":
+            crops = subtract_mean(self.embed_crop_inputs(items), vector)
+            value = float(seed_scores([("a", "b")], ["a", "b"], full, crops)[0])
+        else:
+            value = float(cosine_scores([("a", "b")], ["a", "b"], full)[0])
+        norms = np.linalg.norm(full, axis=1)
+        return PairScore(value, (len(samples[0]) / self.sample_rate, len(samples[1]) / self.sample_rate),
+                         (float(norms[0]), float(norms[1])))
+
     def score(self, a: Audio, b: Audio, sample_rate: int | None = None) -> float:
         """The stage-4 score of two recordings (cosine; with the seed protocol, averaged with the crops')."""
-        items = [self._input(a, sample_rate), self._input(b, sample_rate)]
-        full = self.embed_inputs(items)
-        if self.protocol == "seed":
-            crops = self.embed_crop_inputs(items)
-            return float(seed_scores([("a", "b")], ["a", "b"], full, crops)[0])
-        return float(cosine_scores([("a", "b")], ["a", "b"], full)[0])
+        return self.score_pair(a, b, sample_rate).score
 
     def verify(self, a: Audio, b: Audio, threshold: float | None = None,
                sample_rate: int | None = None) -> Verification:
-        """Score a pair and decide same (score >= threshold) or different.
+        """Score a pair and decide same or different.
 
-        The threshold is ``threshold`` when given, else the one stored with the model
-        (``threshold.yaml``, the EER threshold of its last evaluation); without either,
-        ``same`` is None.
+        With ``threshold``: same when score >= threshold. Otherwise with the model's operating
+        point (:mod:`pyfunc.scoring.operating_point`): a logistic calibration (same when the
+        calibrated LLR reaches its Bayes threshold) or a threshold on the score. Without
+        either, ``same`` is None. An operating point fitted for another ``model.pt`` or
+        another mean subtraction is an error.
         """
-        value = self.score(a, b, sample_rate)
+        point = self.operating_point if threshold is None else None
+        if point is not None:  # checked before the audio is read: a stale operating point is the user's first news
+            check_fits_model(point, self.model_dir, self.embedding_mean)
+            if point.scoring != "cosine" or set(point.measures) - set(VERIFY_MEASURES):
+                raise DataError(f"{point.path} calibrates {point.scoring} scores with the quality measures "
+                                f"{', '.join(point.measures) or 'none'}; verify computes cosine scores and the "
+                                f"measures {', '.join(VERIFY_MEASURES)} only")
+        pair = self.score_pair(a, b, sample_rate)
         if threshold is not None:
-            source = "given"
-        elif self.threshold is not None:
-            threshold = self.threshold.threshold
-            source = (f"EER threshold of {self.threshold.score_file} (EER {self.threshold.eer_percent:.2f}%), "
-                      f"from {self.threshold.path}")
-        else:
-            return Verification(value, None, None, f"none: {self.model_dir / 'threshold.yaml'} not found "
-                                                   f"(evaluate the model with stages 4-6, or pass a threshold)")
-        return Verification(value, float(threshold), bool(value >= threshold), source)
+            return Verification(pair.score, float(threshold), bool(pair.score >= threshold), "given")
+        if point is None:
+            return Verification(pair.score, None, None, missing_description(self.model_dir))
+        if point.calibration is None:
+            return Verification(pair.score, point.threshold, bool(pair.score >= point.threshold), point.describe())
+        qualities = {"duration": pair.durations, "magnitude": pair.magnitudes}
+        matrix = quality_features(np.array([pair.score]), {m: (np.array([qualities[m][0]]),
+                                                              np.array([qualities[m][1]])) for m in point.measures},
+                                  point.measures, point.max_duration)
+        llr = float(point.calibration.llrs(matrix)[0])
+        return Verification(pair.score, point.threshold, bool(llr >= point.threshold), point.describe(), llr)
 
 
 def load_model(model_dir: PathLike, device: str | torch.device = "cpu") -> SpeakerModel:
-    """Load a model directory (``config.yaml`` + ``model.pt``; optional ``fbank.conf`` and ``threshold.yaml``)."""
+    """Load a model directory (``config.yaml`` + ``model.pt``; optional ``fbank.conf``, ``embedding_mean.vec``,
+    ``calibration.yaml`` or a legacy ``threshold.yaml``)."""
     encoder, config = load_model_dir(model_dir, device)
     options = None
     if encoder.frontend == "fbank":
@@ -194,7 +251,7 @@ def load_model(model_dir: PathLike, device: str | torch.device = "cpu") -> Speak
         if int(options.get("num_mel_bins", 23)) != encoder.feat_dim:
             raise ConfigError(f"{conf}: --num-mel-bins={options.get('num_mel_bins', 23)}, but "
                               f"the model of {model_dir} takes {encoder.feat_dim}-dim features")
-    return SpeakerModel(encoder, config, model_dir, options, read_threshold(model_dir))
+    return SpeakerModel(encoder, config, model_dir, options, read_operating_point(model_dir))
 
 
 def embed(model: SpeakerModel, audio: Audio | Iterable[Audio], sample_rate: int | None = None) -> np.ndarray:

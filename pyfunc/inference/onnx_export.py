@@ -38,11 +38,12 @@ import torchaudio.compliance.kaldi as kaldi
 from torch import nn
 
 from pyfunc.data.atomic import PathLike, atomic_path
+from pyfunc.data.digest import file_sha256
 from pyfunc.errors import ConfigError, PyfuncError
 from pyfunc.features.kaldi_fbank import compute_fbank
 from pyfunc.inference.api import load_model
 from pyfunc.inference.batching import embed_batch
-from pyfunc.inference.onnx_runtime import ONNX_FORMAT, file_sha256, ort_session, run_session
+from pyfunc.inference.onnx_runtime import ONNX_FORMAT, ort_session, run_session
 from pyfunc.models.ecapa import ECAPATDNN
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -12,20 +11,13 @@ import numpy as np
 import torch
 
 from pyfunc.data.atomic import PathLike
+from pyfunc.data.digest import file_sha256
 from pyfunc.errors import DataError
 from pyfunc.models.ecapa import ECAPATDNN
 
 logger = logging.getLogger(__name__)
 
 ONNX_FORMAT = "pyfunc-onnx-1"
-
-
-def file_sha256(path: PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ort_session(path: PathLike, threads: int | None = None):

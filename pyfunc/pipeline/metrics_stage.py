@@ -1,4 +1,8 @@
-"""Stage 6: EER and minDCF of score files, written as a results table, with plots and the stored threshold."""
+"""Stage 6: EER, minDCF, Cllr, min Cllr and actual DCF of score files, written as a results table, with plots.
+
+Stage 6 only reports: the operating point that ``verify`` decides with is set on purpose by
+``steps/calibrate.py`` (:mod:`pyfunc.pipeline.calibrate_stage`), never by an evaluation.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from pyfunc.data.atomic import PathLike
 from pyfunc.errors import ConfigError
 from pyfunc.scoring.metrics import evaluate_score_files, write_results
 from pyfunc.scoring.plots import stage6_plots
-from pyfunc.scoring.threshold import store_thresholds
 
 DEFAULT_P_TARGETS = (0.01, 0.05)
 
@@ -19,13 +22,11 @@ def evaluate_stage(trials: PathLike, score_files: Sequence[PathLike], out: PathL
                    plot_dir: PathLike | None = None) -> list[dict]:
     """Metrics of each score file against ``trials``, written to ``out`` (one row per file).
 
-    Also stores, for each ``MODEL_DIR/scores/*_cosine`` file, its EER threshold in
-    ``MODEL_DIR/threshold.yaml`` and, with ``plot_dir``, draws the DET curves and score
-    histograms there. Returns the rows (see :func:`pyfunc.scoring.metrics.evaluate_score_files`).
+    With ``plot_dir``, also draws the DET curves and score histograms there. Returns the rows
+    (see :func:`pyfunc.scoring.metrics.evaluate_score_files`).
     """
     rows = evaluate_score_files(trials, score_files, p_targets, names=names)
     write_results(out, rows)
-    store_thresholds(rows, trials)
     if plot_dir is not None:
         stage6_plots(trials, score_files, plot_dir, names)
     return rows

@@ -27,12 +27,13 @@ def refuse_stale_embeddings(emb_dir: PathLike) -> None:
 
 
 def score_trials(trials_path: PathLike, emb_dir: PathLike, out_path: PathLike,
-                 protocol: str = "auto") -> np.ndarray:
+                 protocol: str = "auto", mean: np.ndarray | None = None) -> np.ndarray:
     """Stage 4: score every trial of ``trials_path`` with the embeddings of ``emb_dir``; write and
-    return the scores. ``protocol``: ``auto`` (seed iff xvector_crops.scp exists), ``full`` or ``seed``."""
+    return the scores. ``protocol``: ``auto`` (seed iff xvector_crops.scp exists), ``full`` or ``seed``.
+    ``mean``: an embedding mean subtracted from every embedding first (pyfunc.scoring.embedding_mean)."""
     trials = read_trial_list(trials_path)
     refuse_stale_embeddings(emb_dir)
-    inputs = load_trial_embeddings(trials, emb_dir, protocol)
+    inputs = load_trial_embeddings(trials, emb_dir, protocol, mean)
     scores = raw_scores(trials, inputs)
     write_scores(out_path, trials, scores)
     logger.info("scored %d trials (%d utterances, %s protocol) into %s", len(trials), len(inputs.keys),
@@ -42,14 +43,15 @@ def score_trials(trials_path: PathLike, emb_dir: PathLike, out_path: PathLike,
 
 def score_trials_asnorm(trials_path: PathLike, emb_dir: PathLike, cohort_emb_dir: PathLike,
                         cohort_utt2spk: PathLike, top_n: int, out_path: PathLike,
-                        protocol: str = "auto") -> np.ndarray:
-    """Stage 5: raw scores of ``trials_path`` (as stage 4, same ``protocol``) normalised with AS-norm
-    against the speaker means of ``cohort_emb_dir``; write and return the scores."""
+                        protocol: str = "auto", mean: np.ndarray | None = None) -> np.ndarray:
+    """Stage 5: raw scores of ``trials_path`` (as stage 4, same ``protocol`` and ``mean``) normalised with
+    AS-norm against the speaker means of ``cohort_emb_dir`` (``mean`` subtracted there too); write and
+    return the scores."""
     trials = read_trial_list(trials_path)
     for directory in (emb_dir, cohort_emb_dir):
         refuse_stale_embeddings(directory)
-    inputs = load_trial_embeddings(trials, emb_dir, protocol)
-    speakers, cohort = load_cohort(cohort_emb_dir, cohort_utt2spk)
+    inputs = load_trial_embeddings(trials, emb_dir, protocol, mean)
+    speakers, cohort = load_cohort(cohort_emb_dir, cohort_utt2spk, mean)
     if cohort.shape[1] != inputs.full.shape[1]:
         raise DataError(f"{Path(cohort_emb_dir) / XVECTOR_SCP}: cohort embeddings have dimension "
                         f"{cohort.shape[1]}, those of {Path(emb_dir) / XVECTOR_SCP} {inputs.full.shape[1]}")

@@ -13,6 +13,7 @@ from pyfunc.data.tables import read_map
 from pyfunc.data.vectors import XVECTOR_SCP, iter_scp_arrays
 from pyfunc.errors import DataError
 from pyfunc.scoring.cosine import l2_normalise
+from pyfunc.scoring.embedding_mean import subtract_mean
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,11 @@ def speaker_means(keys: Sequence[str], emb: np.ndarray,
     return [str(s) for s in speakers], l2_normalise(sums / counts[:, None])
 
 
-def cohort_from_scp(scp_path: PathLike, utt2spk: Mapping[str, str],
-                    block: int = 20000) -> tuple[list[str], np.ndarray]:
-    """:func:`speaker_means` of every utterance of ``scp_path``, read in blocks so that a large
-    cohort (a million utterances) never sits in memory at once."""
+def cohort_from_scp(scp_path: PathLike, utt2spk: Mapping[str, str], block: int = 20000,
+                    mean: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    """:func:`speaker_means` of every utterance of ``scp_path`` (``mean``, when given, subtracted from
+    each embedding first), read in blocks so that a large cohort (a million utterances) never sits
+    in memory at once."""
     scp_path = Path(scp_path)
     speakers = sorted(set(utt2spk.values()))
     spk_index = {spk: i for i, spk in enumerate(speakers)}
@@ -50,7 +52,7 @@ def cohort_from_scp(scp_path: PathLike, utt2spk: Mapping[str, str],
         nonlocal sums, counts
         if not rows:
             return
-        unit = l2_normalise(np.stack(rows).astype(np.float64))
+        unit = l2_normalise(subtract_mean(np.stack(rows), mean))
         if sums is None:
             sums = np.zeros((len(speakers), unit.shape[1]), dtype=np.float64)
             counts = np.zeros(len(speakers), dtype=np.int64)
@@ -82,7 +84,9 @@ def cohort_from_scp(scp_path: PathLike, utt2spk: Mapping[str, str],
     return kept, l2_normalise(sums[present] / counts[present, None])
 
 
-def load_cohort(cohort_emb_dir: PathLike, cohort_utt2spk: PathLike) -> tuple[list[str], np.ndarray]:
-    """The cohort: ``(speakers, L2-normalised mean embeddings)`` of ``cohort_emb_dir/xvector.scp``."""
+def load_cohort(cohort_emb_dir: PathLike, cohort_utt2spk: PathLike,
+                mean: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    """The cohort: ``(speakers, L2-normalised mean embeddings)`` of ``cohort_emb_dir/xvector.scp``
+    (``mean``, when given, subtracted from every embedding first)."""
     utt2spk = read_map(cohort_utt2spk)
-    return cohort_from_scp(Path(cohort_emb_dir) / XVECTOR_SCP, utt2spk)
+    return cohort_from_scp(Path(cohort_emb_dir) / XVECTOR_SCP, utt2spk, mean=mean)

@@ -7,7 +7,9 @@
   it is computed here (one vector per utterance instead of five).
 
 Scores are computed in float64, vectorised over trials in chunks so that memory stays bounded
-(``chunk`` trials at a time). Score files hold ``enroll test score`` lines.
+(``chunk`` trials at a time). Score files hold ``enroll test score`` lines. With an embedding
+mean (:mod:`pyfunc.scoring.embedding_mean`) it is subtracted from the full-utterance and every
+crop embedding before they are normalised.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pyfunc.data.badinput import SKIPPED_NAME, read_skipped
 from pyfunc.data.trials import TrialList, as_trial_list
 from pyfunc.data.vectors import CROPS_SCP, XVECTOR_SCP, iter_scp_arrays, load_embeddings, open_scp
 from pyfunc.errors import ConfigError, DataError
+from pyfunc.scoring.embedding_mean import subtract_mean
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +119,10 @@ def resolve_protocol(emb_dir: PathLike, protocol: str = "auto") -> str:
     return protocol
 
 
-def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = "auto") -> TrialEmbeddings:
-    """Read the embeddings of every utterance of ``trials`` from ``emb_dir`` (and crops for ``seed``).
+def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = "auto",
+                          mean: np.ndarray | None = None) -> TrialEmbeddings:
+    """Read the embeddings of every utterance of ``trials`` from ``emb_dir`` (and crops for ``seed``),
+    ``mean`` (when given) subtracted from each.
 
     An utterance missing from an scp is a DataError naming the trials file, line and key.
     """
@@ -137,7 +142,9 @@ def load_trial_embeddings(trials: TrialList, emb_dir: PathLike, protocol: str = 
             _raise_missing(trials, missing, scp)
     keys = trials.utterances
     _, full = load_embeddings(scps[0], keys, table=tables[0])
-    means = load_crop_means(scps[1], keys, table=tables[1]) if protocol == "seed" else None
+    if mean is not None:
+        full = subtract_mean(full, mean)
+    means = load_crop_means(scps[1], keys, table=tables[1], mean=mean) if protocol == "seed" else None
     if means is not None and means.shape[1] != full.shape[1]:
         raise DataError(f"{scps[1]}: crop embeddings have dimension {means.shape[1]}, the full-utterance "
                         f"embeddings of {scps[0]} {full.shape[1]}")
@@ -178,15 +185,17 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64, copy=False)
 
 
-def load_crop_means(scp_path: PathLike, keys: Sequence[str], table=None) -> np.ndarray:
+def load_crop_means(scp_path: PathLike, keys: Sequence[str], table=None, mean: np.ndarray | None = None
+                    ) -> np.ndarray:
     """For each key, the mean of its L2-normalised crop embeddings (a ``num_crops x dim`` matrix in
-    ``scp_path``): ``num_keys x dim`` float64. The mean of the crop cosine matrix of two utterances
-    is the dot product of these means, so the crops themselves need not be kept in memory."""
+    ``scp_path``; ``mean``, when given, subtracted from each crop first): ``num_keys x dim`` float64.
+    The mean of the crop cosine matrix of two utterances is the dot product of these means, so the
+    crops themselves need not be kept in memory."""
     means = None
     for row, (key, crops) in enumerate(iter_scp_arrays(scp_path, keys, ndim=2, table=table)):
         if means is None:
             means = np.empty((len(keys), crops.shape[1]), dtype=np.float64)
-        means[row] = l2_normalise(crops.astype(np.float64)).mean(axis=0)
+        means[row] = l2_normalise(subtract_mean(crops, mean)).mean(axis=0)
     if means is None:
         raise DataError(f"{scp_path}: no crop embeddings")
     return means

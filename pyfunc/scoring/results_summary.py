@@ -1,18 +1,19 @@
 """One Markdown table of every experiment's results (``exp/*/results``), as WeSpeaker and Kaldi recipes report.
 
-Stage 6 writes ``EXP/results``: a header ``system EER(%) minDCF(p=...)...`` and one
-line per score file. A score file ``MODEL_DIR/scores/<test>_<scoring>`` (run.sh's
-naming) gives the columns system (``MODEL_DIR``), test set (``<test>``) and score
-normalisation (``cosine``: none, ``asnorm``: AS-norm); other names are shown as
-they are. A score file listed by several results files is reported once, from
-the most recently written one.
+Stage 6 writes ``EXP/results``: a header ``system EER(%) minDCF(p=...)... [Cllr minCllr
+actDCF(p=...)...]`` and one line per score file. A score file
+``MODEL_DIR/scores/<test>_<scoring>`` (run.sh's naming) gives the columns system
+(``MODEL_DIR``), test set (``<test>``) and score normalisation (``cosine``: none,
+``asnorm``: AS-norm, ``-cal``: calibrated, ``-qmf``: calibrated with quality measures);
+other names are shown as they are. A score file listed by several results files is
+reported once, from the most recently written one.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -23,9 +24,11 @@ logger = logging.getLogger(__name__)
 
 RESULTS_NAME = "results"
 
-NORM_NAMES = {"cosine": "none", "asnorm": "AS-norm", "snorm": "S-norm", "znorm": "Z-norm", "tnorm": "T-norm"}
+NORM_NAMES = {"cosine": "none", "asnorm": "AS-norm", "snorm": "S-norm", "znorm": "Z-norm", "tnorm": "T-norm",
+              "cosine-cal": "calibrated", "asnorm-cal": "AS-norm, calibrated", "cosine-qmf": "QMF",
+              "asnorm-qmf": "AS-norm + QMF"}
 
-_DCF_HEADER = re.compile(r"^minDCF\(p=([0-9.eE+-]+)\)$")
+_DCF_HEADER = re.compile(r"^(minDCF|actDCF)\(p=([0-9.eE+-]+)\)$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class ResultRow:
     min_dcf: dict[float, float]
     score_file: str
     results_file: Path
+    cllr: float | None = None
+    min_cllr: float | None = None
+    act_dcf: dict[float, float] = field(default_factory=dict)
 
 
 def describe_score_file(score_file: str) -> tuple[str, str, str]:
@@ -56,12 +62,9 @@ def parse_results(path: PathLike) -> list[ResultRow]:
     if not lines or lines[0][1][:2] != ["system", "EER(%)"]:
         raise DataError(f"{path}:1: not a stage-6 results table (expected a header 'system EER(%) ...')")
     header = lines[0][1]
-    p_targets = []
     for name in header[2:]:
-        match = _DCF_HEADER.match(name)
-        if not match:
+        if name not in ("Cllr", "minCllr") and not _DCF_HEADER.match(name):
             raise DataError(f"{path}:{lines[0][0]}: unexpected column {name!r}")
-        p_targets.append(float(match.group(1)))
     numbers = len(header) - 1
     rows = []
     for number, fields in lines[1:]:
@@ -72,8 +75,17 @@ def parse_results(path: PathLike) -> list[ResultRow]:
             values = [float("nan") if cell == "-" else float(cell) for cell in fields[-numbers:]]
         except ValueError:
             raise DataError(f"{path}:{number}: non-numeric metric in {' '.join(fields[-numbers:])!r}") from None
+        dcf: dict[str, dict[float, float]] = {"minDCF": {}, "actDCF": {}}
+        cells = dict(zip(header[2:], values[1:]))
+        for column, value in cells.items():
+            match = _DCF_HEADER.match(column)
+            if match:
+                dcf[match.group(1)][float(match.group(2))] = value
         name, test, norm = describe_score_file(system)
-        rows.append(ResultRow(name, test, norm, values[0], dict(zip(p_targets, values[1:])), system, path))
+        cllr, min_cllr = (cells.get(column) for column in ("Cllr", "minCllr"))
+        rows.append(ResultRow(name, test, norm, values[0], dcf["minDCF"], system, path,
+                              None if cllr is None or cllr != cllr else cllr,
+                              None if min_cllr is None or min_cllr != min_cllr else min_cllr, dcf["actDCF"]))
     return rows
 
 
@@ -108,14 +120,23 @@ def gather_results(roots: Iterable[PathLike]) -> list[ResultRow]:
                                                                      r.score_file))
 
 
+def _cell(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.4f}"
+
+
 def markdown_table(rows: Sequence[ResultRow]) -> str:
-    """A Markdown table: system, test set, score norm, EER (%), one minDCF column per p_target."""
+    """A Markdown table: system, test set, score norm, EER (%), one minDCF column per p_target, and
+    when any row has them Cllr, min Cllr and one actual DCF column per p_target."""
     p_targets = sorted({p for row in rows for p in row.min_dcf})
+    llr = any(row.cllr is not None for row in rows)
     header = ["system", "test set", "score norm", "EER (%)"] + [f"minDCF (p={p:g})" for p in p_targets]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (1 + len(p_targets))) + "|"]
+    header += ["Cllr", "min Cllr"] + [f"actDCF (p={p:g})" for p in p_targets] if llr else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
     for row in rows:
         cells = [row.system, row.test_set, row.score_norm, f"{row.eer_percent:.2f}"]
-        cells += [f"{row.min_dcf[p]:.4f}" if p in row.min_dcf else "-" for p in p_targets]
+        cells += [_cell(row.min_dcf.get(p)) for p in p_targets]
+        if llr:
+            cells += [_cell(row.cllr), _cell(row.min_cllr)] + [_cell(row.act_dcf.get(p)) for p in p_targets]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
