@@ -124,7 +124,7 @@ installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir 
 # The front end of the effective config (stage 1 makes features only for fbank) and the training data.
 set_frontend() {
   [ -f "$train_config" ] || die "$train_config not found; run stage 1 or 2 first (they write it)"
-  frontend=$(local/make_config.py --get model.frontend "$train_config")
+  frontend=$(steps/make_config.py --get model.frontend "$train_config")
   if [ "$frontend" = fbank ] && [ ${#kinds[@]} -gt 0 ]; then
     train_data=$data/vox2_dev_combined
   else
@@ -168,7 +168,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 1 ]; then
   data_abs=$(cd "$data" && pwd)
   sets=(--set "train.augment.musan_dir=$data_abs" --set "train.augment.rir_dir=$data_abs/rirs")
   for o in $overrides; do sets+=(--set "$o"); done
-  local/make_config.py "${sets[@]}" "$config" "$train_config"
+  steps/make_config.py "${sets[@]}" "$config" "$train_config"
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -230,11 +230,7 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "stage 6: EER and minDCF of ${list_names[*]}"
-  # One table per list (with its plots), then one table of all.
-  for ((i = ${#list_names[@]} - 1; i >= 0; i--)); do
-    name=${list_names[$i]}
-    steps/compute_metrics.py --trials "$data/$name/trials" --out "$m/results_$name" --plot-dir "$m/plots" \
-      $([ "$plots" = true ] || echo --no-plots) "$m/scores/${name}_cosine" "$m/scores/${name}_asnorm" > /dev/null
-  done
-  local/results_table.py --data "$data" --scores-dir "$m/scores" --lists "$lists" --out "$m/results"
+  # One table of every list and scoring (and one per list, EXP/results_LIST), with each list's plots.
+  steps/results_table.py --data "$data" --lists "$lists" --scorings cosine,asnorm \
+    $([ "$plots" = true ] && echo --plot-dir "$m/plots") --out "$m/results" "$m"
 fi

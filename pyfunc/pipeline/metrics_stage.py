@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pyfunc.data.atomic import PathLike
-from pyfunc.errors import ConfigError
+from pyfunc.errors import ConfigError, DataError
 from pyfunc.scoring.metrics import evaluate_score_files, write_results
 from pyfunc.scoring.plots import stage6_plots
 
@@ -32,14 +32,26 @@ def evaluate_stage(trials: PathLike, score_files: Sequence[PathLike], out: PathL
     return rows
 
 
-def results_table(data_root: PathLike, scores_dir: PathLike, lists: Sequence[str], scorings: Sequence[str],
-                  out: PathLike, p_targets: Sequence[float] = DEFAULT_P_TARGETS) -> list[dict]:
-    """One table over several trial lists: ``DATA_ROOT/LIST/trials`` scored in ``SCORES_DIR/LIST_SCORING``."""
-    if not lists or not scorings:
-        raise ConfigError("give at least one trial list and one scoring")
+def results_table(data_root: PathLike, model_dirs: Sequence[PathLike], lists: Sequence[str],
+                  scorings: Sequence[str], out: PathLike, p_targets: Sequence[float] = DEFAULT_P_TARGETS,
+                  plot_dir: PathLike | None = None) -> list[dict]:
+    """Stage 6 over several trial lists and model dirs: one table ``out`` (and ``out_LIST`` per list).
+
+    List ``L`` has its trials in ``DATA_ROOT/L/trials`` and, for each model dir ``M`` and scoring
+    ``S``, its scores in ``M/scores/L_S``; scorings a model dir has no score file for (a calibration
+    that was not made) are left out, but each list needs at least one score file. With
+    ``plot_dir``, each list's DET curves and score histograms are drawn there.
+    """
+    if not lists or not scorings or not model_dirs:
+        raise ConfigError("give at least one trial list, one scoring and one model dir")
     rows = []
     for name in lists:
-        files = [Path(scores_dir) / f"{name}_{scoring}" for scoring in scorings]
-        rows += evaluate_score_files(Path(data_root) / name / "trials", files, p_targets)
+        candidates = [Path(m) / "scores" / f"{name}_{scoring}" for m in model_dirs for scoring in scorings]
+        files = [path for path in candidates if path.is_file()]
+        if not files:
+            raise DataError(f"no score file for the list {name}: looked for {', '.join(map(str, candidates))}")
+        trials = Path(data_root) / name / "trials"
+        list_rows = evaluate_stage(trials, files, f"{out}_{name}", p_targets=p_targets, plot_dir=plot_dir)
+        rows += list_rows
     write_results(out, rows)
     return rows

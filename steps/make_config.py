@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Write the effective experiment config: a base YAML plus KEY=VALUE overrides, checked against the schema.
 
-Usage: local/make_config.py [--set KEY=VALUE ...] BASE_YAML OUT_YAML
-       local/make_config.py --get KEY CONFIG_YAML        (print one value, e.g. model.frontend)
-e.g.   local/make_config.py --set train.augment.musan_dir=/abs/data --set train.epochs=40 \
+Usage: steps/make_config.py [--set KEY=VALUE ...] BASE_YAML OUT_YAML
+       steps/make_config.py --get KEY CONFIG_YAML        (print one value, e.g. model.frontend)
+e.g.   steps/make_config.py --set train.augment.musan_dir=/abs/data --set train.epochs=40 \
            conf/ecapa_c1024.yaml exp/ecapa_c1024/conf/train.yaml
 Values are YAML (true, 0.5, [3, 7], a path); an unknown key or a wrong type is an error naming it.
 """

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Stage 6 over several trial lists: EER, minDCF, Cllr, min Cllr and actual DCF of every model and scoring.
+
+Usage: steps/results_table.py --data DATA --lists test,test_hard [--scorings cosine,asnorm,...]
+           [--plot-dir DIR] --out EXP/results MODEL_DIR...
+For each list L it reads the trials DATA/L/trials and, for each MODEL_DIR and scoring S, the scores
+MODEL_DIR/scores/L_S (a scoring without a score file is left out). It prints and writes one table (OUT),
+one per list (OUT_L) and, with --plot-dir, each list's DET curves and score histograms. Rows are named by
+their score files (steps/summarize_results.py reads the tables).
+"""
+
+import argparse
+
+from pyfunc.cli.runner import run_main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="folder of the data dirs DATA/LIST holding LIST's trials")
+    parser.add_argument("--lists", required=True, help="comma-separated trial lists (data dir names)")
+    parser.add_argument("--scorings", default="cosine,asnorm",
+                        help="comma-separated scorings, the score files' suffixes [cosine,asnorm]")
+    parser.add_argument("--p-target", type=float, action="append", default=None,
+                        help="minDCF target prior (repeatable; default 0.01 and 0.05)")
+    parser.add_argument("--plot-dir", default=None, help="draw each list's DET curves and histograms here")
+    parser.add_argument("--out", required=True, help="results table to write")
+    parser.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR")
+    args = parser.parse_args()
+
+    from pyfunc.pipeline.metrics_stage import results_table
+    from pyfunc.scoring.metrics import format_results_table
+
+    rows = results_table(args.data, args.model_dirs, [s for s in args.lists.split(",") if s],
+                         [s for s in args.scorings.split(",") if s], args.out, args.p_target or (0.01, 0.05),
+                         args.plot_dir)
+    print(format_results_table(rows), end="")
+
+
+if __name__ == "__main__":
+    run_main(main)
