@@ -30,6 +30,7 @@
 #   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
 #   --allow-pipes true|false                 stages 1-3: run 'command |' entries of wav.scp/feats.scp [false]
 #   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
+#   --status true|false                      say what each stage would do now, and why; run nothing [false]
 #   --top-n N                                stage 5: AS-norm top N [the model config's score.asnorm_top_n]
 #   --random-seed N                          random seed of the mini corpus [777]
 #   --train-speakers N --test-speakers N --utts-per-speaker N   mini corpus size [100 20 20]
@@ -58,6 +59,7 @@ top_n=""
 skip_bad_audio=false
 allow_pipes=false
 force=false
+status=false
 random_seed=777
 seed=""  # the former name of --random-seed, still accepted
 train_speakers=100
@@ -72,6 +74,19 @@ pipes=$(flag --allow-pipes "$allow_pipes")
 redo=($(flag --skip-bad-audio "$skip_bad_audio") $(flag --force "$force") $pipes)
 cohort_data=${cohort_data:-$data/train}
 log() { echo "$(date '+%F %T') run.sh: $*"; }
+if [ -n "$model_dir" ]; then
+  models=("$model_dir")
+else
+  models=("$exp" "$exp/untrained")
+fi
+
+if [ "$status" = true ]; then  # what each stage would do now, and why (pyfunc/pipeline/recipe_status.py)
+  exec steps/recipe_status.py mini --stage "$stage" --stop-stage "$stop_stage" --data "$data" --exp "$exp" \
+    --config "$config" --fbank-conf "$fbank_conf" --fbank-data "$data/train" "$data/test" --models "${models[@]}" \
+    --test-data "$test_data" --cohort-data "$cohort_data" --skip-bad-audio "$skip_bad_audio" --force "$force" \
+    --random-seed "$random_seed" --train-speakers "$train_speakers" --test-speakers "$test_speakers" \
+    --utts-per-speaker "$utts_per_speaker"
+fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "stage 0: data preparation ($data)"
@@ -94,11 +109,6 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     --fbank-conf "$fbank_conf" $pipes
 fi
 
-if [ -n "$model_dir" ]; then
-  models=("$model_dir")
-else
-  models=("$exp" "$exp/untrained")
-fi
 test_name=$(basename "$test_data")
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,8 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
         assert 0 <= eer <= 100 and 0 <= dcf01 <= 1.0001 and 0 <= dcf05 <= 1.0001
     assert "EER(%)" in proc.stdout  # the table is printed too
 
+    _status_says_what_would_be_redone(common, data, exp)
+
     before = results.read_text()
     cosine_scores = (exp / "scores" / "test_cosine").read_text()
     results.unlink()
@@ -111,6 +114,67 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     crops = kaldiio.load_scp(str(seed_dir / "embeddings" / "test" / "xvector_crops.scp"))
     assert len(crops) == 12 and next(iter(crops.values())).shape == (5, 192)  # the seed protocol
     assert set(_results(seed_dir / "results")) == {f"{seed_dir}/scores/test_{n}" for n in ("cosine", "asnorm")}
+
+
+def _file_states(*roots: Path) -> dict[str, tuple[int, int]]:
+    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns)
+            for root in roots for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _status(common: list[str], *extra: str) -> dict[tuple[str, str], str]:
+    """``run.sh --status true``: {(stage, target): state and reason}."""
+    proc = _run_recipe(common + ["--status", "true", *extra])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[-1].endswith("nothing was run or written"), proc.stdout
+    rows = {}
+    for line in lines[:-1]:
+        stage, _, target, state = re.split(r"\s{2,}", line, maxsplit=3)
+        rows[(stage, target)] = state
+    return rows
+
+
+def _status_says_what_would_be_redone(common: list[str], data: Path, exp: Path) -> None:
+    """run.sh --status: all up to date after the run; after touching wav.scp, stage 1 and later for that
+    data dir to redo (stage 2 refuses: its checkpoints were made from the old training features); and
+    not one file written or touched by asking."""
+    before = _file_states(data, exp)
+    rows = _status(common)
+    assert len(rows) == 13 and set(rows.values()) == {"up to date"} | {
+        "up to date: 2 epochs done, the model directory written after them"}, rows
+    assert _file_states(data, exp) == before
+
+    wav_scp, train_wav_scp = data / "test" / "wav.scp", data / "train" / "wav.scp"
+    times = {path: (path.stat().st_atime_ns, path.stat().st_mtime_ns) for path in (wav_scp, train_wav_scp)}
+    os.utime(wav_scp, ns=(times[wav_scp][0], times[wav_scp][1] + 10**9))
+    before = _file_states(data, exp)
+    rows = _status(common)
+    assert _file_states(data, exp) == before
+    redo = {key: state for key, state in rows.items() if not state.startswith("up to date")}
+    test, models = data / "test", (exp, exp / "untrained")
+    assert redo == {
+        ("stage 1", str(test)): f"to redo: input {wav_scp} changed",
+        **{("stage 3", f"{m} <- {test}"): f"to redo: stage 1 remakes {test / 'feats.scp'}" for m in models},
+        **{("stage 4", str(m / "scores" / "test_cosine")):
+           f"to redo: stage 3 remakes {m / 'embeddings' / 'test' / 'xvector.scp'}" for m in models},
+        **{("stage 5", str(m / "scores" / "test_asnorm")):
+           f"to redo: stage 3 remakes {m / 'embeddings' / 'test' / 'xvector.scp'}" for m in models},
+        ("stage 6", str(exp / "results")): f"to redo: stage 4 remakes {exp / 'scores' / 'test_cosine'}",
+    }, rows
+    # stages 4-6 alone: the embeddings are still the ones their stamps describe, so nothing would fail
+    rows = _status(common, "--stage", "4")
+    assert rows[("stage 1", str(test))] == f"outside the stages run: to redo: input {wav_scp} changed"
+    assert all(state == "up to date" for (stage, _), state in rows.items() if stage >= "stage 4")
+
+    os.utime(train_wav_scp, ns=(times[train_wav_scp][0], times[train_wav_scp][1] + 10**9))
+    rows = _status(common, "--stop-stage", "2")
+    assert rows[("stage 1", str(data / "train"))] == f"to redo: input {train_wav_scp} changed"
+    assert rows[("stage 2", str(exp))].startswith(
+        f"would fail: after stage 1 remakes {data / 'train' / 'feats.scp'}: {exp / 'models' / 'epoch_2.pt'}: "
+        "made by a run with other settings: data.features from was"), rows
+    for path, (atime, mtime) in times.items():
+        os.utime(path, ns=(atime, mtime))  # as the run left them, for what follows
+    assert all(state.startswith("up to date") for state in _status(common).values())
 
 
 def test_unknown_option_fails_with_a_message(tmp_path: Path) -> None:
