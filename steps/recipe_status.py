@@ -14,12 +14,6 @@ import argparse
 from pyfunc.cli.runner import run_main
 
 
-def kaldi_bool(text: str) -> bool:
-    if text not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text == "true"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     recipes = parser.add_subparsers(dest="recipe", required=True)
@@ -37,8 +31,8 @@ def main() -> None:
     mini.add_argument("--cohort-data", required=True)
     mini.add_argument("--fbank-data", nargs="+", default=None, help="data dirs of stage 1 [DATA/train DATA/test]")
     mini.add_argument("--results", nargs="+", default=None, help="stage 6's results file per test set")
-    mini.add_argument("--skip-bad-audio", type=kaldi_bool, default=False)
-    mini.add_argument("--force", type=kaldi_bool, default=False)
+    mini.add_argument("--skip-bad-audio", choices=["true", "false"], default="false")
+    mini.add_argument("--force", choices=["true", "false"], default="false")
     mini.add_argument("--random-seed", type=int, default=777)
     mini.add_argument("--train-speakers", type=int, default=100)
     mini.add_argument("--test-speakers", type=int, default=20)
@@ -61,7 +55,7 @@ def main() -> None:
                   "utts_per_speaker": args.utts_per_speaker, "random_seed": args.random_seed}
         status = mini_recipe_status(args.stage, args.stop_stage, args.data, args.exp, args.config, args.fbank_conf,
                                     args.models, args.test_data, args.cohort_data, args.fbank_data, args.results,
-                                    corpus, args.skip_bad_audio, args.force)
+                                    corpus, args.skip_bad_audio == "true", args.force == "true")
     else:
         status = voxceleb_recipe_status(
             args.stage, args.stop_stage, args.data, args.exp, args.config, args.overrides.split(), args.feat_dir,

@@ -143,6 +143,9 @@ def _status_says_what_would_be_redone(common: list[str], data: Path, exp: Path) 
     assert len(rows) == 13 and set(rows.values()) == {"up to date"} | {
         "up to date: 2 epochs done, the model directory written after them"}, rows
     assert _file_states(data, exp) == before
+    rows = _status(common, "--stage", "3", "--skip-bad-audio", "true")  # an option stage 3's stamp records
+    assert {state for (stage, _), state in rows.items() if stage == "stage 3"} == {
+        "to redo: parameter skip_bad_audio changed"}
 
     wav_scp, train_wav_scp = data / "test" / "wav.scp", data / "train" / "wav.scp"
     times = {path: (path.stat().st_atime_ns, path.stat().st_mtime_ns) for path in (wav_scp, train_wav_scp)}

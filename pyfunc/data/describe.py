@@ -74,8 +74,7 @@ def describe_trials(path: PathLike) -> Description:
     return info
 
 
-_CHECKS = ("sorted unique keys; utt2spk and spk2utt agree; wav.scp, utt2dur, feats.scp and utt2num_frames "
-           "cover utt2spk; trials name known utterances")
+_CHECKS = "sorted unique keys, utt2spk = spk2utt, every table covers utt2spk, trials name known utterances"
 
 
 def describe_data_dir(path: PathLike, check_audio: bool = False) -> Description:
@@ -113,7 +112,7 @@ def describe_data_dir(path: PathLike, check_audio: bool = False) -> Description:
         info.add("augmented", f"utt2aug: {len(read_scp(path / 'utt2aug'))} utterances")
     try:
         validate_data_dir(path, check_wavs=check_audio)
-        audio = "every audio file opened" if check_audio else "audio files not opened (--check-audio opens them)"
+        audio = "every audio file opened" if check_audio else "audio not opened: --check-audio"
         info.add("checks", f"passed ({_CHECKS}; {audio})")
     except DataError as err:
         info.add("checks", "FAILED (see below)")

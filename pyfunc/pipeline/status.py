@@ -286,7 +286,7 @@ def check_extraction(status: RecipeStatus, model_dir: PathLike, data_dir: PathLi
             return WOULD_FAIL, f"{table}: out of date: {stale[0]} changed after it was made; rerun stage 1"
         if force:
             return (TO_REDO if makes[0].exists() else TO_MAKE), "--force true"
-        spec = extract_stamp_spec(model_dir, data_dir, frontend=frontend)
+        spec = extract_stamp_spec(model_dir, data_dir, skip_bad=skip_bad, frontend=frontend)
         return _made(makes, spec.why_not_current(out_dir / EXTRACT_STAMP))
     return status.check(3, "embeddings", f"{model_dir} <- {data_dir}", reads, makes, own)
 
