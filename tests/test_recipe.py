@@ -1,4 +1,4 @@
-"""End-to-end smoke run of run.sh stages 0-6 on a tiny espeak-ng corpus, and a rerun of stages 4-6."""
+"""End-to-end run of run.sh stages 0-6 on a tiny espeak-ng corpus; --status on it; a rerun of stages 4-6."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import soundfile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,6 +85,7 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     assert "EER(%)" in proc.stdout  # the table is printed too
 
     _status_says_what_would_be_redone(common, data, exp)
+    _feat_to_dim_and_len_on_the_mini_features(data / "test")
 
     before = results.read_text()
     cosine_scores = (exp / "scores" / "test_cosine").read_text()
@@ -178,6 +180,21 @@ def _status_says_what_would_be_redone(common: list[str], data: Path, exp: Path) 
     for path, (atime, mtime) in times.items():
         os.utime(path, ns=(atime, mtime))  # as the run left them, for what follows
     assert all(state.startswith("up to date") for state in _status(common).values())
+
+
+def _feat_to_dim_and_len_on_the_mini_features(test: Path) -> None:
+    """feat-to-dim and feat-to-len (``python -m pyfunc``) on stage 1's features of the espeak-ng test set:
+    80 bins, and Kaldi's frame count 1 + (samples - 400) // 160 (25 ms windows, 10 ms shift at 16 kHz)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    tool = [sys.executable, "-m", "pyfunc"]
+    dim = subprocess.run([*tool, "feat-to-dim", f"scp:{test / 'feats.scp'}"], capture_output=True, env=env)
+    assert dim.returncode == 0 and dim.stdout == b"80\n", dim.stderr
+    lengths = subprocess.run([*tool, "feat-to-len", f"scp:{test / 'feats.scp'}", "ark,t:-"], capture_output=True,
+                             text=True, env=env)
+    assert lengths.returncode == 0, lengths.stderr
+    wavs = dict(line.split(None, 1) for line in (test / "wav.scp").read_text().splitlines())
+    assert lengths.stdout == "".join(f"{utt} {1 + (soundfile.info(wav.strip()).frames - 400) // 160} \n"
+                                     for utt, wav in sorted(wavs.items()))
 
 
 def test_unknown_option_fails_with_a_message(tmp_path: Path) -> None:
