@@ -6,5 +6,6 @@ if [ -f "$PYFUNC_ROOT/.venv/bin/activate" ]; then
   . "$PYFUNC_ROOT/.venv/bin/activate"
 fi
 export PYTHONPATH="$PYFUNC_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$PATH:$PYFUNC_ROOT/utils/bin"  # copy-vector, copy-feats, feat-to-dim, feat-to-len; last: Kaldi's win
 export PYTHONUNBUFFERED=1
 export LC_ALL=C

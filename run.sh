@@ -45,6 +45,7 @@
 #   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
 #   --allow-pipes true|false                 stages 1-3: run 'command |' entries of wav.scp/feats.scp [false]
 #   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
+#   --status true|false                      say what each stage would do now, and why; run nothing [false]
 #   --top-n N                                stage 5: AS-norm top N [the model config's score.asnorm_top_n]
 #   --random-seed N                          random seed of the mini corpus [777]
 #   --wide-speakers N --wide-utts-per-speaker N   training set size (train_wide) [300 6]
@@ -81,6 +82,7 @@ top_n=""
 skip_bad_audio=false
 allow_pipes=false
 force=false
+status=false
 random_seed=777
 seed=""  # the former name of --random-seed, still accepted
 wide_speakers=300
@@ -117,6 +119,17 @@ elif [ "$untrained" = true ]; then
   models=("$final" "$exp/untrained")
 else
   models=("$final")
+fi
+
+if [ "$status" = true ]; then  # what each stage would do now, and why (pyfunc/pipeline/recipe_status.py)
+  exec steps/recipe_status.py mini --stage "$stage" --stop-stage "$stop_stage" --data "$data" --exp "$exp" \
+    --config "$config" --lm-config "$lm_config" --overrides "$overrides" --fbank-conf "$fbank_conf" \
+    --train-set "$train_set" --models "${models[@]}" --test-data "${test_dirs[@]}" \
+    --dev-data "$([ -z "$test_data" ] && [ -n "$dev_set" ] && echo "$data/$dev_set")" --cohort-data "$cohort_data" \
+    --skip-bad-audio "$skip_bad_audio" --force "$force" --random-seed "$random_seed" \
+    --train-speakers "$train_speakers" --test-speakers "$test_speakers" --utts-per-speaker "$utts_per_speaker" \
+    --wide-speakers "$wide_speakers" --wide-utts-per-speaker "$wide_utts_per_speaker" \
+    --unseen-speakers "$unseen_speakers" --dev-speakers "$dev_speakers"
 fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then

@@ -1,4 +1,4 @@
-"""``python -m pyfunc verify|embed|export-onnx|results ...`` (see :mod:`pyfunc.cli.tools`)."""
+"""``python -m pyfunc verify|embed|export-onnx|results|info|copy-vector|... ...`` (see :mod:`pyfunc.cli.tools`)."""
 
 from pyfunc.cli.runner import run_main
 from pyfunc.cli.tools import main

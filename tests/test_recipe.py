@@ -1,8 +1,9 @@
-"""End-to-end smoke run of run.sh stages 0-6 on a tiny espeak-ng corpus, and a rerun of stages 4-6."""
+"""End-to-end run of run.sh stages 0-6 on a tiny espeak-ng corpus; --status on it; a rerun of stages 4-6."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import soundfile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,6 +103,9 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     assert "EER(%)" in proc.stdout  # the table is printed too
     assert all((exp / "lm" / "plots" / f"det_{s}.png").is_file() for s in SETS)
 
+    _status_says_what_would_be_redone(common, data, exp)
+    _feat_to_dim_and_len_on_the_mini_features(data / "test")
+
     before = results.read_text()
     cosine_scores = (exp / "lm" / "scores" / "test_cosine").read_text()
     results.unlink()
@@ -130,6 +135,91 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     crops = kaldiio.load_scp(str(seed_dir / "embeddings" / "test" / "xvector_crops.scp"))
     assert len(crops) == 12 and next(iter(crops.values())).shape == (5, 192)  # the seed protocol
     assert set(_results(seed_dir / "results")) == {f"{seed_dir}/scores/test_{n}" for n in ("cosine", "asnorm")}
+
+
+def _file_states(*roots: Path) -> dict[str, tuple[int, int]]:
+    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns)
+            for root in roots for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _status(common: list[str], *extra: str) -> dict[tuple[str, str], str]:
+    """``run.sh --status true``: {(stage, target): state and reason}."""
+    proc = _run_recipe(common + ["--status", "true", *extra])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[-1].endswith("nothing was run or written"), proc.stdout
+    rows = {}
+    for line in lines[:-1]:
+        stage, _, target, state = re.split(r"\s{2,}", line, maxsplit=3)
+        rows[(stage, target)] = state
+    return rows
+
+
+def _status_says_what_would_be_redone(common: list[str], data: Path, exp: Path) -> None:
+    """run.sh --status: all up to date after the run; after touching wav.scp, stage 1 and later for that
+    data dir to redo; and not one file written or touched by asking."""
+    before = _file_states(data, exp)
+    rows = _status(common)
+    trained = {f"up to date: {n} epoch{'s' if n > 1 else ''} done, the model directory written after them"
+               for n in (1, 2)}
+    assert set(rows.values()) == {"up to date"} | trained, rows
+    assert len(rows) > 40 and _file_states(data, exp) == before
+    rows = _status(common, "--stage", "3", "--skip-bad-audio", "true")  # an option stage 3's stamp records
+    assert {state for (stage, target), state in rows.items() if stage == "stage 3" and " <- " in target} == {
+        "to redo: parameter skip_bad_audio changed"}
+
+    wav_scp, train_wav_scp = data / "test" / "wav.scp", data / "train_wide" / "wav.scp"
+    times = {path: (path.stat().st_atime_ns, path.stat().st_mtime_ns) for path in (wav_scp, train_wav_scp)}
+    os.utime(wav_scp, ns=(times[wav_scp][0], times[wav_scp][1] + 10**9))
+    before = _file_states(data, exp)
+    rows = _status(common)
+    assert _file_states(data, exp) == before
+    redo = {key: state for key, state in rows.items() if not state.startswith("up to date")}
+    test, models = data / "test", (exp / "lm", exp / "untrained")
+    assert redo == {
+        ("stage 1", str(test)): f"to redo: input {wav_scp} changed",
+        **{("stage 3", f"{m} <- {test}"): f"to redo: stage 1 remakes {test / 'feats.scp'}" for m in models},
+        **{("stage 4", str(m / "scores" / "test_cosine")):
+           f"to redo: stage 3 remakes {m / 'embeddings' / 'test' / 'xvector.scp'}" for m in models},
+        **{("stage 5", str(m / "scores" / "test_asnorm")):
+           f"to redo: stage 3 remakes {m / 'embeddings' / 'test' / 'xvector.scp'}" for m in models},
+        **{("stage 6", f"{m / 'calibration.yaml'} (and 3 more)"):
+           f"to redo: stage 4 remakes {m / 'scores' / 'test_cosine'}" for m in models},
+        **{("stage 6", f"{m / 'calibration_asnorm-qmf.yaml'} (and 3 more)"):
+           f"to redo: stage 5 remakes {m / 'scores' / 'test_asnorm'}" for m in models},
+        ("stage 6", f"{exp / 'lm' / 'results_test_unseen'} (and 3 more)"):
+            f"to redo: stage 4 remakes {exp / 'lm' / 'scores' / 'test_cosine'}",
+    }, rows
+    # stages 4-6 alone: the embeddings are still the ones their stamps describe, so nothing would fail
+    rows = _status(common, "--stage", "4")
+    assert rows[("stage 1", str(test))] == f"outside the stages run: to redo: input {wav_scp} changed"
+    assert all(state == "up to date" for (stage, _), state in rows.items() if stage >= "stage 4")
+
+    # training reads wav.scp (fbank on the fly): the same text, so the training stays as it is
+    os.utime(train_wav_scp, ns=(times[train_wav_scp][0], times[train_wav_scp][1] + 10**9))
+    rows = _status(common, "--stop-stage", "3")
+    assert rows[("stage 1", str(data / "train_wide"))] == f"to redo: input {train_wav_scp} changed"
+    assert rows[("stage 2", str(exp))].startswith("up to date"), rows
+    assert rows[("stage 3", f"{exp / 'lm'} <- {data / 'train_wide'}")] == \
+        f"to redo: stage 1 remakes {data / 'train_wide' / 'feats.scp'}"
+    for path, (atime, mtime) in times.items():
+        os.utime(path, ns=(atime, mtime))  # as the run left them, for what follows
+    assert all(state.startswith("up to date") for state in _status(common).values())
+
+
+def _feat_to_dim_and_len_on_the_mini_features(test: Path) -> None:
+    """feat-to-dim and feat-to-len (``python -m pyfunc``) on stage 1's features of the espeak-ng test set:
+    80 bins, and Kaldi's frame count 1 + (samples - 400) // 160 (25 ms windows, 10 ms shift at 16 kHz)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    tool = [sys.executable, "-m", "pyfunc"]
+    dim = subprocess.run([*tool, "feat-to-dim", f"scp:{test / 'feats.scp'}"], capture_output=True, env=env)
+    assert dim.returncode == 0 and dim.stdout == b"80\n", dim.stderr
+    lengths = subprocess.run([*tool, "feat-to-len", f"scp:{test / 'feats.scp'}", "ark,t:-"], capture_output=True,
+                             text=True, env=env)
+    assert lengths.returncode == 0, lengths.stderr
+    wavs = dict(line.split(None, 1) for line in (test / "wav.scp").read_text().splitlines())
+    assert lengths.stdout == "".join(f"{utt} {1 + (soundfile.info(wav.strip()).frames - 400) // 160} \n"
+                                     for utt, wav in sorted(wavs.items()))
 
 
 def test_unknown_option_fails_with_a_message(tmp_path: Path) -> None:

@@ -115,6 +115,17 @@ def test_training_learns_and_writes_model_dir(tmp_path: Path) -> None:
     assert not list((exp / "models").glob("step_*.pt")), "mid-epoch checkpoints are dropped once an epoch ends"
     assert "examples/s" in (exp / "log" / "train.log").read_text()
 
+    # A rerun of the complete run writes nothing: a rewritten model.pt would make stage 3 redo its embeddings.
+    written = {p: p.stat().st_mtime_ns for p in exp.rglob("*") if p.is_file() and p.parent.name != "log"}
+    proc = _run_train(config, data, exp)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "training is complete (3 epochs)" in out, out
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+    proc = _run_train(_config(tmp_path / "tiny.yaml", epochs=4), data, exp)  # one more epoch: resumes
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and (exp / "models" / "epoch_4.pt").is_file(), out
+    assert (exp / "model.pt").stat().st_mtime_ns > written[exp / "model.pt"]
+
 
 def test_killed_training_resumes_to_identical_weights(tmp_path: Path) -> None:
     data = _feature_data_dir(tmp_path / "feats", utts=16)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,13 @@ def _results(path: Path) -> dict[str, list[float]]:
     return {fields[0]: [float(x) for x in fields[1:4]] for fields in (line.split() for line in lines[1:])}
 
 
+def _status_rows(proc: subprocess.CompletedProcess) -> dict[tuple[str, str, str], str]:
+    """The lines of ``run.sh --status true``: {(stage, step, target): state and reason}."""
+    assert proc.returncode == 0 and proc.stdout.endswith("nothing was run or written\n"), proc.stdout + proc.stderr
+    rows = [re.split(r"\s{2,}", line, maxsplit=3) for line in proc.stdout.splitlines()[:-1]]
+    return {(stage, step, target): state for stage, step, target, state in rows}
+
+
 def _check_scores(exp: Path, data: Path, lists: list[str]) -> None:
     """Score files in trial order, the results table (one row per list and scoring) and the per-list tables."""
     for name in lists:
@@ -187,6 +195,21 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     assert f"{exp}/scores/vox1_h_asnorm" in proc.stdout  # the table is printed too
     assert not list((exp / "plots").glob("det_*"))  # --plots false: no stage-6 plots
 
+    # --status: stages 2-6 up to date; stage 1 would remake the augmented copies (they keep no stamp), and with
+    # them the combined training features, which stage 2 then refuses to resume from.
+    options = ["--config", config, "--data", data, "--exp", exp, "--feat-dir", feats, "--status", "true"]
+    before = {p: p.stat().st_mtime_ns for root in (data, exp, feats) for p in root.rglob("*") if p.is_file()}
+    status = _status_rows(_run_recipe(*options, "--stage", "2"))
+    assert all(state.startswith("up to date") for stage, state in status.items() if stage[0] >= "stage 2"), status
+    status = _status_rows(_run_recipe(*options, "--stage", "1"))
+    assert status[("stage 1", "augmented copies", str(data / "vox2_dev_aug"))].startswith("to redo: no stamp")
+    assert status[("stage 1", "fbank", str(data / "vox2_dev_aug"))].startswith("to redo: stage 1 remakes")
+    assert status[("stage 1", "fbank", str(data / "vox1"))] == "up to date"
+    assert status[("stage 2", "training", str(exp))].startswith(
+        f"would fail: stage 1 remakes {data / 'vox2_dev_combined' / 'wav.scp'}; stage 2 resumes only"), status
+    assert status[("stage 4", "cosine scores", str(exp / "scores" / "vox1_o_cosine"))] == "up to date"
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
 
 def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp_path: Path) -> None:
     config = tmp_path / "tiny_seed.yaml"
@@ -223,6 +246,13 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp
     rerun = _run_recipe("--stage", "6", "--data", data, "--exp", exp, "--lists", "vox1_o,vox1_h", "--plots", "false")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (exp / "results").read_text() == before
+
+    # --status from stage 1: nothing to do anywhere (the seed front end needs no stage 1)
+    status = _status_rows(_run_recipe("--config", config, "--data", data, "--exp", exp, "--lists", "vox1_o,vox1_h",
+                                      "--cohort-per-spk", "2", "--overrides",
+                                      "train.random_seed=7 train.log_interval=1", "--stage", "1", "--status", "true"))
+    assert all(state.startswith("up to date") for (stage, _, _), state in status.items() if stage != "stage 0")
+    assert len(status) == 1 + 1 + 1 + 2 + 2 + 2 + 1  # stage 0 (outside), 1, 2, 3 (vox1, cohort), 4, 5, 6
 
 
 def test_help_and_unknown_options() -> None:

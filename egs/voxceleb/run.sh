@@ -48,6 +48,7 @@
 #   --model-dir DIR                          stages 3-6: evaluate this model dir instead of EXP
 #   --plots true|false                       stage 6: draw DET curves and score histograms [true]
 #   --allow-pipes auto|true|false            run wav.scp pipe commands (ffmpeg for m4a) [auto: when there are any]
+#   --status true|false                      say what each stage would do now, and why; run nothing [false]
 set -euo pipefail
 script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # for --help after the cd
 cd "$(dirname "$0")"
@@ -85,6 +86,7 @@ rdzv_endpoint=localhost:29400
 model_dir=""
 plots=true
 allow_pipes=auto
+status=false
 . utils/parse_options.sh
 random_seed=${aug_seed:-$random_seed}
 
@@ -100,6 +102,13 @@ list_dirs=("${list_names[@]/#/$data/}")
 train_config=$exp/conf/train.yaml  # the effective config: the base YAML, the augmentation sources, --overrides
 m=${model_dir:-$exp}
 if [ "$cohort_per_spk" -gt 0 ]; then cohort_data=$data/vox2_cohort; else cohort_data=$data/vox2_dev; fi
+
+if [ "$status" = true ]; then  # what each stage would do now, and why (pyfunc/pipeline/recipe_status.py)
+  exec steps/recipe_status.py voxceleb --stage "$stage" --stop-stage "$stop_stage" --data "$data" --exp "$exp" \
+    --config "$config" --overrides "$overrides" --feat-dir "$feat_dir" --fbank-conf "$fbank_conf" --lists "$lists" \
+    --aug-kinds "$aug_kinds" --cohort-per-spk "$cohort_per_spk" --model-dir "$model_dir" --vox1-root "$vox1_root" \
+    --vox2-root "${vox2_wav_dir:-$vox2_root}" --musan-root "$musan_root" --rirs-root "$rirs_root"
+fi
 
 # VoxCeleb2 as m4a: wav.scp holds ffmpeg pipe commands, which stages 1-3 run only with --allow-pipes.
 set_pipe_opts() {

@@ -1,4 +1,6 @@
-"""The ``python -m pyfunc`` tools: verify, embed, export-onnx, results.
+"""The ``python -m pyfunc`` tools: verify, embed, export-onnx, results; info and Kaldi's table tools
+(copy-vector, copy-feats, feat-to-dim, feat-to-len, vector-norms, mean-vector, subset: see
+:mod:`pyfunc.cli.inspect_commands`).
 
     python -m pyfunc verify a.wav b.wav --model-dir exp/ecapa_mini
     python -m pyfunc embed wavs/ --model-dir exp/ecapa_mini --out emb.npy
@@ -14,13 +16,15 @@ import argparse
 import sys
 from typing import Callable
 
+from pyfunc.cli import inspect_commands as inspect
 from pyfunc.data.audio import allow_pipes
 from pyfunc.inference.api import load_model
 from pyfunc.inference.embed_files import embed_to, list_inputs
 from pyfunc.inference.onnx_export import export_onnx
 from pyfunc.scoring.results_summary import summarize
 
-COMMANDS = ("verify", "embed", "export-onnx", "results")
+COMMANDS = ("verify", "embed", "export-onnx", "results", "info", "copy-vector", "copy-feats", "feat-to-dim",
+            "feat-to-len", "vector-norms", "mean-vector", "subset")
 
 
 def add_verify_args(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +125,19 @@ _SUBCOMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "embed": (add_embed_args, run_embed, "embeddings of a folder, a list or a wav.scp to .npy or ark/scp"),
     "export-onnx": (add_export_args, run_export, "export a model directory to ONNX, checked with onnxruntime"),
     "results": (add_results_args, run_results, "one Markdown table of every exp/*/results"),
+    "info": (inspect.add_info_args, inspect.run_info,
+             "what a data dir, model dir, embedding dir, scp/ark, score or trials file holds"),
+    "copy-vector": (inspect.add_copy_vector_args, inspect.run_copy_vector,
+                    "Kaldi's copy-vector: copy a table of vectors"),
+    "copy-feats": (inspect.add_copy_feats_args, inspect.run_copy_feats,
+                   "Kaldi's copy-feats: copy a table of matrices (--compress=true)"),
+    "feat-to-dim": (inspect.add_feat_to_dim_args, inspect.run_feat_to_dim,
+                    "Kaldi's feat-to-dim: the dimension of a table's entries"),
+    "feat-to-len": (inspect.add_feat_to_len_args, inspect.run_feat_to_len,
+                    "Kaldi's feat-to-len: frames per utterance, or in all"),
+    "vector-norms": (inspect.add_vector_norms_args, inspect.run_vector_norms, "the L2 norm of every vector"),
+    "mean-vector": (inspect.add_mean_vector_args, inspect.run_mean_vector, "the mean of a table of vectors"),
+    "subset": (inspect.add_subset_args, inspect.run_subset, "the entries whose keys a file lists (or does not)"),
 }
 
 

@@ -177,18 +177,44 @@ def _write_subset(path: Path, results: list[UtteranceResult]) -> None:
     write_table(path / "text", {r.utt: r.text for r in results})
 
 
-def _stamp_matches(data_root: Path, params: dict, subsets: tuple[str, ...]) -> bool:
+def mini_corpus_params(data_root: PathLike, num_train_speakers: int = 100, num_test_speakers: int = 20,
+                       utts_per_speaker: int = 20, random_seed: int = 777, test_utts_per_speaker: int | None = None,
+                       wav_dir: PathLike | None = None, min_duration: float = 1.5, max_duration: float = 6.0,
+                       nontarget_ratio: float = 2.0, make_train: bool = True) -> dict:
+    """What ``DATA_ROOT/.done`` records for a corpus made with these arguments (see :func:`make_mini_corpus`)."""
+    data_root = Path(data_root).resolve()
+    wav_dir = Path(wav_dir).resolve() if wav_dir is not None else data_root / "wav"
+    test_utts = utts_per_speaker if test_utts_per_speaker is None else test_utts_per_speaker
+    return {"version": STAMP_VERSION, "num_train_speakers": num_train_speakers,
+            "num_test_speakers": num_test_speakers, "utts_per_speaker": utts_per_speaker,
+            "test_utts_per_speaker": test_utts, "seed": random_seed, "wav_dir": str(wav_dir),
+            "min_duration": min_duration, "max_duration": max_duration, "nontarget_ratio": nontarget_ratio,
+            **({} if make_train else {"make_train": False})}  # recorded only when off: earlier stamps still match
+
+
+def why_corpus_not_current(data_root: PathLike, params: dict, subsets: tuple[str, ...] = ("train", "test")
+                           ) -> str | None:
+    """None when ``data_root`` holds the corpus ``params`` describe (its ``.done``, the lists and wavs of
+    ``subsets``); else why not."""
+    data_root = Path(data_root).resolve()
     stamp = data_root / ".done"
     needed = [data_root / sub / name for sub in subsets for name in ("wav.scp", "utt2spk", "spk2utt")]
-    if not stamp.is_file() or not all(p.is_file() for p in needed + [data_root / "test" / "trials"]):
-        return False
+    if not stamp.is_file():
+        return f"{stamp} is missing (no complete corpus)"
+    missing = [p for p in needed + [data_root / "test" / "trials"] if not p.is_file()]
+    if missing:
+        return f"{missing[0]} is missing"
     try:
-        if json.loads(stamp.read_text(encoding="utf-8")) != params:
-            return False
+        old = json.loads(stamp.read_text(encoding="utf-8"))
+        if old != params:
+            changed = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k)) \
+                if isinstance(old, dict) else ["<all>"]
+            return f"the corpus parameters changed ({', '.join(changed)})"
         wavs = [path for sub in subsets for path in read_scp(data_root / sub / "wav.scp").values()]
-    except (OSError, ValueError):
-        return False
-    return all(Path(path).is_file() for path in wavs)
+    except (OSError, ValueError) as err:
+        return f"{stamp} or a wav.scp is unreadable ({err})"
+    lost = next((path for path in wavs if not Path(path).is_file()), None)
+    return None if lost is None else f"audio file {lost} is missing"
 
 
 def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_test_speakers: int = 20,
@@ -204,9 +230,10 @@ def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_tes
     depend on ``num_jobs``. Without ``make_train`` only ``test`` is synthesised, the same
     ``test`` as with it (the ``num_train_speakers`` training speakers are drawn, not spoken).
     """
-    data_root = Path(data_root).resolve()
-    wav_dir = Path(wav_dir).resolve() if wav_dir is not None else data_root / "wav"
-    test_utts = utts_per_speaker if test_utts_per_speaker is None else test_utts_per_speaker
+    params = mini_corpus_params(data_root, num_train_speakers, num_test_speakers, utts_per_speaker, random_seed,
+                                test_utts_per_speaker, wav_dir, min_duration, max_duration, nontarget_ratio,
+                                make_train)
+    data_root, wav_dir, test_utts = Path(data_root).resolve(), Path(params["wav_dir"]), params["test_utts_per_speaker"]
     checks = [(num_train_speakers >= 1, "num_train_speakers must be at least 1"),
               (num_test_speakers >= 2, "num_test_speakers must be at least 2"),
               (utts_per_speaker >= 2 and test_utts >= 2, "utts per speaker must be at least 2"),
@@ -217,17 +244,11 @@ def make_mini_corpus(data_root: PathLike, num_train_speakers: int = 100, num_tes
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"mini corpus: {message}")
-    params = {"version": STAMP_VERSION, "num_train_speakers": num_train_speakers,
-              "num_test_speakers": num_test_speakers, "utts_per_speaker": utts_per_speaker,
-              "test_utts_per_speaker": test_utts, "seed": random_seed, "wav_dir": str(wav_dir),
-              "min_duration": min_duration, "max_duration": max_duration, "nontarget_ratio": nontarget_ratio}
-    if not make_train:
-        params["make_train"] = False  # recorded only when off: stamps of full corpora stay as they were
     subsets = ("train", "test") if make_train else ("test",)
-    if _stamp_matches(data_root, params, subsets):
+    if why_corpus_not_current(data_root, params, subsets) is None:
         return
     full = {k: v for k, v in params.items() if k != "make_train"}
-    if not make_train and _stamp_matches(data_root, full, ("train", "test")):
+    if not make_train and why_corpus_not_current(data_root, full) is None:
         return  # the full corpus is there, with the same test set
     check_espeak(espeak)
     train_specs, test_specs = make_speaker_specs(num_train_speakers, num_test_speakers, random_seed)

@@ -65,12 +65,34 @@ def _base_params(random_seed: int, num_train_speakers: int, num_test_speakers: i
             "num_test_speakers": num_test_speakers}
 
 
+def bank_params(bank: str, random_seed: int = 777, num_train_speakers: int = 100, num_test_speakers: int = 20
+                ) -> dict:
+    """What the stamp of the noise bank ``bank`` records."""
+    return {**_base_params(random_seed, num_train_speakers, num_test_speakers), "bank": bank,
+            "sizes": asdict(BANKS_SIZES[bank])}
+
+
+def speech_set_params(part: str, num_speakers: int, utts_per_speaker: int, random_seed: int = 777,
+                      num_train_speakers: int = 100, num_test_speakers: int = 20, bank: dict | None = None) -> dict:
+    """What the stamp of a synthesised set (train_wide, test_unseen, dev: with its bank's stamp) records."""
+    params = {**_base_params(random_seed, num_train_speakers, num_test_speakers), "part": part,
+              "num_speakers": num_speakers, "utts_per_speaker": utts_per_speaker}
+    return {**params, "bank": bank} if part == "dev" else params
+
+
+def hard_params(test_stamp: dict, bank: dict | None, random_seed: int = 777, num_train_speakers: int = 100,
+                num_test_speakers: int = 20) -> dict:
+    """What the stamp of test_hard records: the original test set's and its bank's parameters."""
+    test_params = {k: v for k, v in test_stamp.items() if k not in ("make_train", "utts_per_speaker")}
+    return {**_base_params(random_seed, num_train_speakers, num_test_speakers), "part": "test_hard",
+            "test": test_params, "bank": bank}
+
+
 def make_bank(data_root: PathLike, bank: str, random_seed: int = 777, num_train_speakers: int = 100,
               num_test_speakers: int = 20, num_jobs: int = 2, espeak: str = "espeak-ng") -> Path:
     """Build the noise bank ``bank`` (augment, test_hard or dev) under ``data_root``; return its folder."""
     bank_dir = Path(data_root).resolve() / BANK_DIRS[bank]
-    params = {**_base_params(random_seed, num_train_speakers, num_test_speakers), "bank": bank,
-              "sizes": asdict(BANKS_SIZES[bank])}
+    params = bank_params(bank, random_seed, num_train_speakers, num_test_speakers)
     partition = voice_partition(random_seed, num_train_speakers, num_test_speakers)
 
     def build(tmp: Path, final: Path) -> None:
@@ -121,8 +143,8 @@ def make_wide_train(data_root: PathLike, num_speakers: int = 300, utts_per_speak
                     num_jobs: int = 2, espeak: str = "espeak-ng") -> Path:
     """Build a wide training set ``data_root/<name>`` (see the module docstring); return its folder."""
     partition = voice_partition(random_seed, num_train_speakers, num_test_speakers)
-    params = {**_base_params(random_seed, num_train_speakers, num_test_speakers), "part": "train_wide",
-              "num_speakers": num_speakers, "utts_per_speaker": utts_per_speaker}
+    params = speech_set_params("train_wide", num_speakers, utts_per_speaker, random_seed, num_train_speakers,
+                               num_test_speakers)
     recipe = SetRecipe(streams.WIDE_UTTERANCES, tuple(g.name for g in TRAIN_GENERATORS))
     return _make_speech_set(Path(data_root).resolve() / name, params,
                             wide_train_speakers(partition, num_speakers, random_seed), utts_per_speaker, random_seed,
@@ -134,8 +156,8 @@ def make_unseen_test(data_root: PathLike, num_speakers: int = 24, utts_per_speak
                      num_jobs: int = 2, espeak: str = "espeak-ng") -> Path:
     """Build ``data_root/test_unseen`` (see the module docstring); return its folder."""
     partition = voice_partition(random_seed, num_train_speakers, num_test_speakers)
-    params = {**_base_params(random_seed, num_train_speakers, num_test_speakers), "part": "test_unseen",
-              "num_speakers": num_speakers, "utts_per_speaker": utts_per_speaker}
+    params = speech_set_params("test_unseen", num_speakers, utts_per_speaker, random_seed, num_train_speakers,
+                               num_test_speakers)
     recipe = SetRecipe(streams.UNSEEN_UTTERANCES, tuple(g.name for g in HELD_OUT_GENERATORS),
                        max_duration=CUT_SOURCE_MAX, cut=UNSEEN_CUT)
     return _make_speech_set(Path(data_root).resolve() / "test_unseen", params,
@@ -149,8 +171,8 @@ def make_dev(data_root: PathLike, num_speakers: int = 16, utts_per_speaker: int 
     """Build ``data_root/dev`` and its noise bank ``augment_dev`` (see the module docstring); return its folder."""
     bank_dir = make_bank(data_root, "dev", random_seed, num_train_speakers, num_test_speakers, num_jobs, espeak)
     partition = voice_partition(random_seed, num_train_speakers, num_test_speakers)
-    params = {**_base_params(random_seed, num_train_speakers, num_test_speakers), "part": "dev",
-              "num_speakers": num_speakers, "utts_per_speaker": utts_per_speaker, "bank": read_stamp(bank_dir)}
+    params = speech_set_params("dev", num_speakers, utts_per_speaker, random_seed, num_train_speakers,
+                               num_test_speakers, read_stamp(bank_dir))
     recipe = SetRecipe(streams.DEV_UTTERANCES, tuple(g.name for g in TRAIN_GENERATORS),
                        max_duration=CUT_SOURCE_MAX, cut=DEV_CUT,
                        degrade_stream=streams.DEV_DEGRADATIONS, degrade_probability=DEV_DEGRADE_PROBABILITY,
@@ -173,9 +195,7 @@ def make_hard_test(data_root: PathLike, random_seed: int = 777, num_train_speake
                           f"{num_train_speakers} train and {num_test_speakers} test speakers)")
     bank_dir = make_bank(data_root, "test_hard", random_seed, num_train_speakers, num_test_speakers, num_jobs,
                          espeak)
-    test_params = {k: v for k, v in original.items() if k not in ("make_train", "utts_per_speaker")}
-    params = {**_base_params(random_seed, num_train_speakers, num_test_speakers), "part": "test_hard",
-              "test": test_params, "bank": read_stamp(bank_dir)}
+    params = hard_params(original, read_stamp(bank_dir), random_seed, num_train_speakers, num_test_speakers)
     bank = read_bank(bank_dir)
     test_dir = data_root / "test"
 
@@ -225,4 +245,33 @@ def make_mini_parts(data_root: PathLike, parts: Sequence[str] = ALL_PARTS, rando
         out["augment"] = make_bank(data_root, "augment", **common)
     if "test_hard" in parts:
         out["test_hard"] = make_hard_test(data_root, **common)
+    return out
+
+
+def expected_stamps(data_root: PathLike, parts: Sequence[str], random_seed: int = 777,
+                    num_train_speakers: int = 100, num_test_speakers: int = 20, wide_speakers: int = 300,
+                    wide_utts_per_speaker: int = 6, wide_name: str = "train_wide", unseen_speakers: int = 24,
+                    unseen_utts_per_speaker: int = 8, dev_speakers: int = 16, dev_utts_per_speaker: int = 8
+                    ) -> dict[Path, dict]:
+    """The stamps :func:`make_mini_parts` would leave in each folder of ``parts`` (but ``train`` and ``test``),
+    its noise banks included, as far as they are known now: dev and test_hard record their banks' stamps
+    and test_hard the test set's, so those are left out while a bank or the test set is missing."""
+    root = Path(data_root).resolve()
+    common = dict(random_seed=random_seed, num_train_speakers=num_train_speakers, num_test_speakers=num_test_speakers)
+    out: dict[Path, dict] = {}
+    banks = {"augment": "augment", "dev": "dev", "test_hard": "test_hard"}
+    for part, bank in banks.items():
+        if part in parts:
+            out[root / BANK_DIRS[bank]] = bank_params(bank, **common)
+    if "train_wide" in parts:
+        out[root / wide_name] = speech_set_params("train_wide", wide_speakers, wide_utts_per_speaker, **common)
+    if "test_unseen" in parts:
+        out[root / "test_unseen"] = speech_set_params("test_unseen", unseen_speakers, unseen_utts_per_speaker,
+                                                      **common)
+    dev_bank = read_stamp(root / BANK_DIRS["dev"])
+    if "dev" in parts and dev_bank is not None:
+        out[root / "dev"] = speech_set_params("dev", dev_speakers, dev_utts_per_speaker, bank=dev_bank, **common)
+    hard_bank, test = read_stamp(root / BANK_DIRS["test_hard"]), read_stamp(root)
+    if "test_hard" in parts and hard_bank is not None and test is not None:
+        out[root / "test_hard"] = hard_params(test, hard_bank, **common)
     return out

@@ -40,7 +40,7 @@ from pyfunc.errors import DataError, PyfuncError
 from pyfunc.models.model_dir import CONFIG_NAME, MODEL_NAME
 from pyfunc.pipeline.extract_job import extract_embeddings
 from pyfunc.pipeline.jobs import Job, in_process_job_log, local_thread_env, run_jobs, worker_command
-from pyfunc.pipeline.stamps import EXTRACT_STAMP, FBANK_STAMP, make_stamp, needs_work, refuse_stale, write_stamp
+from pyfunc.pipeline.stamps import EXTRACT_STAMP, FBANK_STAMP, StampSpec, needs_work, refuse_stale, write_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,26 @@ def _deep_inputs(table: dict[str, str], frontend: str) -> list[str]:
     return sorted({entry.rsplit(":", 1)[0] if ":" in entry else entry for entry in table.values()})
 
 
+def extract_stamp_spec(model_dir: PathLike, data_dir: PathLike, protocol: str = "auto",
+                       batch_frames: int | None = None, onnx: PathLike | None = None, skip_bad: bool = False,
+                       trials: Iterable[PathLike] = (), frontend: str | None = None,
+                       table: dict[str, str] | None = None) -> StampSpec:
+    """What stage 3's stamp ``EMB_DIR/.extract.stamp`` records for these arguments: the options; the
+    model's config.yaml and model.pt, the input table (feats.scp or wav.scp), skipped_utts and the trials;
+    the files the table points to. ``frontend`` and ``table``: the model's front end and the input
+    table, when the caller has read them."""
+    model_dir, data_dir = Path(model_dir), Path(data_dir)
+    frontend = load_config(model_dir / CONFIG_NAME).model.frontend if frontend is None else frontend
+    table_path = data_dir / input_table(frontend)
+    table = read_scp(table_path) if table is None else table
+    trials_files = ([data_dir / "trials"] if (data_dir / "trials").is_file() else []) + [Path(t) for t in trials]
+    params = {"protocol": protocol, "batch_frames": batch_frames, "skip_bad_audio": skip_bad,
+              "onnx": str(Path(onnx).absolute()) if onnx is not None else None}
+    inputs = [model_dir / CONFIG_NAME, model_dir / MODEL_NAME, table_path, data_dir / SKIPPED_NAME, *trials_files]
+    inputs += [Path(onnx)] if onnx is not None else []
+    return StampSpec("extract_embeddings", params, inputs, _deep_inputs(table, frontend))
+
+
 def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, num_jobs: int = 1, cmd: str = "",
                    protocol: str = "auto", device: str = "auto", batch_frames: int | None = None,
                    onnx: PathLike | None = None, skip_bad: bool = False, trials: Iterable[PathLike] = (),
@@ -131,14 +151,10 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     trials_files = ([data_dir / "trials"] if (data_dir / "trials").is_file() else []) + [Path(t) for t in trials]
     check_trials_need(carried, trials_files)
     table = read_scp(table_path)
-    params = {"protocol": protocol, "batch_frames": batch_frames, "skip_bad_audio": skip_bad,
-              "onnx": str(Path(onnx).absolute()) if onnx is not None else None}
-    inputs = [model_dir / CONFIG_NAME, model_dir / MODEL_NAME, table_path, data_dir / SKIPPED_NAME, *trials_files]
-    inputs += [Path(onnx)] if onnx is not None else []
-    deep = _deep_inputs(table, frontend)
+    spec = extract_stamp_spec(model_dir, data_dir, protocol, batch_frames, onnx, skip_bad, trials, frontend, table)
     stamp_path = out_dir / EXTRACT_STAMP
-    if not needs_work(stamp_path, "extract_embeddings", params, inputs, deep, out_dir / "xvector.scp", "embeddings",
-                      force):
+    if not needs_work(stamp_path, spec.stage, spec.params, spec.inputs, spec.deep_inputs, out_dir / "xvector.scp",
+                      "embeddings", force):
         return False
     # The old stamp stays: it describes the old outputs, which stay until the new ones replace them.
     run_dir = out_dir / f"parts.{secrets.token_hex(4)}"
@@ -170,7 +186,7 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     _remove_earlier_runs(out_dir, keep=run_dir)
     outputs = [out_dir / SKIPPED_NAME] + [out_dir / name for name in OUTPUT_SCPS]
     outputs += [d / name.replace(".scp", ".ark") for d in job_dirs for name in OUTPUT_SCPS]
-    write_stamp(stamp_path, make_stamp("extract_embeddings", params, inputs, outputs, deep))
+    write_stamp(stamp_path, spec.stamp(outputs))
     return True
 
 

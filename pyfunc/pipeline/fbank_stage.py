@@ -7,7 +7,7 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from tqdm import tqdm
 
@@ -24,12 +24,12 @@ from pyfunc.data.badinput import (
     write_skipped,
 )
 from pyfunc.data.datadir import load_data_dir, split_data_dir, validate_data_dir
-from pyfunc.data.tables import read_map, write_table
+from pyfunc.data.tables import read_map, read_scp, write_table
 from pyfunc.errors import DataError, PyfuncError
 from pyfunc.features.augment_offline import apply_augment_spec, read_utt2aug, split_utt2aug
 from pyfunc.features.kaldi_fbank import compute_fbank, count_frames, read_kaldi_conf
 from pyfunc.pipeline.jobs import Job, in_process_job_log, local_thread_env, run_jobs, worker_command
-from pyfunc.pipeline.stamps import FBANK_STAMP, make_stamp, needs_work, write_stamp
+from pyfunc.pipeline.stamps import FBANK_STAMP, StampSpec, needs_work, write_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,22 @@ def make_fbank_part(part_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_
     write_utt2num_frames(Path(part_dir) / "utt2num_frames", num_frames)
 
 
+def fbank_stamp_spec(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, skip_bad: bool = False,
+                     wav_scp: Mapping[str, str] | None = None, options: Mapping | None = None) -> StampSpec:
+    """What stage 1's stamp ``DATA/.fbank.stamp`` records for these arguments: the fbank options, the
+    feature folder, ``skip_bad``; wav.scp, utt2spk, utt2aug, the conf and the trials; the audio files.
+    ``wav_scp`` and ``options``: the data dir's wav.scp and the conf, when the caller has read them."""
+    data_dir = Path(data_dir)
+    options = read_kaldi_conf(conf) if options is None else options
+    wav_scp = read_scp(data_dir / "wav.scp") if wav_scp is None else wav_scp
+    trials = [data_dir / "trials"] if (data_dir / "trials").is_file() else []
+    params = {"fbank": options, "skip_bad_audio": skip_bad, "feat_dir": str(Path(feat_dir).resolve()),
+              "min_frames": MIN_FRAMES}
+    inputs = [data_dir / "wav.scp", data_dir / "utt2spk", data_dir / "utt2aug", Path(conf), *trials]
+    audio = sorted({entry for entry in wav_scp.values() if not is_pipe(entry)})
+    return StampSpec("make_fbank", params, inputs, audio)
+
+
 def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: PathLike, num_jobs: int = 1,
                cmd: str = "", skip_bad: bool = False, force: bool = False) -> bool:
     """Stage 1: features of ``data_dir`` in ``num_jobs`` parallel jobs, merged into its feats.scp.
@@ -129,10 +145,9 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     name = data_dir.name
     trials = [data_dir / "trials"] if (data_dir / "trials").is_file() else []
     stamp_path = data_dir / FBANK_STAMP
-    params = {"fbank": options, "skip_bad_audio": skip_bad, "feat_dir": str(feat_dir), "min_frames": MIN_FRAMES}
-    inputs = [data_dir / "wav.scp", data_dir / "utt2spk", data_dir / "utt2aug", Path(conf), *trials]
-    audio = sorted({entry for entry in data.wav_scp.values() if not is_pipe(entry)})
-    if not needs_work(stamp_path, "make_fbank", params, inputs, audio, data_dir / "feats.scp", "features", force):
+    spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, data.wav_scp, options)
+    if not needs_work(stamp_path, spec.stage, spec.params, spec.inputs, spec.deep_inputs, data_dir / "feats.scp",
+                      "features", force):
         return False
     # The old stamp stays: it describes the old outputs, which stay until the new ones replace them.
     parts = split_data_dir(data_dir, num_jobs, features=False)  # the old features are being replaced
@@ -185,7 +200,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     remove_temporaries(feat_dir, [f"raw_fbank_{name}."])
     remove_temporaries(data_dir, ["feats.scp", "utt2num_frames", SKIPPED_NAME, FBANK_STAMP])
     outputs = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / SKIPPED_NAME, *arks, *scps]
-    write_stamp(stamp_path, make_stamp("make_fbank", params, inputs, outputs, audio))
+    write_stamp(stamp_path, spec.stamp(outputs))
     return True
 
 

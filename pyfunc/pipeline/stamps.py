@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from pyfunc.data.atomic import PathLike, atomic_open
 from pyfunc.errors import DataError
@@ -121,6 +121,28 @@ def why_not_current(path: PathLike, stage: str, params: Mapping, inputs: Iterabl
     if changed:
         return f"output {changed[0]} is missing or changed"
     return None
+
+
+@dataclass(frozen=True)
+class StampSpec:
+    """What a stage's stamp records before its outputs: the stage, its parameters and its input files.
+
+    The stage and ``--status`` (:mod:`pyfunc.pipeline.status`) build it the same way, so
+    that the status says what the stage would do.
+    """
+
+    stage: str
+    params: Mapping
+    inputs: Sequence[PathLike]
+    deep_inputs: Sequence[PathLike] = ()
+
+    def why_not_current(self, path: PathLike) -> str | None:
+        """None when the stamp at ``path`` matches; else why the stage would redo its work."""
+        return why_not_current(path, self.stage, self.params, self.inputs, self.deep_inputs)
+
+    def stamp(self, outputs: Iterable[PathLike]) -> Stamp:
+        """The stamp the stage writes once ``outputs`` are complete (inputs as they are now)."""
+        return make_stamp(self.stage, self.params, self.inputs, outputs, self.deep_inputs)
 
 
 def needs_work(path: PathLike, stage: str, params: Mapping, inputs: Iterable[PathLike],

@@ -15,7 +15,8 @@ from pyfunc.data.badinput import SKIPPED_NAME
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import ConfigError
 from pyfunc.features.kaldi_fbank import read_kaldi_conf
-from pyfunc.models.checkpoint import latest_checkpoint
+from pyfunc.models.checkpoint import latest_checkpoint, progress_of
+from pyfunc.models.model_dir import CONFIG_NAME, MODEL_NAME
 from pyfunc.pipeline.stamps import (
     FBANK_STAMP,
     TRAIN_STAMP,
@@ -58,9 +59,14 @@ def _value_at(tree: object, dotted: str) -> object:
     return tree
 
 
-def training_params(config, data_dir: PathLike, fbank_options: dict | None = None) -> dict:
+def training_params(config, data_dir: PathLike, fbank_options: dict | None = None,
+                    fbank_stamp: Stamp | None = None) -> dict:
     """What a stage-2 run is made of, as far as resuming is concerned: config and training data (and the
-    fbank options when features are computed on the fly)."""
+    fbank options when features are computed on the fly).
+
+    ``fbank_stamp``: the stamp stage 1 is about to write for ``data_dir`` (``--status`` asks what
+    stage 2 will find after stage 1), instead of the one there now.
+    """
     settings = config_to_dict(config)
     for key in RESUME_SAFE_KEYS:
         _drop(settings, key)
@@ -70,7 +76,8 @@ def training_params(config, data_dir: PathLike, fbank_options: dict | None = Non
     keys = hashlib.sha256("\n".join(sorted(read_scp(table))).encode()).hexdigest() if table.is_file() else None
     data = {"utt2spk": text_digest(data_dir / "utt2spk"), f"{table_name} keys": keys,
             "utt2aug": text_digest(data_dir / "utt2aug"), SKIPPED_NAME: text_digest(data_dir / SKIPPED_NAME)}
-    made = read_stamp(data_dir / FBANK_STAMP) if table_name == "feats.scp" else None
+    made = fbank_stamp if fbank_stamp is not None else read_stamp(data_dir / FBANK_STAMP)
+    made = made if table_name == "feats.scp" else None
     if made is not None and not changed_files(made.outputs):  # features: what stage 1 made them from
         data["features from"] = hashlib.sha256(json.dumps([made.params, made.inputs, made.deep_inputs],
                                                           sort_keys=True).encode()).hexdigest()
@@ -80,6 +87,27 @@ def training_params(config, data_dir: PathLike, fbank_options: dict | None = Non
     if config.train.on_the_fly_features:
         params["fbank"] = fbank_options
     return params
+
+
+def why_not_resumable(config, data_dir: PathLike, exp_dir: PathLike, fbank_stamp: Stamp | None = None,
+                      fbank_options: dict | None = None) -> tuple[str | None, dict, Stamp | None]:
+    """Whether stage 2 may resume the checkpoints in ``EXP/models``: (the refusal, or None; this run's
+    parameters; the recorded stamp). ``fbank_stamp``, ``fbank_options``: see :func:`training_params`."""
+    models = Path(exp_dir) / "models"
+    params = as_json_value(training_params(config, data_dir, fbank_options, fbank_stamp))
+    stamp_path = models / TRAIN_STAMP
+    old = read_stamp(stamp_path)
+    if old is not None and isinstance(old.params.get("config"), dict):  # a run from before a key was renamed
+        old.params["config"] = rename_aliases(old.params["config"], str(stamp_path))
+    checkpoint = latest_checkpoint(models) if models.is_dir() else None
+    if checkpoint is not None and old is not None:
+        differs = first_difference(old.params, params)
+        if differs is not None:
+            return (f"{checkpoint}: made by a run with other settings: {differs} was "
+                    f"{_value_at(old.params, differs)!r}, now {_value_at(params, differs)!r}; "
+                    f"resume with the earlier setting, or start over in another --exp "
+                    f"(or after removing {models})"), params, old
+    return None, params, old
 
 
 def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike, fbank_options: dict | None = None) -> None:
@@ -94,34 +122,68 @@ def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike, fbank_o
     data_dir, models = Path(data_dir), Path(exp_dir) / "models"
     if training_table(config) == "feats.scp":
         refuse_stale(data_dir / FBANK_STAMP, data_dir / "feats.scp", "rerun stage 1 (steps/make_fbank.py)")
-    params = as_json_value(training_params(config, data_dir, fbank_options))
-    stamp_path = models / TRAIN_STAMP
-    old = read_stamp(stamp_path)
-    if old is not None and isinstance(old.params.get("config"), dict):  # a run from before a key was renamed
-        old.params["config"] = rename_aliases(old.params["config"], str(stamp_path))
+    refusal, params, old = why_not_resumable(config, data_dir, exp_dir, fbank_options=fbank_options)
+    if refusal is not None:
+        raise ConfigError(refusal)
     checkpoint = latest_checkpoint(models) if models.is_dir() else None
-    if checkpoint is not None and old is not None:
-        differs = first_difference(old.params, params)
-        if differs is not None:
-            raise ConfigError(f"{checkpoint}: made by a run with other settings: {differs} was "
-                              f"{_value_at(old.params, differs)!r}, now {_value_at(params, differs)!r}; "
-                              f"resume with the earlier setting, or start over in another --exp "
-                              f"(or after removing {models})")
     if checkpoint is None or old is None:
-        write_stamp(stamp_path, Stamp("train", params))
+        write_stamp(models / TRAIN_STAMP, Stamp("train", params))
+
+
+def why_training_not_complete(config, exp_dir: PathLike, fbank_conf: PathLike | None = None) -> str | None:
+    """None when stage 2 has nothing left to do in ``exp_dir``; else what it would do and why.
+
+    Complete means: the newest checkpoint is ``epoch_E.pt`` with E >= ``train.epochs``, and
+    ``EXP/model.pt`` was written after it, with ``EXP/config.yaml`` holding this ``config``
+    (``model.num_classes`` aside) and ``EXP/fbank.conf`` equal to ``fbank_conf``, and the
+    untrained model dir is there. A rerun would only write the same model directory again,
+    with new modification times that make stage 3 redo its embeddings, so it is skipped.
+    """
+    exp = Path(exp_dir)
+    models = exp / "models"
+    checkpoint = latest_checkpoint(models) if models.is_dir() else None
+    if checkpoint is None:
+        return "no checkpoint in models/: trains from the start"
+    epochs, steps = progress_of(checkpoint)
+    wanted = config.train.epochs
+    if steps or epochs < wanted:
+        return f"{epochs} of {wanted} epochs done: resumes from {checkpoint}"
+    model, saved = exp / MODEL_NAME, exp / CONFIG_NAME
+    if not model.is_file() or not saved.is_file():
+        return f"{model if not model.is_file() else saved} is missing: writes the model directory from {checkpoint}"
+    if model.stat().st_mtime_ns < checkpoint.stat().st_mtime_ns:
+        return f"{model} is older than {checkpoint}: writes the model directory again"
+    old, new = config_to_dict(load_config(saved)), config_to_dict(config)
+    for tree in (old, new):
+        _drop(tree, "model.num_classes")
+    differs = first_difference(as_json_value(old), as_json_value(new))
+    if differs is not None:
+        return f"{saved} differs from the config in {differs}: writes the model directory again"
+    if fbank_conf and (not (exp / "fbank.conf").is_file()
+                       or (exp / "fbank.conf").read_bytes() != Path(fbank_conf).read_bytes()):
+        return f"{exp / 'fbank.conf'} differs from {fbank_conf}: writes the model directory again"
+    if not config.train.init_model and not (exp / "untrained" / MODEL_NAME).is_file():
+        return f"{exp / 'untrained' / MODEL_NAME} is missing: writes it"
+    return None
 
 
 def run_training(config_path: PathLike, data_dir: PathLike, exp_dir: PathLike, device: str = "auto",
                  fbank_conf: PathLike | None = None) -> None:
     """Stage 2: train (resuming the same run only), then, on the main process, finish the model directory.
 
-    ``fbank_conf`` (the fbank options of the training features) is checked before training and
-    copied into ``EXP`` and ``EXP/untrained`` afterwards, where the verify/embed tools and the
-    ONNX export read it; the learning curve is drawn from ``EXP/log/history.tsv``.
+    Does nothing when training is complete and the model directory up to date
+    (:func:`why_training_not_complete`). ``fbank_conf`` (the fbank options of the training
+    features) is checked before training and copied into ``EXP`` and ``EXP/untrained``
+    afterwards, where the verify/embed tools and the ONNX export read it; the learning curve
+    is drawn from ``EXP/log/history.tsv``.
     """
     fbank_options = read_kaldi_conf(fbank_conf) if fbank_conf else None  # a bad file fails now, not after training
     config = load_config(config_path)
     check_training_inputs(config, data_dir, exp_dir, fbank_options)  # resume only the same run (.train.stamp)
+    if why_training_not_complete(config, exp_dir, fbank_conf) is None:
+        logger.info("%s: training is complete (%d epochs) and the model directory is up to date; nothing to do",
+                    exp_dir, config.train.epochs)
+        return
     train(config, data_dir, exp_dir, device, fbank_options)
     if int(os.environ.get("RANK", "0")) != 0:
         return

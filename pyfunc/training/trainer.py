@@ -121,7 +121,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     head = build_head(config)
     if dist.is_main:
         save_config(exp_dir / "config.yaml", config)
-        if not (exp_dir / "untrained" / "model.pt").is_file():
+        if not cfg.init_model and not (exp_dir / "untrained" / "model.pt").is_file():  # fine-tuning: no
             save_model_dir(exp_dir / "untrained", config, encoder, head)
     net = SpeakerNet(encoder, head).to(dist.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
