@@ -297,7 +297,7 @@ def test_info_of_a_model_dir(tmp_path: Path, capsysbinary) -> None:
 
     from pyfunc.config import Config
     from pyfunc.models.model_dir import build_encoder, build_head, save_model_dir
-    from pyfunc.scoring.threshold import write_threshold
+    from pyfunc.scoring.operating_point import write_operating_point
 
     exp = tmp_path / "exp"
     config = Config()
@@ -307,8 +307,9 @@ def test_info_of_a_model_dir(tmp_path: Path, capsysbinary) -> None:
     (exp / "models" / "epoch_3.pt").write_bytes(b"")  # only its name counts here
     (exp / "log").mkdir()
     (exp / "log" / "history.tsv").write_text("epoch\tloss\taccuracy\n1\t5.0\t10\n2\t3.0\t40\n3\t1.234\t87.5\n")
-    write_threshold(exp, {"eer_threshold": 0.42, "score_file": "exp/scores/test_cosine", "eer_percent": 1.5,
-                          "min_dcf": {0.01: 0.2}, "num_target": 3, "num_nontarget": 6}, "data/test/trials")
+    write_operating_point(exp / "calibration.yaml", {"kind": "eer", "scoring": "cosine", "threshold": 0.42,
+                                                     "dev": {"trials": "data/dev/trials",
+                                                             "scores": "exp/scores/dev_cosine"}})
     tiny_model_dir(exp / "untrained")
     code, out, err = tool(capsysbinary, "info", exp, exp / "untrained")
     assert code == 0, err
@@ -317,10 +318,11 @@ def test_info_of_a_model_dir(tmp_path: Path, capsysbinary) -> None:
     assert rows["C"] == "512" and rows["classes"] == "5 training speakers"
     assert rows["parameters"].startswith("6 978 176 (encoder) + 960 (AAM-softmax head")
     assert rows["origin"].startswith("trained by stage 2: 3 epochs") and "loss 1.234, accuracy 87.50 %" in first
-    assert rows["threshold"].startswith("0.420000: EER threshold of exp/scores/test_cosine on data/test/trials")
+    assert rows["operating point"].startswith("0.420000 on the cosine score: the EER threshold of "
+                                              "exp/scores/dev_cosine against data/dev/trials")
     rows = _rows("\n" + second)
     assert rows["C"] == "32" and rows["origin"].startswith("the initial, untrained weights")
-    assert rows["threshold"].startswith("none stored")
+    assert rows["operating point"].startswith("none: neither")
 
 
 def test_info_of_an_unknown_path_is_an_error(tmp_path: Path, capsysbinary) -> None:

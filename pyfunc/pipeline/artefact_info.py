@@ -1,7 +1,7 @@
 """``python -m pyfunc info PATH``: what any artefact of the recipe holds, told by what it is.
 
 - a data directory (``utt2spk``/``wav.scp``): speakers, utterances, hours, features, trials, checks;
-- a model directory (``model.pt``): architecture, C, parameters, classes, origin, stored threshold;
+- a model directory (``model.pt``): architecture, C, parameters, classes, origin, operating point;
 - an embedding directory (``xvector.scp``) or any ``*.scp``/``*.ark``: the table's entries,
   dimension, frames or norms, non-finite values, the arks and their sizes;
 - a score file (``enroll test score``): count and spread; with ``trials``, target and
@@ -26,8 +26,8 @@ from pyfunc.models.checkpoint import latest_checkpoint, progress_of
 from pyfunc.models.model_dir import CONFIG_NAME, MODEL_NAME, load_model_dir_with_head
 from pyfunc.pipeline.stamps import EXTRACT_STAMP, stale_inputs
 from pyfunc.scoring.metrics import compute_metrics, read_labelled_trials
+from pyfunc.scoring.operating_point import CALIBRATION_NAME, missing_description, read_operating_point
 from pyfunc.scoring.score_files import read_scores, scores_for_trials
-from pyfunc.scoring.threshold import read_threshold
 
 KINDS = "a data directory, a model directory, an embedding directory, an scp or ark, a score file or a trials file"
 
@@ -90,7 +90,7 @@ def _embedding_sets(model_dir: Path) -> str:
 
 
 def describe_model_dir(path: PathLike) -> Description:
-    """A model directory: architecture, C, parameters, classes, origin, threshold, embeddings and scores."""
+    """A model directory: architecture, C, parameters, classes, origin, operating point, embeddings and scores."""
     model_dir = Path(path)
     info = Description(f"{model_dir}: model directory")
     encoder, head, config = load_model_dir_with_head(model_dir)
@@ -105,15 +105,12 @@ def describe_model_dir(path: PathLike) -> Description:
     info.add("classes", f"{model.num_classes} training speakers")
     info.add("protocol", f"extract.protocol {config.extract.protocol}")
     info.add("origin", _origin(model_dir))
+    names = (CONFIG_NAME, MODEL_NAME, "fbank.conf", CALIBRATION_NAME, "embedding_mean.vec", "threshold.yaml")
     info.add("files", ", ".join(f"{name} ({size_text((model_dir / name).stat().st_size)})"
-                                for name in (CONFIG_NAME, MODEL_NAME, "fbank.conf", "threshold.yaml")
-                                if (model_dir / name).is_file()))
-    stored = read_threshold(model_dir)
-    if stored is None:
-        info.add("threshold", "none stored (stage 6 writes threshold.yaml; verify then needs --threshold)")
-    else:
-        info.add("threshold", f"{stored.threshold:.6f}: EER threshold of {stored.score_file} on {stored.trials} "
-                              f"(EER {stored.eer_percent:.2f} %), from {stored.path}")
+                                for name in names if (model_dir / name).is_file()))
+    point = read_operating_point(model_dir)
+    info.add("operating point", missing_description(model_dir) if point is None
+             else f"{point.threshold:.6f} {point.describe()}")
     info.add("embeddings", _embedding_sets(model_dir))
     scores = sorted(p.name for p in (model_dir / "scores").iterdir()) if (model_dir / "scores").is_dir() else []
     info.add("scores", ", ".join(scores) if scores else "none")
