@@ -9,7 +9,7 @@
 # Stages:
 #   0  data preparation (docs/mini-corpus.md): DATA/train_wide (training), the test sets DATA/test (clean),
 #      DATA/test_hard (1-3 s, noise, babble, rooms) and DATA/test_unseen (held-out voices and texts),
-#      DATA/dev (calibration), and DATA/augment (noises, music, babble, rooms for augmentation)
+#      DATA/dev (calibration), DATA/cohort (for AS-norm) and DATA/augment (noises, music, babble, rooms)
 #   1  Kaldi fbank features: feats.scp + ark, utt2num_frames (--nj jobs, --cmd launcher)
 #   2  training through torchrun (--nproc-per-node, --nnodes, --node-rank, --rdzv-endpoint); with
 #      --lm-config, large-margin fine-tuning of the trained model into EXP/lm
@@ -40,7 +40,8 @@
 #   --dev-set SET                            the development set under DATA for calibration; "" for none [dev]
 #   --train-set SET                          the training set under DATA: train_wide, or train (the
 #                                            100-speaker corpus of earlier versions) [train_wide]
-#   --cohort-data DIR                        the AS-norm cohort (and embedding mean) [DATA/TRAIN_SET]
+#   --cohort-data DIR                        the AS-norm cohort (and embedding mean) [DATA/cohort: stage 0 makes
+#                                            it, 2 utterances of each speaker of DATA/TRAIN_SET]
 #   --untrained true|false                   stages 3-6 also for the untrained network [true]
 #   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
 #   --allow-pipes true|false                 stages 1-3: run 'command |' entries of wav.scp/feats.scp [false]
@@ -109,7 +110,7 @@ else
 fi
 eval_dirs=("${test_dirs[@]}")
 [ -n "$dev_set" ] && [ -z "$test_data" ] && eval_dirs+=("$data/$dev_set")
-cohort_data=${cohort_data:-$data/$train_set}
+cohort_data=${cohort_data:-$data/cohort}
 lists=$(for d in "${test_dirs[@]}"; do basename "$d"; done | paste -sd, -)
 final=$exp
 [ -n "$lm_config" ] && final=$exp/lm
@@ -140,6 +141,9 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     --train-speakers "$train_speakers" --test-speakers "$test_speakers" --utts-per-speaker "$utts_per_speaker" \
     --wide-speakers "$wide_speakers" --wide-utts-per-speaker "$wide_utts_per_speaker" \
     --unseen-speakers "$unseen_speakers" --dev-speakers "$dev_speakers"
+  if [ "$cohort_data" = "$data/cohort" ]; then
+    steps/subset_data_dir.py --per-speaker 2 "$data/$train_set" "$data/cohort"
+  fi
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then

@@ -195,3 +195,24 @@ def split_data_dir(path: PathLike, num_jobs: int, features: bool = True) -> list
         write_data_dir(root / str(job), data.subset(utts))
         out.append(root / str(job))
     return out
+
+
+def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) -> DataDir:
+    """Write ``out_dir``: the first ``per_speaker`` utterances (sorted ids) of each speaker of ``data_dir`` (all
+    of a speaker's when fewer), with their per-utterance tables; e.g. a smaller AS-norm cohort. Checked, and
+    written over whatever data dir was there (its trials and features dropped), unless it already holds
+    this subset."""
+    if per_speaker < 1:
+        raise DataError(f"utterances per speaker must be at least 1, got {per_speaker}")
+    data = load_data_dir(data_dir, features=False)
+    subset = data.subset(u for utts in data.spk2utt.values() for u in utts[:per_speaker])
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and (out_dir / "utt2spk").is_file() and not (out_dir / "trials").exists():
+        old = load_data_dir(out_dir, features=False)
+        if (old.wav_scp, old.utt2spk, old.utt2dur) == (subset.wav_scp, subset.utt2spk, subset.utt2dur):
+            return subset  # already there: left as it is, so stage 1's stamp of it still holds
+    for name in ("trials", "feats.scp", "utt2num_frames", "skipped_utts"):
+        (out_dir / name).unlink(missing_ok=True)
+    write_data_dir(out_dir, subset)
+    validate_data_dir(out_dir, check_wavs=False)
+    return subset

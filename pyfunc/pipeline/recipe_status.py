@@ -95,6 +95,8 @@ def mini_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: PathLik
     part_dirs += [data / name for name in (train_set, "test_unseen", "dev", "test_hard") if name != "train"]
     for part_dir in _unique(part_dirs):
         check_corpus_part(status, part_dir, stamps.get(part_dir.resolve()))
+    if cohort == data / "cohort":  # steps/subset_data_dir.py: 2 utterances of each training speaker
+        check_derived(status, 0, "cohort", [data / train_set / "utt2spk"], [cohort / "utt2spk"])
     for data_dir in _unique([data / train_set, *evals, cohort]):
         check_fbank(status, data_dir, exp / "fbank" / data_dir.name, fbank_conf, skip_bad, force)
     check_training(status, effective_config(config, data, overrides), data / train_set, exp, fbank_conf)
