@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import make_tone_data_dir
 
-from pyfunc.config import Config, config_from_dict
+from pyfunc.config import Config, config_from_dict, load_config
 from pyfunc.data.audio import read_audio
 from pyfunc.errors import ConfigError, PyfuncError
 from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
@@ -278,3 +278,19 @@ def test_average_last_writes_the_averaged_model(tmp_path: Path, restore_logging)
     for key, value in got.state_dict().items():
         if value.is_floating_point():
             assert torch.allclose(value.double(), (last[0][key].double() + last[1][key].double()) / 2, atol=1e-6)
+
+
+def test_voxceleb_presets_add_the_techniques_to_the_seed_setup() -> None:
+    """egs/voxceleb/conf/ecapa_c1024_plus.yaml is the seed's setup plus every technique, and its
+    fine-tuning config ecapa_c1024_lm.yaml continues it (same network and classes)."""
+    recipe = REPO / "egs" / "voxceleb" / "conf"
+    seed, plus, lm = (load_config(recipe / f"ecapa_c1024{name}.yaml") for name in ("", "_plus", "_lm"))
+    assert plus.model == seed.model and lm.model == seed.model
+    assert (plus.train.epochs, plus.train.batch_size, plus.train.chunk_frames) == (80, 400, 200)
+    assert plus.train.augment.enabled and plus.train.augment.snr_noise == seed.train.augment.snr_noise
+    assert plus.train.lr_schedule == "warmup_exp" and plus.loss.margin_ramp and plus.train.average_last > 1
+    assert plus.train.speed_perturb == lm.train.speed_perturb == [1.0, 0.9, 1.1] and plus.score.subtract_mean
+    assert lm.train.chunk_frames > plus.train.chunk_frames and lm.loss.margin > plus.loss.margin
+    assert not lm.train.augment.enabled and lm.train.lr < plus.train.lr and not lm.loss.margin_ramp
+    for config in (plus, lm):
+        check_training_config(config, None)
