@@ -45,7 +45,7 @@ class AugmentConfig:
     enabled: bool = False
     musan_dir: str = ""  # folder holding Kaldi data dirs musan_noise, musan_music, musan_speech
     rir_dir: str = ""  # Kaldi data dir of simulated RIRs
-    babble_speakers: list = field(default_factory=lambda: [3, 7])
+    babble_speakers: list = field(default_factory=lambda: [3, 8])  # inclusive: the seed's randint(3, 8)
     snr_babble: list = field(default_factory=lambda: [13.0, 20.0])
     snr_music: list = field(default_factory=lambda: [5.0, 15.0])
     snr_noise: list = field(default_factory=lambda: [0.0, 15.0])

@@ -327,7 +327,7 @@ def test_offline_specs_reach_their_snr_and_keep_the_direct_path(corpora: dict, a
             assert all(low <= s["snr"] <= high for s in sources)
             if len(sources) == 1:  # one source: the SNR of what was added is the one asked for
                 assert abs(_power_db(x) - _power_db(y - x) - sources[0]["snr"]) < 0.5, (utt, sources)
-            else:  # babble: 3-7 talkers (4 files here), each scaled against x; the sum has the summed power
+            else:  # babble: 3-8 talkers (4 files here), each scaled against x; the sum has the summed power
                 assert 3 <= len(sources) <= 4 and len({s["wav"] for s in sources}) == len(sources)
                 expected = 10 * np.log10(sum(10 ** ((_power_db(x) - s["snr"]) / 10) for s in sources))
                 assert abs(_power_db(y - x) - expected) < 1.5, (utt, sources)
@@ -437,7 +437,7 @@ def test_recipe_configs_are_the_seed_setup() -> None:
                                                                                           200)
     assert (t.specaug_time, t.specaug_freq, t.augment.enabled) == (10, 8, True)
     assert (t.augment.babble_speakers, t.augment.snr_babble, t.augment.snr_music, t.augment.snr_noise) == (
-        [3, 7], [13.0, 20.0], [5.0, 15.0], [0.0, 15.0])
+        [3, 8], [13.0, 20.0], [5.0, 15.0], [0.0, 15.0])
     assert (c1024.extract.protocol, c1024.score.asnorm_top_n) == ("seed", 300)
     c512 = load_config(RECIPE / "conf" / "ecapa_c512.yaml")
     assert c512.model.channels == 512 and c512.train == c1024.train and c512.extract == c1024.extract

@@ -2,9 +2,10 @@
 
 One of six types with equal probability per example: none; reverberation (a
 random RIR normalised to unit energy, full convolution cut to the segment
-length); babble (3 to 7 MUSAN speech files, each at its own SNR in 13-20 dB,
-summed); music (one file, 5-15 dB); noise (one file, 0-15 dB); "television"
-(babble, then music added on top of the babbled signal). Levels use the seed's
+length); babble (3 to 8 MUSAN speech files, both included as in the seed's
+``random.randint(3, 8)``, each at its own SNR in 13-20 dB, summed); music (one
+file, 5-15 dB); noise (one file, 0-15 dB); "television" (babble, then music
+added on top of the babbled signal). Levels use the seed's
 ``10 log10(mean(x^2) + 1e-4)`` for both signals.
 
 An augmentation is drawn as a *spec* (a plain dict: which files, offsets and
@@ -254,7 +255,7 @@ class WaveAugmenter:
     from the ``rng`` passed in, so a given generator state gives the same output.
     """
 
-    def __init__(self, sources: dict[str, list[str]], babble_speakers: Sequence[int] = (3, 7),
+    def __init__(self, sources: dict[str, list[str]], babble_speakers: Sequence[int] = (3, 8),
                  snr_babble: Sequence[float] = (13.0, 20.0), snr_music: Sequence[float] = (5.0, 15.0),
                  snr_noise: Sequence[float] = (0.0, 15.0), types: Sequence[str] = AUG_TYPES,
                  cache_samples: int = 8_000_000):
