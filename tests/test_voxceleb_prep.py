@@ -347,10 +347,10 @@ def test_convert_m4a_reports_failures(tmp_path):
 # MUSAN and RIRS_NOISES
 
 
-def test_prepare_musan(tmp_path):
+def test_prepare_musan_whole_files(tmp_path):
     musan = make_fake_musan(tmp_path / "corpora", files_per_source=2, seconds=3.0)
     assert musan == tmp_path / "corpora" / "musan"
-    out = prepare_musan(tmp_path / "corpora", tmp_path / "data")
+    out = prepare_musan(tmp_path / "corpora", tmp_path / "data", segment_seconds=0)
     expected = {"noise": ("free-sound", "sound-bible"), "music": ("fma", "rfm"), "speech": ("librivox", "us-gov")}
     for category, sources in expected.items():
         data = validate_data_dir(tmp_path / "data" / f"musan_{category}")
@@ -359,11 +359,47 @@ def test_prepare_musan(tmp_path):
         assert data.utt2spk == {u: u for u in utts}
         assert data.wav_scp[utts[0]] == str(musan / category / sources[0] / f"{utts[0]}.wav")
         assert all(d == pytest.approx(3.0) for d in data.utt2dur.values())
-    again = prepare_musan(musan, tmp_path / "data2")  # the musan folder itself works too
+        assert not (tmp_path / "data" / f"musan_{category}" / "segments").exists()
+    again = prepare_musan(musan, tmp_path / "data2", segment_seconds=0)  # the musan folder itself works too
     assert again["noise"].wav_scp == out["noise"].wav_scp
     shutil.rmtree(musan / "music")
     with pytest.raises(DataError, match="not a MUSAN folder"):
         prepare_musan(musan, tmp_path / "data3")
+    # The seed's split needs files longer than 5 s: 3 s files give no segment, which is an error.
+    with pytest.raises(DataError, match=r"noise: no file longer than 5 s"):
+        prepare_musan(make_fake_musan(tmp_path / "short", files_per_source=1, seconds=3.0), tmp_path / "data4")
+
+
+def test_prepare_musan_splits_like_the_seed(tmp_path):
+    """voxceleb_trainer's musan_split: ``for st in range(0, len(aud) - 80000, 48000): aud[st:st + 80000]``.
+    By hand: 5.0 s -> none; 5.001 s and 8.0 s -> [0, 5); 8.001 s -> [0, 5), [3, 8); 11.5 s -> 0, 3 and 6 s."""
+    lengths = {"noise": {"noise-a": 5.0, "noise-b": 5.001, "noise-c": 11.5}, "music": {"music-a": 8.0},
+               "speech": {"speech-a": 8.001, "speech-b": 4.0}}
+    rng = np.random.default_rng(0)
+    for category, files in lengths.items():
+        for stem, seconds in files.items():
+            path = tmp_path / "musan" / category / "src" / f"{stem}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(path, 0.1 * rng.standard_normal(round(seconds * 16000)), 16000, subtype="FLOAT")
+    prepare_musan(tmp_path / "musan", tmp_path / "data")
+    expected = {"noise": {"noise-b-0000000": ("noise-b", 0, 5), "noise-c-0000000": ("noise-c", 0, 5),
+                          "noise-c-0000300": ("noise-c", 3, 8), "noise-c-0000600": ("noise-c", 6, 11)},
+                "music": {"music-a-0000000": ("music-a", 0, 5)},
+                "speech": {"speech-a-0000000": ("speech-a", 0, 5), "speech-a-0000300": ("speech-a", 3, 8)}}
+    for category, segments in expected.items():
+        folder = tmp_path / "data" / f"musan_{category}"
+        data = validate_data_dir(folder)
+        lines = [line.split() for line in (folder / "segments").read_text().splitlines()]
+        assert {u: (r, float(s), float(e)) for u, r, s, e in lines} == segments
+        assert data.utt2spk == {u: u for u in segments}
+        assert data.utt2dur == {u: 5.0 for u in segments}
+        recordings = {r for r, _, _ in segments.values()}  # files without a segment are left out of wav.scp
+        assert data.wav_scp == {r: str(tmp_path / "musan" / category / "src" / f"{r}.wav") for r in recordings}
+    # A segmented dir must stay consistent: a recording of wav.scp without segments is refused, as Kaldi does.
+    folder = tmp_path / "data" / "musan_noise"
+    (folder / "wav.scp").write_text((folder / "wav.scp").read_text() + "noise-z /x.wav\n")
+    with pytest.raises(DataError, match=r"segments: 1 recording\(s\) of wav.scp have no segment"):
+        validate_data_dir(folder, check_wavs=False)
 
 
 def test_prepare_rirs(tmp_path):
@@ -408,7 +444,8 @@ def test_cli_prepare_everything(tmp_path):
     assert len(validate_data_dir(data / "vox1").utts) == 12
     assert len(read_trials(data / "vox1" / "trials" / "vox1_o")) == 8
     assert len(validate_data_dir(data / "vox1_o").utts) <= 12 and (data / "vox1_o" / "trials").is_file()
-    assert _run_local("prepare_musan.py", "--nj", "1", tmp_path / "corpora", data).returncode == 0
+    assert _run_local("prepare_musan.py", "--nj", "1", "--segment-seconds", "0", tmp_path / "corpora",
+                      data).returncode == 0
     assert len(validate_data_dir(data / "musan_speech").utts) == 2
     assert _run_local("prepare_rirs.py", tmp_path / "corpora", data / "rirs").returncode == 0
     assert len(validate_data_dir(data / "rirs").utts) == 3

@@ -73,7 +73,7 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("corpora")
     vox1 = make_fake_voxceleb1(root / "voxceleb1", speakers=6, videos=2, utts=2, test_speakers=2)
     vox2 = make_fake_voxceleb2(root / "voxceleb2", speakers=4, videos=2, utts=3)
-    make_fake_musan(root, files_per_source=2, seconds=2.5)
+    make_fake_musan(root, files_per_source=2, seconds=5.5)  # one 5 s segment each (the seed's musan_split)
     make_fake_rirs(root, rooms=1, rirs_per_room=1)
     lists = {"vox1_o": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_o"],
                                             root / "voxceleb1" / "vox1_test_wav", n=10),
@@ -325,6 +325,7 @@ def test_offline_specs_reach_their_snr_and_keep_the_direct_path(corpora: dict, a
             assert y.shape == x.shape and (len(sources) == 1) == (kind != "babble")
             low, high = {"noise": (0.0, 15.0), "music": (5.0, 15.0), "babble": (13.0, 20.0)}[kind]
             assert all(low <= s["snr"] <= high for s in sources)
+            assert all(s["segment"] == [0, 80000] for s in sources)  # the one 5 s segment of each 5.5 s file
             if len(sources) == 1:  # one source: the SNR of what was added is the one asked for
                 assert abs(_power_db(x) - _power_db(y - x) - sources[0]["snr"]) < 0.5, (utt, sources)
             else:  # babble: 3-8 talkers (4 files here), each scaled against x; the sum has the summed power

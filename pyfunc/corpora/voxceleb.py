@@ -56,7 +56,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import soundfile
 from tqdm import tqdm
@@ -64,6 +64,7 @@ from tqdm import tqdm
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import SAMPLE_RATE
 from pyfunc.data.datadir import DataDir, load_data_dir, validate_data_dir, write_data_dir
+from pyfunc.data.segments import SEGMENTS, Segment, write_segments
 from pyfunc.data.tables import iter_table_lines, read_map
 from pyfunc.data.trials import read_trials, write_trials
 from pyfunc.errors import ConfigError, DataError, PyfuncError
@@ -375,11 +376,15 @@ def _clear_stale(out_dir: Path) -> None:
                 shutil.rmtree(child)
 
 
-def write_checked_data_dir(out_dir: PathLike, data: DataDir, check_wavs: bool) -> DataDir:
-    """Clear stale files of ``out_dir``, write ``data`` there and validate it (wav headers if ``check_wavs``)."""
+def write_checked_data_dir(out_dir: PathLike, data: DataDir, check_wavs: bool,
+                           segments: Mapping[str, Segment] | None = None) -> DataDir:
+    """Clear stale files of ``out_dir``, write ``data`` there (and ``segments``, when given) and validate it
+    (wav headers if ``check_wavs``)."""
     out_dir = Path(out_dir)
     _clear_stale(out_dir)
     write_data_dir(out_dir, data)
+    if segments is not None:
+        write_segments(out_dir / SEGMENTS, segments)
     validate_data_dir(out_dir, check_wavs=check_wavs, check_trials=False)
     logger.info("%s: %d utterances of %d speakers", out_dir, len(data.utt2spk), len(set(data.utt2spk.values())))
     return data
