@@ -53,7 +53,8 @@ def score_trials_asnorm(trials_path: PathLike, emb_dir: PathLike, cohort_emb_dir
     if cohort.shape[1] != inputs.full.shape[1]:
         raise DataError(f"{Path(cohort_emb_dir) / XVECTOR_SCP}: cohort embeddings have dimension "
                         f"{cohort.shape[1]}, those of {Path(emb_dir) / XVECTOR_SCP} {inputs.full.shape[1]}")
-    scores = asnorm_scores(trials, inputs.keys, inputs.full, cohort, top_n, raw_scores(trials, inputs))
+    scores = asnorm_scores(trials, inputs.keys, inputs.full, cohort, top_n, raw_scores(trials, inputs),
+                           inputs.crop_means)
     write_scores(out_path, trials, scores)
     logger.info("AS-norm scored %d trials (%s protocol, cohort of %d speakers, top %d) into %s", len(trials),
                 inputs.protocol, len(speakers), min(top_n, len(speakers)), out_path)
