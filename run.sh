@@ -104,7 +104,8 @@ test_name=$(basename "$test_data")
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for m in "${models[@]}"; do
     log "stage 3: embeddings of $test_data and $cohort_data with $m"
-    steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${redo[*]}" "$m" "$test_data" "$cohort_data"
+    steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${redo[*]}" --cohort "$cohort_data" \
+      "$m" "$test_data"
   done
 fi
 

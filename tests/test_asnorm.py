@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import kaldiio
 import numpy as np
 import pytest
 from conftest import REPO
@@ -15,6 +17,7 @@ from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.tables import write_table
 from pyfunc.data.vectors import write_vectors
 from pyfunc.errors import ConfigError, DataError
+from pyfunc.pipeline.cohort_stage import load_cohort_means, write_cohort_means
 from pyfunc.pipeline.score_stage import score_trials, score_trials_asnorm
 from pyfunc.scoring.asnorm import asnorm_scores, cohort_stats
 
@@ -80,6 +83,37 @@ def test_hand_computed_example_with_crops(example: Path) -> None:
     full_only = score_trials_asnorm(example / "seed_trials", emb, example / "cohort", example / "utt2spk", 2,
                                     example / "full_asnorm", protocol="full")
     np.testing.assert_allclose(full_only, [-1.0], atol=1e-7)  # cosine 0, both sides mean 0.5, std 0.5
+
+
+def test_cohort_means_are_stored_once_and_used_while_current(example: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """steps/cohort_means.py writes the speaker means (by hand: s1 (1, 0), s2 (0, 1), s3 (-1, 0)); stage 5 reads
+    them while the cohort embeddings and utt2spk are those they were made from, and recomputes otherwise."""
+    cohort, means_scp = example / "cohort", example / "cohort" / "spk_xvector.scp"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, str(REPO / "steps" / "cohort_means.py"), "--utt2spk", str(example / "utt2spk"),
+           str(cohort)]
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    stored = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(means_scp)).items()}
+    assert list(stored) == ["s1", "s2", "s3"]
+    np.testing.assert_array_equal(np.stack(list(stored.values())), [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    assert not write_cohort_means(cohort, example / "utt2spk")  # up to date: nothing to do
+    with caplog.at_level(logging.INFO):
+        scores = score_trials_asnorm(example / "trials", example / "emb", cohort, example / "utt2spk", 2,
+                                     example / "scores")
+    np.testing.assert_allclose(scores, list(HAND.values()), atol=1e-6)
+    assert f"cohort: 3 speaker means from {means_scp}" in caplog.text
+    # New cohort embeddings (s3 now points along (0, -1)): the stored means are stale and not used.
+    keys = sorted(COHORT_UTTS)
+    moved = {**COHORT_UTTS, "s3-1": ("s3", [0.0, -1.0]), "s3-2": ("s3", [0.0, -4.0])}
+    write_vectors(cohort / "xvector.scp", keys, np.array([moved[k][1] for k in keys], np.float32))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        speakers, means = load_cohort_means(cohort, example / "utt2spk")
+    assert "speaker means computed from" in caplog.text and f"input {cohort / 'xvector.scp'} changed" in caplog.text
+    np.testing.assert_allclose(means, [[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], atol=1e-12)
+    assert write_cohort_means(cohort, example / "utt2spk")
+    assert set(kaldiio.load_scp(str(means_scp))) == {"s1", "s2", "s3"}
+    np.testing.assert_allclose(load_cohort_means(cohort, example / "utt2spk")[1], means, atol=0)
 
 
 def test_stats_by_hand_and_whole_cohort_cap() -> None:

@@ -444,6 +444,9 @@ def test_cli_prepare_everything(tmp_path):
     assert len(validate_data_dir(data / "vox1").utts) == 12
     assert len(read_trials(data / "vox1" / "trials" / "vox1_o")) == 8
     assert len(validate_data_dir(data / "vox1_o").utts) <= 12 and (data / "vox1_o" / "trials").is_file()
+    # what stage 3 embeds: the utterances of the lists made (here Vox1-O only), not all of VoxCeleb1
+    needed = sorted({u for e, t, _ in read_trials(data / "vox1" / "trials" / "vox1_o") for u in (e, t)})
+    assert validate_data_dir(data / "vox1_eval").utts == needed and not (data / "vox1_eval" / "trials").exists()
     assert _run_local("prepare_musan.py", "--nj", "1", "--segment-seconds", "0", tmp_path / "corpora",
                       data).returncode == 0
     assert len(validate_data_dir(data / "musan_speech").utts) == 2

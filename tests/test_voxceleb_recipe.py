@@ -101,6 +101,10 @@ def _results(path: Path) -> dict[str, list[float]]:
     return {fields[0]: [float(x) for x in fields[1:]] for fields in (line.split() for line in lines[1:])}
 
 
+def _list_utterances(data: Path, lists: list[str]) -> list[str]:
+    return sorted({u for name in lists for e, t, _ in read_trials(data / name / "trials") for u in (e, t)})
+
+
 def _check_scores(exp: Path, data: Path, lists: list[str]) -> None:
     """Score files in trial order, the results table (one row per list and scoring) and the per-list tables."""
     for name in lists:
@@ -169,8 +173,11 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
         expected = compute_fbank(apply_augment_spec(clean, specs[utt]), options)
         np.testing.assert_allclose(features[utt], expected, rtol=0, atol=1e-4)
         assert np.abs(features[utt] - compute_fbank(clean, options)).max() > 0.1
-    vox1_feats = kaldiio.load_scp(str(data / "vox1" / "feats.scp"))
-    assert len(vox1_feats) == 24
+    # Only the VoxCeleb1 utterances that the lists name get features and embeddings.
+    needed = _list_utterances(data, ["vox1_o", "vox1_e", "vox1_h"])
+    assert validate_data_dir(data / "vox1_eval").utts == needed
+    assert not (data / "vox1" / "feats.scp").exists()
+    assert sorted(kaldiio.load_scp(str(data / "vox1_eval" / "feats.scp"))) == needed
 
     # Stage 2 trained on the combined set; stages 3-6 on all three lists.
     assert (exp / "models" / "epoch_1.pt").is_file() and (exp / "model.pt").is_file()
@@ -179,9 +186,10 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     assert "54 utterances, 4 speakers" in (exp / "log" / "train.log").read_text()
     # the fbank options of the training features go with the model, for the verify/embed tools and ONNX
     assert (exp / "fbank.conf").read_text() == (RECIPE / "conf" / "fbank.conf").read_text()
-    emb = kaldiio.load_scp(str(exp / "embeddings" / "vox1" / "xvector.scp"))
-    assert len(emb) == 24 and all(np.asarray(v).shape == (16,) for v in emb.values())
+    emb = kaldiio.load_scp(str(exp / "embeddings" / "vox1_eval" / "xvector.scp"))
+    assert sorted(emb) == needed and all(np.asarray(v).shape == (16,) for v in emb.values())
     assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_dev" / "xvector.scp"))) == 24
+    assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_dev" / "spk_xvector.scp"))) == 4
     _check_scores(exp, data, ["vox1_o", "vox1_e", "vox1_h"])
     assert f"{exp}/scores/vox1_h_asnorm" in proc.stdout  # the table is printed too
     assert not list((exp / "plots").glob("det_*"))  # --plots false: no stage-6 plots
@@ -206,11 +214,20 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp
     assert effective.train.augment.musan_dir == str(data) and effective.train.augment.babble_speakers == [2, 3]
     assert "24 utterances, 4 speakers" in (exp / "log" / "train.log").read_text()
     assert load_config(exp / "config.yaml").model.frontend == "seed"
-    crops = kaldiio.load_scp(str(exp / "embeddings" / "vox1" / "xvector_crops.scp"))
-    assert len(crops) == 24 and np.asarray(next(iter(crops.values()))).shape == (2, 16)
-    assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_cohort" / "xvector.scp"))) == 8
+    # The trial utterances of the two lists with crops; the cohort with full utterances only, and its speaker
+    # means computed once and read by both lists.
+    needed = _list_utterances(data, ["vox1_o", "vox1_h"])
+    assert validate_data_dir(data / "vox1_eval").utts == needed and len(needed) < 24  # not all of VoxCeleb1
+    crops = kaldiio.load_scp(str(exp / "embeddings" / "vox1_eval" / "xvector_crops.scp"))
+    assert sorted(crops) == needed and np.asarray(next(iter(crops.values()))).shape == (2, 16)
+    cohort_emb = exp / "embeddings" / "vox2_cohort"
+    assert len(kaldiio.load_scp(str(cohort_emb / "xvector.scp"))) == 8
+    assert not (cohort_emb / "xvector_crops.scp").exists()
+    means = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(cohort_emb / "spk_xvector.scp")).items()}
+    assert sorted(means) == sorted(cohort.spk2utt) and all(abs(np.linalg.norm(v) - 1) < 1e-6 for v in means.values())
     _check_scores(exp, data, ["vox1_o", "vox1_h"])
     assert "cohort of 4 speakers, top 2" in proc.stderr
+    assert proc.stderr.count(f"cohort: 4 speaker means from {cohort_emb / 'spk_xvector.scp'}") == 2
     assert sorted(p.name for p in (exp / "plots").glob("*_vox1_*.png")) == [
         "det_vox1_h.png", "det_vox1_o.png", "scores_vox1_h.png", "scores_vox1_o.png"]
     threshold = yaml.safe_load((exp / "threshold.yaml").read_text())  # from the first list's cosine scores

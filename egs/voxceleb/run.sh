@@ -8,12 +8,13 @@
 #
 # Stages (the same steps/*.py as the top-level recipe; data/ and exp/ relative to this folder):
 #   0  data: DATA/vox2_dev (training), DATA/vox1 (all of VoxCeleb1), the official lists converted to Kaldi
-#      trials in DATA/{vox1_o,vox1_e,vox1_h}/trials (with data dirs of their utterances),
-#      DATA/musan_{noise,music,speech}, DATA/rirs (simulated RIRs)
+#      trials in DATA/{vox1_o,vox1_e,vox1_h}/trials (with data dirs of their utterances), DATA/vox1_eval
+#      (the utterances of the --lists), DATA/musan_{noise,music,speech} (5 s segments), DATA/rirs
 #   1  fbank front end only: Kaldi-style augmented copies of vox2_dev (steps/augment_data_dir.py,
-#      steps/combine_data_dirs.py), fbank of vox2_dev, its copies and vox1; the seed front end needs none
+#      steps/combine_data_dirs.py), fbank of vox2_dev, its copies and vox1_eval; the seed front end needs none
 #   2  training through torchrun (on-the-fly waveform augmentation with the seed front end)
-#   3  embeddings of DATA/vox1 and of the AS-norm cohort (VoxCeleb2 dev, or DATA/vox2_cohort)
+#   3  embeddings of DATA/vox1_eval, and of the AS-norm cohort (VoxCeleb2 dev, or DATA/vox2_cohort) with the
+#      full-utterance protocol only, then the cohort's speaker means once (spk_xvector.scp)
 #   4  cosine scoring of every trial list
 #   5  AS-norm scoring (cohort: mean embeddings of the VoxCeleb2 training speakers)
 #   6  EER and minDCF (p_target 0.01, 0.05) of every list and scoring: EXP/results (one table),
@@ -195,8 +196,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
       log "stage 1: fbank of $data/vox2_cohort"
       fbank "$data/vox2_cohort"
     fi
-    log "stage 1: fbank of $data/vox1"
-    fbank "$data/vox1"
+    log "stage 1: fbank of $data/vox1_eval"
+    fbank "$data/vox1_eval"
   else
     log "stage 1: nothing to do (the $frontend front end reads wav.scp; augmentation is on the fly)"
   fi
@@ -213,19 +214,19 @@ fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   set_pipe_opts
-  log "stage 3: embeddings of $data/vox1 and $cohort_data with $m"
-  steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${pipe_opts[*]}" \
-    "$m" "$data/vox1" "$cohort_data"
+  log "stage 3: embeddings of $data/vox1_eval and the cohort $cohort_data with $m"
+  steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${pipe_opts[*]}" --cohort "$cohort_data" \
+    "$m" "$data/vox1_eval"
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "stage 4: cosine scoring of ${list_names[*]} with $m"
-  steps/score.sh --embeddings vox1 "$m" "${list_dirs[@]}"
+  steps/score.sh --embeddings vox1_eval "$m" "${list_dirs[@]}"
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "stage 5: AS-norm scoring of ${list_names[*]} with $m (cohort: the $(basename "$cohort_data") speakers)"
-  steps/score_norm.sh --cohort "$cohort_data" --embeddings vox1 ${top_n:+--top-n "$top_n"} "$m" "${list_dirs[@]}"
+  steps/score_norm.sh --cohort "$cohort_data" --embeddings vox1_eval ${top_n:+--top-n "$top_n"} "$m" "${list_dirs[@]}"
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then

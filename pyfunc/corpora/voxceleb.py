@@ -568,6 +568,27 @@ def make_trial_subset(data_dir: PathLike, trials: PathLike, out_dir: PathLike) -
     return subset
 
 
+def subset_for_trials(data_dir: PathLike, trials_files: Sequence[PathLike], out_dir: PathLike) -> DataDir:
+    """Write a data directory of the utterances that any of ``trials_files`` names (no trials file of its
+    own): what stage 3 must embed for those lists, instead of all of ``data_dir``."""
+    if not trials_files:
+        raise DataError(f"{out_dir}: no trial lists to take the utterances of")
+    data = load_data_dir(data_dir)
+    utts: set[str] = set()
+    for trials in trials_files:
+        named = {u for enroll, test, _ in read_trials(trials) for u in (enroll, test)}
+        unknown = sorted(named - set(data.utt2spk))
+        if unknown:
+            raise DataError(f"{trials}: {len(unknown)} utterance(s) not in {data_dir}, e.g. {unknown[:3]}")
+        utts |= named
+    out_dir = Path(out_dir)
+    (out_dir / "trials").unlink(missing_ok=True)
+    subset = write_checked_data_dir(out_dir, data.subset(utts), check_wavs=False)
+    logger.info("%s: the %d of %d utterances of %s that %d trial list(s) need", out_dir, len(subset.utt2spk),
+                len(data.utt2spk), data_dir, len(trials_files))
+    return subset
+
+
 def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) -> DataDir:
     """Write a data directory of the first ``per_speaker`` utterances (sorted ids) of each speaker of
     ``data_dir`` (all of a speaker's when fewer), e.g. a smaller AS-norm cohort; feats.scp and the other
@@ -586,5 +607,6 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
 
 __all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "check_scp_path", "convert_m4a_tree",
            "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
-           "prepare_vox1_trials", "prepare_vox2_dev", "require_ffmpeg", "scan_audio_tree", "subset_per_speaker",
+           "prepare_vox1_trials", "prepare_vox2_dev", "require_ffmpeg", "scan_audio_tree", "subset_for_trials",
+           "subset_per_speaker",
            "trials_path", "walk_files", "wav_durations", "write_checked_data_dir"]

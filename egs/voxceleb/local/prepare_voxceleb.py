@@ -7,8 +7,9 @@ Usage: local/prepare_voxceleb.py [--vox2-root DIR] [--vox1-root DIR [DIR ...]] [
 
 Writes DATA/vox2_dev (training), DATA/vox1 (all of VoxCeleb1), DATA/vox1/trials/{vox1_o,vox1_e,vox1_h}
 from whichever of veri_test2.txt, list_test_all2.txt, list_test_hard2.txt are in --meta-dir (with --lists:
-exactly those lists, each of which must be there), and for each name in --trial-subsets a data directory
-DATA/NAME holding only that list's utterances, with the list as its trials file. --cohort-per-spk N also
+exactly those lists, each of which must be there), DATA/vox1_eval holding the utterances of those lists
+(what stage 3 embeds), and for each name in --trial-subsets a data directory DATA/NAME holding only that
+list's utterances, with the list as its trials file. --cohort-per-spk N also
 writes DATA/vox2_cohort, the first N utterances of each VoxCeleb2 speaker (a smaller AS-norm cohort).
 Utterance ids are id10270/x6uYqmx31kE/00001 (speaker/video/file).
 m4a input gives ffmpeg pipe entries in wav.scp (run later stages with pipes allowed) and no utt2dur;
@@ -46,6 +47,7 @@ def main() -> None:
         prepare_vox1,
         prepare_vox1_trials,
         prepare_vox2_dev,
+        subset_for_trials,
         subset_per_speaker,
     )
     from pyfunc.errors import ConfigError
@@ -72,6 +74,7 @@ def main() -> None:
             logging.warning("no --meta-dir: no trial lists made")
             return
         report = prepare_vox1_trials(args.meta_dir, data / "vox1", lists)
+        subset_for_trials(data / "vox1", [path for path, _ in report.written.values()], data / "vox1_eval")
         for name in subsets:
             if name in report.written:
                 make_trial_subset(data / "vox1", report.written[name][0], data / name)
