@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -256,6 +257,51 @@ def test_prepare_vox2_dev_wav(tmp_path):
     assert data.utt2spk == corpus.utt2spk and len(data.utts) == 12
     assert data.wav_scp == {u: str(p) for u, p in corpus.files.items()}
     assert set(data.utt2dur) == set(data.utts)
+
+
+def test_vox2_root_must_be_the_dev_folder(tmp_path, caplog):
+    """The corpus root holds dev/ and test/: its test speakers are refused; the dev folder (or its aac/wav
+    folder) is taken, and counts unlike the released 5 994 speakers / 1 092 009 utterances are a warning."""
+    corpus = make_fake_voxceleb2(tmp_path / "vox2", speakers=2, videos=1, utts=2)
+    test_file = tmp_path / "vox2" / "test" / "wav" / "id00099" / "abcdefghijk" / "00001.wav"
+    test_file.parent.mkdir(parents=True)
+    shutil.copy(next(iter(corpus.files.values())), test_file)
+    with pytest.raises(DataError, match=r"test/wav: speaker folders outside VoxCeleb2's dev/ folder"):
+        prepare_vox2_dev(tmp_path / "vox2", tmp_path / "data" / "a")
+    assert not (tmp_path / "data" / "a").exists()
+    for root in (tmp_path / "vox2" / "dev", tmp_path / "vox2" / "dev" / "wav"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            data = prepare_vox2_dev(root, tmp_path / "data" / root.name)
+        assert data.utt2spk == corpus.utt2spk
+        assert "2 speakers and 4 utterances, but the released dev set has 5994 and 1092009" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        voxceleb.report_vox2_counts(5994, 1092009, "x")
+    assert "5994 speakers and 1092009 utterances, as released" in caplog.text and "WARNING" not in caplog.text
+
+
+def read_trial_lines(path):
+    return [(label, e.rsplit(".", 1)[0], t.rsplit(".", 1)[0])
+            for label, e, t in (line.split() for line in path.read_text().splitlines())]
+
+
+def test_training_speakers_must_not_be_in_the_trial_lists(tmp_path):
+    """VoxCeleb1's test set given as VoxCeleb2: the Vox1-O speakers would be training speakers. Stage 0 stops."""
+    vox1 = make_fake_voxceleb1(tmp_path / "vox1", speakers=3, videos=2, utts=2, test_speakers=1)
+    make_fake_trial_list(tmp_path / "vox1" / "veri_test2.txt", vox1, n=8)
+    args = ["--vox1-root", tmp_path / "vox1" / "vox1_dev_wav", tmp_path / "vox1" / "vox1_test_wav",
+            "--meta-dir", tmp_path / "vox1", "--lists", "vox1_o", "--data", tmp_path / "data", "--nj", "1"]
+    result = _run_local("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox1" / "vox1_dev_wav" / "wav", *args)
+    assert result.returncode == 1
+    speakers = {vox1.utt2spk[u] for _, e, t in read_trial_lines(tmp_path / "vox1" / "veri_test2.txt") for u in (e, t)}
+    both = sorted(speakers - {"id10003"})  # the two dev speakers; id10003 is the test speaker
+    assert (f"error: {tmp_path / 'data' / 'vox1' / 'trials' / 'vox1_o'}: {len(both)} of its {len(speakers)} "
+            f"speakers are also training speakers in {tmp_path / 'data' / 'vox2_dev' / 'utt2spk'}, e.g. {both}"
+            ) in result.stderr
+    make_fake_voxceleb2(tmp_path / "vox2", speakers=2, videos=1, utts=2)
+    result = _run_local("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox2", *args)
+    assert result.returncode == 0, result.stderr
 
 
 def _fake_m4a_tree(root: Path) -> int:

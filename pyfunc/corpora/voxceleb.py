@@ -77,6 +77,9 @@ AUDIO_MODES = ("auto", "wav", "m4a")
 # Official list file -> trial list name.
 OFFICIAL_TRIALS = {"veri_test2.txt": "vox1_o", "list_test_all2.txt": "vox1_e", "list_test_hard2.txt": "vox1_h"}
 TRIALS_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/"
+# The released VoxCeleb2 dev set: speakers and utterances (Chung et al., 2018).
+VOX2_DEV_SPEAKERS = 5994
+VOX2_DEV_UTTERANCES = 1092009
 # Files of an earlier data directory that would no longer match a fresh wav.scp.
 STALE_FILES = ("utt2dur", "utt2num_frames", "feats.scp", "segments", "reco2dur", "vad.scp", "cmvn.scp")
 _INFO_CHUNK = 500
@@ -414,6 +417,48 @@ def _choose_audio(tree: AudioTree, audio: str, where: str) -> str:
     return audio
 
 
+def check_dev_only(roots: Sequence[PathLike]) -> None:
+    """DataError when a root holds speaker folders outside VoxCeleb2's ``dev`` folder (e.g. the corpus root,
+    whose ``test/aac`` holds the 118 test speakers): every speaker folder found below a root must have a
+    folder named ``dev`` on its way (the root's own name counts), unless the root itself holds the speakers."""
+    outside = []
+    for root in roots:
+        root = Path(os.path.abspath(root))
+        for speaker_root in find_speaker_roots(root):
+            relative = speaker_root.relative_to(root).parts
+            if relative and "dev" not in (root.name, *relative):
+                outside.append(str(speaker_root))
+    if outside:
+        raise DataError(f"{', '.join(outside)}: speaker folders outside VoxCeleb2's dev/ folder (the test set's "
+                        "speakers are not training data); give the dev folder itself, e.g. --vox2-root "
+                        "/corpora/voxceleb2/dev/aac")
+
+
+def report_vox2_counts(speakers: int, utterances: int, where: str) -> None:
+    """Warn when the counts differ from the released VoxCeleb2 dev set's (5 994 speakers, 1 092 009 utterances)."""
+    if (speakers, utterances) != (VOX2_DEV_SPEAKERS, VOX2_DEV_UTTERANCES):
+        logger.warning("VoxCeleb2 at %s: %d speakers and %d utterances, but the released dev set has %d and %d "
+                       "(a partial download, or another folder?)", where, speakers, utterances, VOX2_DEV_SPEAKERS,
+                       VOX2_DEV_UTTERANCES)
+    else:
+        logger.info("VoxCeleb2 at %s: %d speakers and %d utterances, as released", where, speakers, utterances)
+
+
+def check_disjoint_speakers(train_dir: PathLike, eval_dir: PathLike, trials_files: Sequence[PathLike]) -> None:
+    """DataError when a speaker of a trial list (utterances of ``eval_dir``) is also a training speaker
+    (``train_dir/utt2spk``): such scores would not measure verification of unseen speakers."""
+    train_utt2spk = Path(train_dir) / "utt2spk"
+    training = set(read_map(train_utt2spk).values())
+    utt2spk = read_map(Path(eval_dir) / "utt2spk")
+    for trials in trials_files:
+        speakers = {utt2spk[u] for enroll, test, _ in read_trials(trials) for u in (enroll, test) if u in utt2spk}
+        both = sorted(speakers & training)
+        if both:
+            raise DataError(f"{trials}: {len(both)} of its {len(speakers)} speakers are also training speakers in "
+                            f"{train_utt2spk}, e.g. {both[:3]}; evaluate on speakers the model has not seen "
+                            "(is --vox2-root VoxCeleb2 dev?)")
+
+
 def prepare_vox2_dev(vox2_root: PathLike | Sequence[PathLike], out_dir: PathLike, audio: str = "auto",
                      num_jobs: int = 1) -> DataDir:
     """Write the VoxCeleb2 dev data directory (e.g. ``data/vox2_dev``) from wav or m4a files.
@@ -427,12 +472,14 @@ def prepare_vox2_dev(vox2_root: PathLike | Sequence[PathLike], out_dir: PathLike
         raise ConfigError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
     roots = [vox2_root] if isinstance(vox2_root, (str, os.PathLike)) else list(vox2_root)
     where = ", ".join(os.path.abspath(r) for r in roots)
+    check_dev_only(roots)
     tree = scan_audio_tree(roots, ("wav", "m4a"), desc="scanning VoxCeleb2")
     ext = _choose_audio(tree, audio, where)
     logger.info("VoxCeleb2: using the %d .%s files (found %d .wav, %d .m4a)", tree.count(ext), ext,
                 tree.count("wav"), tree.count("m4a"))
     files = tree.files[ext]
     utt2spk = _utt2spk(files)
+    report_vox2_counts(len(set(utt2spk.values())), len(utt2spk), where)
     if ext == "m4a":
         require_ffmpeg(len(files), where)
         data = DataDir({utt: ffmpeg_pipe(path) for utt, path in files.items()}, utt2spk)
@@ -605,8 +652,9 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
     return subset
 
 
-__all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "check_scp_path", "convert_m4a_tree",
+__all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "VOX2_DEV_SPEAKERS",
+           "VOX2_DEV_UTTERANCES", "check_dev_only", "check_disjoint_speakers", "check_scp_path", "convert_m4a_tree",
            "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
-           "prepare_vox1_trials", "prepare_vox2_dev", "require_ffmpeg", "scan_audio_tree", "subset_for_trials",
-           "subset_per_speaker",
-           "trials_path", "walk_files", "wav_durations", "write_checked_data_dir"]
+           "prepare_vox1_trials", "prepare_vox2_dev", "report_vox2_counts", "require_ffmpeg", "scan_audio_tree",
+           "subset_for_trials", "subset_per_speaker", "trials_path", "walk_files", "wav_durations",
+           "write_checked_data_dir"]

@@ -11,7 +11,10 @@ exactly those lists, each of which must be there), DATA/vox1_eval holding the ut
 (what stage 3 embeds), and for each name in --trial-subsets a data directory DATA/NAME holding only that
 list's utterances, with the list as its trials file. --cohort-per-spk N also
 writes DATA/vox2_cohort, the first N utterances of each VoxCeleb2 speaker (a smaller AS-norm cohort).
-Utterance ids are id10270/x6uYqmx31kE/00001 (speaker/video/file).
+Utterance ids are id10270/x6uYqmx31kE/00001 (speaker/video/file). Speaker folders outside VoxCeleb2's
+dev/ folder (e.g. test/aac, when --vox2-root is the corpus root) are refused, counts other than the
+released 5 994 speakers and 1 092 009 utterances are a warning, and a trial list with a speaker that
+is also a training speaker (DATA/vox2_dev) is an error.
 m4a input gives ffmpeg pipe entries in wav.scp (run later stages with pipes allowed) and no utt2dur;
 convert with local/convert_m4a.py first to avoid both.
 """
@@ -43,6 +46,7 @@ def main() -> None:
 
     from pyfunc.corpora.voxceleb import (
         OFFICIAL_TRIALS,
+        check_disjoint_speakers,
         make_trial_subset,
         prepare_vox1,
         prepare_vox1_trials,
@@ -74,6 +78,8 @@ def main() -> None:
             logging.warning("no --meta-dir: no trial lists made")
             return
         report = prepare_vox1_trials(args.meta_dir, data / "vox1", lists)
+        if (data / "vox2_dev" / "utt2spk").is_file():
+            check_disjoint_speakers(data / "vox2_dev", data / "vox1", [path for path, _ in report.written.values()])
         subset_for_trials(data / "vox1", [path for path, _ in report.written.values()], data / "vox1_eval")
         for name in subsets:
             if name in report.written:
