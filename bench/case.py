@@ -28,6 +28,8 @@ CASES = {
     "train_step": "bench.train_bench:step_speed",
     "loss_curve": "bench.train_bench:loss_curve",
     "loader": "bench.train_bench:loader_speed",
+    "storage_prepare": "bench.storage_bench:storage_prepare",
+    "loader_m4a": "bench.storage_bench:loader_m4a",
     "extract_batched": "bench.extract_bench:batched",
     "extract_single": "bench.extract_bench:one_at_a_time",
     "metrics": "bench.scoring_bench:metrics",

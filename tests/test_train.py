@@ -13,6 +13,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import soundfile
 import torch
 import yaml
 from conftest import REPO
@@ -97,6 +98,27 @@ def test_wrap_crop() -> None:
     long = np.arange(100)
     crop = wrap_crop(long, 10, rng)
     assert len(crop) == 10 and list(crop) == list(range(crop[0], crop[0] + 10))
+
+
+def test_training_refuses_pipe_entries_and_says_how_to_convert(tmp_path: Path) -> None:
+    """A wav.scp pipe (ffmpeg for m4a) would run once per 2 s example: refused, even with --allow-pipes."""
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    marker = tmp_path / "pipe_ran"
+    wav_scp = {"s0-a": str(wav), "s0-b": f"touch {marker}; cat {wav} |", "s1-a": str(wav)}
+    write_data_dir(tmp_path / "data", DataDir(wav_scp, {u: u[:2] for u in wav_scp}))
+    config = _config(tmp_path / "seed.yaml")
+    text = config.read_text().replace("model:\n", "model:\n  frontend: seed\n")
+    config.write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "steps" / "train.py"), "--config", str(config), "--data",
+                           str(tmp_path / "data"), "--exp", str(tmp_path / "exp"), "--device", "cpu", "--allow-pipes"],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert (f"error: {tmp_path / 'data' / 'wav.scp'}: 1 of 3 entries are pipe commands (e.g. s0-b: "
+            in proc.stderr), proc.stderr
+    assert "Convert the audio to wav once" in proc.stderr and "local/convert_m4a.py" in proc.stderr
+    assert not marker.exists()
 
 
 def test_training_learns_and_writes_model_dir(tmp_path: Path) -> None:

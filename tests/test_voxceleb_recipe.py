@@ -13,6 +13,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import soundfile
 import yaml
 from fake_trees import (
     make_fake_musan,
@@ -272,37 +273,62 @@ def test_stage0_checks_every_listed_file_and_list(corpora: dict, tmp_path: Path)
     assert proc.returncode == 1 and "stage 0 needs the corpora" in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="ffmpeg is installed")
+def _path_without_ffmpeg(folder: Path) -> str:
+    """A PATH of one folder linking every program on PATH but ffmpeg: the recipe as on a machine without it."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            target = Path(directory) / name
+            if name not in ("ffmpeg", "ffprobe") and not (folder / name).exists() and os.access(target, os.X_OK):
+                (folder / name).symlink_to(target)
+    return str(folder)
+
+
 def test_m4a_without_ffmpeg_says_so(tmp_path: Path) -> None:
     folder = tmp_path / "voxceleb2" / "dev" / "aac" / "id00012" / "21Uxsk56VDQ"
     folder.mkdir(parents=True)
     (folder / "00001.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
-    proc = _run_recipe("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
-                tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1")
-    assert proc.returncode == 1
-    assert (f"found 1 .m4a files under {tmp_path / 'voxceleb2'} but ffmpeg is not installed; install it "
-            "(apt-get install ffmpeg) or convert to wav first") in proc.stderr
+    env = {"PATH": _path_without_ffmpeg(tmp_path / "bin")}
+    for wav_dir in (tmp_path / "wav", ""):  # stage 0 converts (the default), or writes ffmpeg pipes
+        proc = _run_recipe("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
+                           tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1", "--vox2-wav-dir", wav_dir,
+                           env=env)
+        assert proc.returncode == 1
+        assert (f"found 1 .m4a files under {tmp_path / 'voxceleb2'}{'/dev/aac' if wav_dir else ''} but ffmpeg is "
+                "not installed; install it (apt-get install ffmpeg) or convert to wav first") in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-def test_m4a_tree_as_pipes_and_converted(tmp_path: Path) -> None:
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (tools/setup.sh installs it)")
+def test_m4a_tree_converted_by_stage0_or_refused_by_training(tmp_path: Path) -> None:
     corpus = make_fake_voxceleb2(tmp_path / "voxceleb2", speakers=2, videos=1, utts=2, as_m4a=True)
     common = ["--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp",
-              "--nj", "1"]
-    proc = _run_recipe(*common, "--vox2-root", tmp_path / "voxceleb2")
+              "--nj", "2", "--vox2-root", tmp_path / "voxceleb2"]
+    # The default: stage 0 decodes every m4a once to 16 kHz wav (here under --vox2-wav-dir) and uses the wavs.
+    proc = _run_recipe(*common, "--vox2-wav-dir", tmp_path / "wav")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = validate_data_dir(tmp_path / "data" / "vox2_dev")
+    assert sorted(data.utts) == sorted(corpus.files) and set(data.utt2dur) == set(data.utts)
+    assert data.wav_scp == {u: str(tmp_path / "wav" / f"{u}.wav") for u in corpus.files}
+    info = soundfile.info(data.wav_scp[data.utts[0]])
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert "4 files converted, 0 already there" in proc.stderr
+    rerun = _run_recipe(*common, "--vox2-wav-dir", tmp_path / "wav")  # resumes: nothing left to decode
+    assert rerun.returncode == 0 and "0 files converted, 4 already there" in rerun.stderr
+    # Without conversion, wav.scp holds ffmpeg pipes: stage 1 may run them, training refuses them.
+    proc = _run_recipe(*common, "--vox2-wav-dir", "")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scp = (tmp_path / "data" / "vox2_dev" / "wav.scp").read_text().splitlines()
     assert len(scp) == 4 and all(line.endswith("- |") and " ffmpeg " in f" {line} " for line in scp)
     config = tmp_path / "seed.yaml"
     config.write_text(TINY_SEED)
-    proc = _run_recipe(*common[2:], "--stage", "1", "--stop-stage", "1", "--config", config)  # later stages run pipes
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_recipe(*common[2:-2], "--stage", "1", "--stop-stage", "2", "--config", config,
+                       "--overrides", "train.augment.enabled=false")
+    assert proc.returncode == 1
     assert "VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" in proc.stdout
-    proc = _run_recipe(*common, "--vox2-root", tmp_path / "voxceleb2" / "dev" / "aac",
-                       "--vox2-wav-dir", tmp_path / "wav")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = validate_data_dir(tmp_path / "data" / "vox2_dev")
-    assert sorted(data.utts) == sorted(corpus.files) and all(p.endswith(".wav") for p in data.wav_scp.values())
+    assert (f"error: {tmp_path / 'data' / 'vox2_dev' / 'wav.scp'}: 4 of 4 entries are pipe commands"
+            in proc.stderr), proc.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------------------------

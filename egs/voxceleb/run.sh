@@ -26,7 +26,9 @@
 #                                            vox1_dev_wav and vox1_test_wav); none: skip it in stage 0 []
 #   --vox2-root DIR                          VoxCeleb2 dev folder, m4a as released (dev/aac) or wav []
 #   --vox2-audio auto|wav|m4a                which VoxCeleb2 files to use [auto: wav when complete, else m4a]
-#   --vox2-wav-dir DIR                       stage 0 first decodes VoxCeleb2's m4a to wav here (ffmpeg) []
+#   --vox2-wav-dir DIR                       stage 0 decodes VoxCeleb2's m4a once to 16 kHz wav here (ffmpeg,
+#                                            --nj at a time, resumable); "": keep m4a as ffmpeg pipes, which
+#                                            training refuses [vox2_wav]
 #   --musan-root DIR --rirs-root DIR         MUSAN (openslr 17) and RIRS_NOISES (openslr 28) folders []
 #   --trials-dir DIR                         folder holding veri_test2.txt list_test_all2.txt list_test_hard2.txt
 #                                            [the first --vox1-root]
@@ -59,7 +61,7 @@ stop_stage=6
 vox1_root=""
 vox2_root=""
 vox2_audio=auto
-vox2_wav_dir=""
+vox2_wav_dir=vox2_wav
 musan_root=""
 rirs_root=""
 trials_dir=""
@@ -111,8 +113,8 @@ set_pipe_opts() {
         pipe_opts=(--allow-pipes)
         command -v ffmpeg >/dev/null || die "$data/vox2_dev/wav.scp decodes m4a with ffmpeg, which is not \
 installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir DIR)"
-        [ -n "${pipe_note:-}" ] || log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read;" \
-          "--vox2-wav-dir converts once"
+        [ -n "${pipe_note:-}" ] || log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" \
+          "(training refuses that); stage 0 with --vox2-wav-dir DIR converts once"
         pipe_note=done ;;
       false) ;;
       *) die "--allow-pipes must be auto, true or false, got $allow_pipes" ;;
@@ -138,15 +140,9 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   [ -n "$vox1_root$vox2_root$musan_root$rirs_root" ] || \
     die "stage 0 needs the corpora: give --vox1-root, --vox2-root, --musan-root and --rirs-root (see --help)"
   mkdir -p "$data"
-  if [ -n "$vox2_wav_dir" ]; then
-    [ -n "$vox2_root" ] || die "--vox2-wav-dir needs --vox2-root (the m4a tree)"
-    log "stage 0: decoding the m4a files of $vox2_root to wav in $vox2_wav_dir"
-    local/convert_m4a.py --nj "$nj" "$vox2_root" "$vox2_wav_dir"
-    vox2_root=$vox2_wav_dir
-  fi
   if [ -n "$vox1_root$vox2_root" ]; then
-    args=(--data "$data" --nj "$nj" --vox2-audio "$vox2_audio" --trial-subsets "$lists" \
-      --cohort-per-spk "$cohort_per_spk")
+    args=(--data "$data" --nj "$nj" --vox2-audio "$vox2_audio" --vox2-wav-dir "$vox2_wav_dir" \
+      --trial-subsets "$lists" --cohort-per-spk "$cohort_per_spk")
     [ -n "$vox2_root" ] && args+=(--vox2-root "$vox2_root")
     if [ ${#vox1_roots[@]} -gt 0 ]; then
       trials_dir=${trials_dir:-${vox1_roots[0]}}

@@ -365,6 +365,28 @@ def convert_m4a_tree(src_root: PathLike, dst_root: PathLike, num_jobs: int = 4) 
     return ConversionReport(converted=len(todo), skipped=skipped)
 
 
+def convert_vox2_dev(vox2_root: PathLike, wav_dir: PathLike, num_jobs: int = 4) -> Path | None:
+    """Stage 0's m4a handling: decode VoxCeleb2 dev's .m4a files once to 16 kHz wav under ``wav_dir``.
+
+    Only the dev speaker folders are converted (:func:`check_dev_only` first), each into ``wav_dir``
+    itself (``wav_dir/id00012/21Uxsk56VDQ/00001.wav``), by :func:`convert_m4a_tree`: ``num_jobs``
+    ffmpeg processes, atomic per file, resuming an interrupted run. Returns ``wav_dir``, or None
+    (nothing done) when ``vox2_root`` has no m4a or already a wav beside every m4a.
+    """
+    check_dev_only([vox2_root])
+    tree = scan_audio_tree([vox2_root], ("wav", "m4a"), desc="scanning VoxCeleb2")
+    m4a, wav = tree.files["m4a"], tree.files["wav"]
+    if not m4a or set(m4a) <= set(wav):
+        return None
+    wav_dir = Path(os.path.abspath(wav_dir))
+    for speaker_root in tree.speaker_roots:
+        if any(str(path).startswith(f"{speaker_root}{os.sep}") for path in m4a.values()):
+            logger.info("decoding the m4a files of %s to wav in %s", speaker_root, wav_dir)
+            report = convert_m4a_tree(speaker_root, wav_dir, num_jobs)
+            logger.info("%s: %d files converted, %d already there", wav_dir, report.converted, report.skipped)
+    return wav_dir
+
+
 # ----------------------------------------------------------------------------------------------
 # Data directories
 
@@ -654,6 +676,7 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
 
 __all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "VOX2_DEV_SPEAKERS",
            "VOX2_DEV_UTTERANCES", "check_dev_only", "check_disjoint_speakers", "check_scp_path", "convert_m4a_tree",
+           "convert_vox2_dev",
            "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
            "prepare_vox1_trials", "prepare_vox2_dev", "report_vox2_counts", "require_ffmpeg", "scan_audio_tree",
            "subset_for_trials", "subset_per_speaker", "trials_path", "walk_files", "wav_durations",

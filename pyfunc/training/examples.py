@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pyfunc.data.arkio import check_ark_entry
-from pyfunc.data.audio import read_audio
+from pyfunc.data.audio import is_pipe, read_audio
 from pyfunc.data.badinput import read_skipped
 from pyfunc.data.datadir import load_data_dir
 from pyfunc.errors import DataError
@@ -70,6 +70,13 @@ def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
     if mode == "features":  # kaldiio would run "cmd |" entries
         for u in utts:
             check_ark_entry(table[u], f"{Path(data_dir) / table_name}: {u}")
+    else:  # a decoder per 2 s example (ffmpeg for m4a) starves any GPU: refuse, whatever --allow-pipes says
+        piped = [u for u in utts if is_pipe(table[u])]
+        if piped:
+            raise DataError(f"{Path(data_dir) / table_name}: {len(piped)} of {len(utts)} entries are pipe commands "
+                            f"(e.g. {piped[0]}: {table[piped[0]]!r}); training would run one for every example. "
+                            "Convert the audio to wav once and prepare the data dir from the wav files (egs/voxceleb: "
+                            "stage 0 does it by default, into --vox2-wav-dir; or local/convert_m4a.py --nj N SRC DST)")
     speakers = sorted({data.utt2spk[u] for u in utts})
     index = {spk: i for i, spk in enumerate(speakers)}
     labels = np.array([index[data.utt2spk[u]] for u in utts], dtype=np.int64)
