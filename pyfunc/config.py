@@ -68,6 +68,7 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass, CUDA or CPU)
     log_interval: int = 50  # steps between progress log lines
     grad_accum: int = 1  # micro-batches per optimiser step and process
+    sync_batchnorm: bool = False  # several GPUs: BatchNorm statistics over all processes' micro-batches
     checkpoint_interval: int = 0  # also checkpoint every N steps within an epoch (0: at epoch ends only)
     keep_checkpoints: int = 0  # epoch checkpoints to keep (0: all)
     eval_data: str = ""  # Kaldi data dir with a labelled trials file: EER during training ("": no evaluation)

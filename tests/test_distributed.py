@@ -101,6 +101,45 @@ def test_two_gloo_processes_equal_one_with_accumulation_and_resume_with_one(tmp_
     _assert_close(_params(ddp / "model.pt"), _params(single / "model.pt"), start)
 
 
+def test_sync_batchnorm_refused_on_the_cpu(tmp_path: Path) -> None:
+    """torch's SyncBatchNorm runs on GPUs only: 2 CPU processes with train.sync_batchnorm stop at the start."""
+    data = _feature_data_dir(tmp_path / "feats", speakers=2, utts=4)
+    config = tmp_path / "sync.yaml"
+    config.write_text(yaml.safe_dump({"model": MODEL, "train": {**TRAIN, "epochs": 1, "sync_batchnorm": True}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             str(REPO / "steps" / "train.py"), "--config", str(config), "--data", str(data), "--exp",
+                             str(tmp_path / "exp"), "--device", "cpu"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode != 0
+    assert "error: train.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; this run has 2 processes on cpu" \
+        in result.stderr
+    assert load_config(config).train.sync_batchnorm is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="SyncBatchNorm needs a GPU")
+def test_sync_batchnorm_normalises_two_processes_as_one_batch(tmp_path: Path) -> None:
+    """2 processes x 4 examples with train.sync_batchnorm give the embeddings and (averaged) gradients of one
+    process on all 8; without it, each half would be normalised alone and differ."""
+    from sync_bn_helper import batch, encoder
+
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             str(REPO / "tests" / "sync_bn_helper.py"), str(tmp_path / "out.pt")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    got = torch.load(tmp_path / "out.pt", weights_only=True)
+    net = encoder().cuda()
+    x = batch().cuda()
+    out = net(x)
+    (out.pow(2).sum() / 2).backward()
+    torch.testing.assert_close(got["embeddings"], out.detach().cpu(), rtol=1e-4, atol=1e-4)
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(got["grads"][name], p.grad.cpu(), rtol=1e-3, atol=1e-5)
+    halves = torch.cat([encoder().cuda()(x[:4]), encoder().cuda()(x[4:])]).detach().cpu()
+    assert (halves - out.detach().cpu()).abs().max() > 1e-2  # per-half statistics would give other embeddings
+
+
 def test_stage3_nj3_equals_nj1(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(pyfunc.data.audio, "_ALLOW_PIPES", False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

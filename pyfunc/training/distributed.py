@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as torch_dist
+from torch import nn
 
 from pyfunc.device import pick_device
+from pyfunc.errors import ConfigError
 
 
 @dataclass
@@ -34,3 +36,16 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     if world_size > 1 and not torch_dist.is_initialized():
         torch_dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
     return DistInfo(rank, world_size, chosen)
+
+
+def sync_batchnorm(module: nn.Module, dist: DistInfo) -> nn.Module:
+    """``module`` with its BatchNorm layers as torch's SyncBatchNorm (``train.sync_batchnorm``), when several
+    processes train: each micro-batch is then normalised with the statistics of the micro-batches of all
+    processes together, so W GPUs x B/W examples normalise like one GPU x B. The parameters and buffers
+    stay the same objects and keys. One process: ``module`` unchanged. SyncBatchNorm runs on GPUs only."""
+    if dist.world_size == 1:
+        return module
+    if dist.device.type != "cuda":
+        raise ConfigError(f"train.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; this run has "
+                          f"{dist.world_size} processes on {dist.device.type}")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)

@@ -42,7 +42,7 @@ from pyfunc.models.checkpoint import (
 )
 from pyfunc.models.model_dir import build_encoder, build_head, load_state_checked, save_model_dir
 from pyfunc.training.checks import check_gradients, check_replicas_agree, numerical_fault
-from pyfunc.training.distributed import DistInfo, setup_distributed
+from pyfunc.training.distributed import DistInfo, setup_distributed, sync_batchnorm
 from pyfunc.training.evaluation import evaluate_eer, load_eval_set
 from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
 from pyfunc.training.history import append_history, record_eer
@@ -108,6 +108,8 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         if not (exp_dir / "untrained" / "model.pt").is_file():
             save_model_dir(exp_dir / "untrained", config, encoder, head)
     net = SpeakerNet(encoder, head).to(dist.device)
+    if cfg.sync_batchnorm:
+        net = sync_batchnorm(net, dist)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.lr_decay)
     sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.random_seed, dist.world_size, dist.rank, cfg.grad_accum)
