@@ -26,6 +26,7 @@ import yaml
 from conftest import REPO, make_tone_data_dir
 from fault_helpers import assert_same_tables, load_table, run_step, tiny_model_dir
 from test_train import _feature_data_dir
+from test_train_eval import _independent_eer, _profile_data_dir
 
 import pyfunc.data.audio
 from pyfunc.config import load_config
@@ -138,6 +139,27 @@ def test_sync_batchnorm_normalises_two_processes_as_one_batch(tmp_path: Path) ->
         torch.testing.assert_close(got["grads"][name], p.grad.cpu(), rtol=1e-3, atol=1e-5)
     halves = torch.cat([encoder().cuda()(x[:4]), encoder().cuda()(x[4:])]).detach().cpu()
     assert (halves - out.detach().cpu()).abs().max() > 1e-2  # per-half statistics would give other embeddings
+
+
+def test_slow_evaluation_does_not_trip_the_process_group_timeout(tmp_path: Path) -> None:
+    """Evaluation during training with 2 gloo processes whose group times out after 5 s, and an evaluation
+    that takes 1 s per utterance (12 utterances): the ranks share it (6 s each) in a group with a long
+    timeout, so training completes, and the EER is that of stages 3, 4 and 6 on the model written."""
+    data = _feature_data_dir(tmp_path / "feats", speakers=4, utts=6)
+    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, random_seed=1, trials=True)
+    config = tmp_path / "eval.yaml"
+    config.write_text(yaml.safe_dump({"model": MODEL, "train": {**TRAIN, "epochs": 1, "eval_data": str(eval_data)}}))
+    exp = tmp_path / "exp"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             str(REPO / "tests" / "slow_eval_helper.py"), "5", "1.0", "--config", str(config),
+                             "--data", str(data), "--exp", str(exp), "--device", "cpu"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    history = (exp / "log" / "history.tsv").read_text().splitlines()
+    header, row = history[0].split("\t"), history[1].split("\t")
+    eer = float(row[header.index("eer")])
+    assert eer == pytest.approx(_independent_eer(exp, eval_data, tmp_path / "check"), abs=1e-9)
 
 
 def test_stage3_nj3_equals_nj1(tmp_path: Path, capsys, monkeypatch) -> None:

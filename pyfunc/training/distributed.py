@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -11,6 +12,10 @@ from torch import nn
 
 from pyfunc.device import pick_device
 from pyfunc.errors import ConfigError
+
+# How long the collectives of evaluation during training wait for a slow rank (the default group keeps
+# torch's default, 10 min for NCCL, 30 min for gloo, which a long evaluation could exceed).
+EVAL_TIMEOUT = datetime.timedelta(hours=4)
 
 
 @dataclass
@@ -49,3 +54,11 @@ def sync_batchnorm(module: nn.Module, dist: DistInfo) -> nn.Module:
         raise ConfigError(f"train.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; this run has "
                           f"{dist.world_size} processes on {dist.device.type}")
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
+def evaluation_group(dist: DistInfo):
+    """A group of all ranks whose collectives wait up to :data:`EVAL_TIMEOUT`, for evaluation during training,
+    created by every rank at the same point; None with one process."""
+    if dist.world_size == 1:
+        return None
+    return torch_dist.new_group(timeout=EVAL_TIMEOUT)
