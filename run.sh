@@ -23,6 +23,7 @@
 #   --nj N                                   parallel jobs for stages 0, 1 and 3 [2]
 #   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
 #   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
+#   --compress true|false                    stage 1: Kaldi-compressed fbank arks (a quarter of the size) [false]
 #   --device auto|cpu|cuda                   [auto]
 #   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
@@ -46,6 +47,7 @@ data=data/mini
 nj=2
 cmd=""
 fbank_conf=conf/fbank.conf
+compress=false
 device=auto
 nproc_per_node=1
 nnodes=1
@@ -82,7 +84,7 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: fbank features"
   for part in train test; do
-    steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "${redo[@]}" \
+    steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" --compress "$compress" "${redo[@]}" \
       "$data/$part" "$exp/fbank/$part" "$exp/fbank/log"
   done
 fi

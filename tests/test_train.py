@@ -18,10 +18,12 @@ import torch
 import yaml
 from conftest import REPO
 
+import pyfunc.training.examples as examples
+from pyfunc.data.arkio import ArkScpWriter, read_matrix_header, read_matrix_rows
 from pyfunc.data.datadir import DataDir, write_data_dir
 from pyfunc.errors import DataError
 from pyfunc.models.checkpoint import latest_checkpoint, load_checkpoint
-from pyfunc.training.examples import EpochBatches, wrap_crop
+from pyfunc.training.examples import EpochBatches, feature_crop, wrap_crop
 
 TINY = {
     "model": {"channels": 16, "embed_dim": 8},
@@ -98,6 +100,34 @@ def test_wrap_crop() -> None:
     long = np.arange(100)
     crop = wrap_crop(long, 10, rng)
     assert len(crop) == 10 and list(crop) == list(range(crop[0], crop[0] + 10))
+
+
+def test_feature_chunks_read_only_their_rows_from_uncompressed_arks(tmp_path: Path, monkeypatch) -> None:
+    """A training chunk of an uncompressed ark comes from its own rows (float32 and float64 matrices), equal to
+    the crop of the whole matrix with the same draw; compressed matrices and short ones are read whole."""
+    rng = np.random.default_rng(0)
+    mats = {"a-long": rng.standard_normal((500, 80)).astype(np.float32), "b-short": rng.standard_normal((30, 80)),
+            "c-double": rng.standard_normal((300, 80))}
+    for compress in (False, True):
+        with ArkScpWriter(tmp_path / f"{compress}.ark", tmp_path / f"{compress}.scp", compress=compress) as write:
+            for key, mat in mats.items():
+                write(key, mat)
+    entries = {c: dict(line.split() for line in (tmp_path / f"{c}.scp").read_text().splitlines())
+               for c in (False, True)}
+    whole_reads = []
+    load_mat = kaldiio.load_mat
+    monkeypatch.setattr(examples.kaldiio, "load_mat", lambda entry: whole_reads.append(entry) or load_mat(entry))
+    for compress in (False, True):
+        for key in mats:
+            entry = entries[compress][key]
+            got = feature_crop(entry, 200, np.random.default_rng(5))
+            expected = wrap_crop(np.asarray(load_mat(entry), dtype=np.float32), 200, np.random.default_rng(5))
+            assert got.dtype == np.float32 and np.array_equal(got, expected), (compress, key)
+    assert whole_reads == [entries[False]["b-short"]] + list(entries[True].values())
+    header = read_matrix_header(entries[False]["c-double"])
+    assert (header.rows, header.cols, header.dtype.itemsize) == (300, 80, 8)
+    with pytest.raises(DataError, match="rows 290..309 of a 300-row matrix"):
+        read_matrix_rows(entries[False]["c-double"], header, 290, 20)
 
 
 def test_training_refuses_pipe_entries_and_says_how_to_convert(tmp_path: Path) -> None:

@@ -41,6 +41,8 @@
 #   --nj N                                   parallel jobs for stages 0, 1 and 3 [8]
 #   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
 #   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
+#   --compress true|false                    stage 1: Kaldi-compressed fbank arks, about a quarter of the
+#                                            float32 size (see README.md, disk) [true]
 #   --aug-kinds K1,K2                        fbank front end: offline copies [reverb,noise,music,babble]; "" for none
 #   --aug-subset N                           fbank front end: keep N random augmented utterances (0: all) [1000000]
 #   --random-seed N                          random seed of the offline augmentation draws [0]
@@ -74,6 +76,7 @@ feat_dir=fbank
 nj=8
 cmd=""
 fbank_conf=conf/fbank.conf
+compress=true
 aug_kinds=reverb,noise,music,babble
 aug_subset=1000000
 random_seed=0
@@ -173,7 +176,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   set_frontend
   if [ "$frontend" = fbank ]; then
     fbank() {
-      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "${pipe_opts[@]}" \
+      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" --compress "$compress" "${pipe_opts[@]}" \
         "$1" "$feat_dir/$(basename "$1")" "$feat_dir/log"
     }
     log "stage 1: fbank of $data/vox2_dev"

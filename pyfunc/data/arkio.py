@@ -1,7 +1,9 @@
 """Atomic writing of Kaldi binary ark/scp pairs, and in-order merging of scp parts.
 
 The ark holds ``key<space>`` then a Kaldi binary float vector (``FV``/``DV``) or
-matrix (``FM``/``DM``) per entry, as Kaldi's ``ark:`` writers do; the scp holds
+matrix (``FM``/``DM``; with ``compress``, Kaldi's compressed matrix ``CM``/``CM2`` as
+``copy-feats --compress=true`` writes it: one byte per value and a few per column,
+about a quarter of float32) per entry, as Kaldi's ``ark:`` writers do; the scp holds
 ``key ark_path:byte_offset`` lines. Both are written under temporary names and
 renamed into place only when the writer closes without error, so a killed or
 failed job leaves no partial files. The ark path written into the scp is made
@@ -12,11 +14,13 @@ resolve relative ark paths against the working directory, not the scp's folder).
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
+from kaldiio.compression_header import kAutomaticMethod
 from kaldiio.matio import write_array
 
 from pyfunc.data.atomic import PathLike, atomic_open, temporary_name
@@ -57,7 +61,9 @@ class ArkScpWriter:
     first, so it never points into a replaced ark); after an exception nothing is left.
     """
 
-    def __init__(self, ark_path: PathLike, scp_path: PathLike, require_sorted: bool = True) -> None:
+    def __init__(self, ark_path: PathLike, scp_path: PathLike, require_sorted: bool = True,
+                 compress: bool = False) -> None:
+        self.compress = compress  # matrices as Kaldi's compressed matrices (kaldiio's kAutomaticMethod, as Kaldi's)
         self.ark_path = Path(ark_path).absolute()
         self.scp_path = Path(scp_path)
         self._ark: BinaryIO | None = None
@@ -94,7 +100,8 @@ class ArkScpWriter:
             raise DataError(f"{where}: key {key!r}: array contains NaN or infinity")
         self._ark.write(key.encode("utf-8") + b" ")
         offset = self._ark.tell()
-        write_array(self._ark, np.ascontiguousarray(array))
+        method = kAutomaticMethod if self.compress and array.ndim == 2 else None
+        write_array(self._ark, np.ascontiguousarray(array), compression_method=method)
         self._scp.write(f"{key} {self.ark_path}:{offset}\n")
         self._keys.add(key)
         self.count += 1
@@ -142,3 +149,52 @@ def merge_scps(parts: list[PathLike], out_scp: PathLike) -> int:
     with atomic_open(out_scp) as handle:
         handle.writelines(lines)
     return len(lines)
+
+
+class MatrixHeader(NamedTuple):
+    """Where the rows of an uncompressed binary Kaldi matrix lie in its ark."""
+
+    rows: int
+    cols: int
+    dtype: np.dtype
+    data_offset: int
+
+
+_MATRIX_TYPES = {b"FM ": np.dtype("<f4"), b"DM ": np.dtype("<f8")}
+
+
+def _ark_position(entry: str) -> tuple[str, int] | None:
+    path, _, offset = entry.rpartition(":")
+    return (path, int(offset)) if path and offset.isdigit() else None
+
+
+def read_matrix_header(entry: str) -> MatrixHeader | None:
+    """The header of the matrix at an ``ark_path:offset`` entry when it is an uncompressed binary ``FM``/``DM``
+    matrix, whose rows can then be read alone (:func:`read_matrix_rows`); None for anything else (compressed
+    matrices, other entry forms), which is read whole."""
+    position = _ark_position(entry)
+    if position is None:
+        return None
+    path, offset = position
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        head = handle.read(15)  # "\0B" "FM " "\4" rows "\4" cols
+    if len(head) < 15 or head[:2] != b"\0B" or head[2:5] not in _MATRIX_TYPES or head[5] != 4 or head[10] != 4:
+        return None
+    rows, cols = struct.unpack("<i", head[6:10])[0], struct.unpack("<i", head[11:15])[0]
+    return MatrixHeader(rows, cols, _MATRIX_TYPES[head[2:5]], offset + 15)
+
+
+def read_matrix_rows(entry: str, header: MatrixHeader, start: int, count: int) -> np.ndarray:
+    """Rows ``start .. start + count - 1`` of the matrix at ``entry`` (float32), reading only those bytes."""
+    if start < 0 or count < 1 or start + count > header.rows:
+        raise DataError(f"{entry}: rows {start}..{start + count - 1} of a {header.rows}-row matrix")
+    row_bytes = header.cols * header.dtype.itemsize
+    path, _ = _ark_position(entry)  # type: ignore[misc]
+    with open(path, "rb") as handle:
+        handle.seek(header.data_offset + start * row_bytes)
+        data = handle.read(count * row_bytes)
+    if len(data) != count * row_bytes:
+        raise DataError(f"{entry}: truncated ark: {len(data)} of {count * row_bytes} bytes of rows {start}.."
+                        f"{start + count - 1}")
+    return np.frombuffer(data, dtype=header.dtype).reshape(count, header.cols).astype(np.float32)

@@ -16,7 +16,7 @@ import kaldiio
 import numpy as np
 import torch
 
-from pyfunc.data.arkio import check_ark_entry
+from pyfunc.data.arkio import check_ark_entry, read_matrix_header, read_matrix_rows
 from pyfunc.data.audio import is_pipe, read_audio
 from pyfunc.data.badinput import read_skipped
 from pyfunc.data.datadir import load_data_dir
@@ -30,13 +30,27 @@ def chunk_samples(frames: int) -> int:
     return seed_num_samples(frames)
 
 
+def crop_start(total: int, length: int, rng: np.random.Generator) -> int:
+    """Where :func:`wrap_crop` starts a crop of ``length`` of ``total`` (> ``length``) rows (the seed's draw)."""
+    return int(rng.random() * (total - length))
+
+
 def wrap_crop(array: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
     """A random crop of ``length`` along axis 0; shorter inputs are wrap-padded first (as the seed)."""
     if array.shape[0] <= length:
         pad = [(0, length - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
         return np.pad(array, pad, mode="wrap")
-    start = int(rng.random() * (array.shape[0] - length))
+    start = crop_start(array.shape[0], length, rng)
     return array[start:start + length]
+
+
+def feature_crop(entry: str, length: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`wrap_crop` of the feature matrix at ``entry`` (float32), reading only the rows of the crop when
+    the ark is uncompressed (a compressed matrix is read whole)."""
+    header = read_matrix_header(entry)
+    if header is None or header.rows <= length:
+        return wrap_crop(np.asarray(kaldiio.load_mat(entry), dtype=np.float32), length, rng)
+    return read_matrix_rows(entry, header, crop_start(header.rows, length, rng), length)
 
 
 @dataclass
@@ -107,10 +121,9 @@ class ChunkDataset(torch.utils.data.Dataset):
         entry, utt = self.data.entries[index], self.data.utts[index]
         if self.data.mode == "features":
             try:
-                feats = kaldiio.load_mat(entry)
+                chunk = feature_crop(entry, self.chunk_frames, rng)
             except Exception as err:  # kaldiio raises many kinds on a broken ark
                 raise DataError(f"{self.data.source}: {utt}: cannot read features {entry!r}: {err}") from None
-            chunk = wrap_crop(np.asarray(feats, dtype=np.float32), self.chunk_frames, rng)
         else:
             samples = read_audio(entry, f"{self.data.source}: {utt}")
             if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop
