@@ -30,6 +30,7 @@ CASES = {
     "loader": "bench.train_bench:loader_speed",
     "storage_prepare": "bench.storage_bench:storage_prepare",
     "loader_m4a": "bench.storage_bench:loader_m4a",
+    "loader_feats": "bench.storage_bench:loader_feats",
     "extract_batched": "bench.extract_bench:batched",
     "extract_single": "bench.extract_bench:one_at_a_time",
     "metrics": "bench.scoring_bench:metrics",

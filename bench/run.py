@@ -93,6 +93,8 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
         plan += [Case("storage_prepare", "storage_prepare"),
                  Case("loader_m4a_pipe_w0", "loader_m4a", {"source": "pipe"}),
                  Case("loader_m4a_wav_w0", "loader_m4a", {"source": "wav"})]
+        plan += [Case(f"loader_feats_{arks}_w0", "loader_feats", {"arks": arks})
+                 for arks in ("whole", "rows", "compressed")]
     for case in plan:
         case.group = group
     return plan
@@ -344,6 +346,24 @@ class Report:
             self.row(bench, "training loader on the same audio converted once to wav, 0 workers",
                      f"{wav['figures']['examples_per_s']:.1f} ex/s", _peak(wav),
                      f"{ratio:.1f}x the pipes" if ratio else "")
+        if prepared:
+            fig = prepared["figures"]
+            sizes = f"{fig['ark_bytes'] / 2**20:.2f} MB; {fig['compressed_ark_bytes'] / 2**20:.2f} MB"
+            self.row(bench, f"fbank arks of the same {fig['utts']} utterances: float32, then Kaldi-compressed "
+                     "(--compress true)", sizes, None,
+                     f"{fig['compressed_ark_bytes'] / fig['ark_bytes']:.2f} of the size")
+        feats = {arks: self.ok(f"loader_feats_{arks}_w0") for arks in ("whole", "rows", "compressed")}
+        for arks in feats:
+            self.failed(bench, f"loader_feats_{arks}_w0")
+        labels = {"whole": "baseline: training loader, fbank chunks, each utterance's matrix read whole (before)",
+                  "rows": "training loader, fbank chunks read from their rows only (float32 arks)",
+                  "compressed": "training loader, fbank chunks from Kaldi-compressed arks (read whole)"}
+        for arks, result in feats.items():
+            if result:
+                speed = result["figures"]["examples_per_s"]
+                base = feats["whole"]["figures"]["examples_per_s"] if feats["whole"] and arks != "whole" else None
+                self.row(bench, f"{labels[arks]}, 0 workers", f"{speed:.0f} ex/s", _peak(result),
+                         f"{speed / base:.2f}x" if base else "")
 
     def markdown(self) -> str:
         header = "| stage | what | figure | peak RSS (MB) | vs baseline | target | met |"

@@ -1,9 +1,11 @@
-"""How the training data is stored: VoxCeleb2's m4a decoded per example (ffmpeg pipes) or once (wav).
+"""How the training data is stored: m4a decoded per example or once; fbank arks plain or compressed.
 
 ``storage_prepare`` encodes the benchmark's training wavs to m4a (AAC, as VoxCeleb2 is
-released) and converts them back once with stage 0's converter; ``loader_m4a`` times the
-training DataLoader on the same audio through ffmpeg pipe entries or through the
-converted wav files.
+released) and converts them back once with stage 0's converter, and writes the training
+set's fbank once more as Kaldi-compressed matrices (``--compress true``). ``loader_m4a``
+times the training DataLoader on the same audio through ffmpeg pipe entries or through the
+converted wav files; ``loader_feats`` on the plain arks (reading only each chunk's rows, or
+the whole matrix as before) or on the compressed ones.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import soundfile
 
+from bench.common import FBANK_CONF
 from bench.prepare import load_prepared
 from bench.train_bench import time_loader
 
@@ -33,6 +36,7 @@ def storage_prepare(size: dict, work: Path) -> dict:
     audio converted once to wav (``convert_m4a_tree``) with its data dir; records the conversion time."""
     from pyfunc.corpora.voxceleb import convert_m4a_tree, ffmpeg_pipe
     from pyfunc.data.datadir import DataDir, load_data_dir, write_data_dir
+    from pyfunc.pipeline.fbank_stage import make_fbank_job
 
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -53,6 +57,12 @@ def storage_prepare(size: dict, work: Path) -> dict:
     info = {"utts": len(m4a), "audio_seconds": audio, "convert_seconds": convert_seconds,
             "m4a_bytes": sum(p.stat().st_size for p in m4a.values()),
             "wav_bytes": sum((wav_root / f"{u}.wav").stat().st_size for u in m4a)}
+    compressed = work / "data" / "train_compressed"  # the training set's fbank, Kaldi-compressed
+    write_data_dir(compressed, DataDir(train.wav_scp, train.utt2spk))
+    make_fbank_job(compressed, FBANK_CONF, work / "feats" / "train_compressed.ark", compressed / "feats.scp",
+                   compress=True)
+    info["ark_bytes"] = (work / "feats" / "train.ark").stat().st_size
+    info["compressed_ark_bytes"] = (work / "feats" / "train_compressed.ark").stat().st_size
     (work / STORAGE).write_text(json.dumps(info, indent=1))
     return {"figures": info}
 
@@ -76,4 +86,18 @@ def loader_m4a(size: dict, work: Path, source: str, workers: int = 0) -> dict:
     allow_pipes(source == "pipe")
     figures = time_loader(tset, size, None, workers)
     figures["source"] = source
+    return {"figures": figures}
+
+
+def loader_feats(size: dict, work: Path, arks: str, workers: int = 0) -> dict:
+    """Examples/s of the training DataLoader on fbank chunks: ``arks`` 'rows' (the plain arks, each chunk read
+    from its rows), 'whole' (the plain arks, each utterance read whole, as before) or 'compressed'."""
+    import pyfunc.training.examples as examples
+    from pyfunc.training.examples import load_training_set
+
+    data_dir = work / "data" / "train_compressed" if arks == "compressed" else load_prepared(work)["train_data"]
+    if arks == "whole":  # no row reads: every chunk loads its whole matrix, the code before row reads
+        examples.read_matrix_header = lambda entry: None
+    figures = time_loader(load_training_set(data_dir, "features"), size, None, workers)
+    figures["arks"] = arks
     return {"figures": figures}

@@ -5,8 +5,8 @@ Usage: steps/make_fbank.py [--nj N] [--cmd LAUNCHER] [--conf conf/fbank.conf] [-
            [--skip-bad-audio] [--allow-pipes] [--force] DATA_DIR FEAT_DIR LOG_DIR
 
 --compress true writes Kaldi-compressed matrices (as copy-feats --compress=true: one byte per value,
-quantised within each column's range, about a quarter of the float32 size); training reads a compressed
-utterance whole to cut a chunk, an uncompressed one only for the chunk's rows.
+quantised within each column's range, about a quarter of the float32 size); training reads (and decodes)
+only the rows of each chunk either way.
 
 Bad audio stops the stage with the list of all bad utterances, unless --skip-bad-audio
 (then their keys go to DATA_DIR/skipped_utts; one that DATA_DIR/trials needs still fails

@@ -103,7 +103,8 @@ def test_plan_covers_every_benchmark() -> None:
                    "fbank_fixed_nj2", "train_c512", "train_c1024", "loss_curve", "loader_waveform_aug_w0",
                    "extract_single", "extract_batched",
                    "metrics_ours_10000000", "metrics_seed_2000000", "asnorm_ours_1", "asnorm_plain_8",
-                   "storage_prepare", "loader_m4a_pipe_w0", "loader_m4a_wav_w0"):
+                   "storage_prepare", "loader_m4a_pipe_w0", "loader_m4a_wav_w0", "loader_feats_whole_w0",
+                   "loader_feats_rows_w0", "loader_feats_compressed_w0"):
         assert wanted in ids
     assert len(ids) == len(set(ids))
     assert [c.id for c in build_plan(SIZES["quick"], {"scoring"})] == [
@@ -150,6 +151,9 @@ def test_tiny_run_produces_every_figure(tmp_path: Path) -> None:
     assert figures["storage_prepare"]["utts"] == SIZES["tiny"]["train_utts"]
     for source in ("pipe", "wav"):  # the same audio, through ffmpeg pipes and converted once
         assert figures[f"loader_m4a_{source}_w0"]["chunk_shape"] == [8, 50 * 160 + 240]
+    for arks in ("whole", "rows", "compressed"):
+        assert figures[f"loader_feats_{arks}_w0"]["chunk_shape"] == [8, 50, 80]
+    assert 0.2 < figures["storage_prepare"]["compressed_ark_bytes"] / figures["storage_prepare"]["ark_bytes"] < 0.35
     rows = data["rows"]
     assert all(row["value"] and not row["value"].startswith("failed") for row in rows)
     assert any(row["ratio"] for row in rows)

@@ -102,12 +102,13 @@ def test_wrap_crop() -> None:
     assert len(crop) == 10 and list(crop) == list(range(crop[0], crop[0] + 10))
 
 
-def test_feature_chunks_read_only_their_rows_from_uncompressed_arks(tmp_path: Path, monkeypatch) -> None:
-    """A training chunk of an uncompressed ark comes from its own rows (float32 and float64 matrices), equal to
-    the crop of the whole matrix with the same draw; compressed matrices and short ones are read whole."""
+def test_feature_chunks_read_only_their_rows(tmp_path: Path, monkeypatch) -> None:
+    """A training chunk comes from its own rows (float32 and float64 matrices; of a Kaldi-compressed one, only
+    those rows are decoded), equal to the crop of the whole matrix (kaldiio) with the same draw; only the
+    two-byte compressed form of tiny matrices is read whole."""
     rng = np.random.default_rng(0)
     mats = {"a-long": rng.standard_normal((500, 80)).astype(np.float32), "b-short": rng.standard_normal((30, 80)),
-            "c-double": rng.standard_normal((300, 80))}
+            "c-double": rng.standard_normal((300, 80)), "d-tiny": rng.standard_normal((5, 80))}
     for compress in (False, True):
         with ArkScpWriter(tmp_path / f"{compress}.ark", tmp_path / f"{compress}.scp", compress=compress) as write:
             for key, mat in mats.items():
@@ -123,9 +124,10 @@ def test_feature_chunks_read_only_their_rows_from_uncompressed_arks(tmp_path: Pa
             got = feature_crop(entry, 200, np.random.default_rng(5))
             expected = wrap_crop(np.asarray(load_mat(entry), dtype=np.float32), 200, np.random.default_rng(5))
             assert got.dtype == np.float32 and np.array_equal(got, expected), (compress, key)
-    assert whole_reads == [entries[False]["b-short"]] + list(entries[True].values())
+    assert whole_reads == [entries[True]["d-tiny"]]  # CM2: Kaldi's form for 8 rows or fewer
     header = read_matrix_header(entries[False]["c-double"])
-    assert (header.rows, header.cols, header.dtype.itemsize) == (300, 80, 8)
+    assert (header.rows, header.cols, header.kind) == (300, 80, "DM")
+    assert read_matrix_header(entries[True]["a-long"])[:3] == (500, 80, "CM")
     with pytest.raises(DataError, match="rows 290..309 of a 300-row matrix"):
         read_matrix_rows(entries[False]["c-double"], header, 290, 20)
 

@@ -152,15 +152,19 @@ def merge_scps(parts: list[PathLike], out_scp: PathLike) -> int:
 
 
 class MatrixHeader(NamedTuple):
-    """Where the rows of an uncompressed binary Kaldi matrix lie in its ark."""
+    """Where the rows of a binary Kaldi matrix lie in its ark: ``kind`` ``FM``/``DM`` (float32/float64 rows from
+    ``data_offset``) or ``CM`` (Kaldi's kSpeechFeature compression: the per-column headers from ``data_offset``,
+    then one byte per value, column after column; ``min_value`` and ``range`` scale the headers)."""
 
     rows: int
     cols: int
-    dtype: np.dtype
+    kind: str
     data_offset: int
+    min_value: float = 0.0
+    range: float = 0.0
 
 
-_MATRIX_TYPES = {b"FM ": np.dtype("<f4"), b"DM ": np.dtype("<f8")}
+_PLAIN_TYPES = {"FM": np.dtype("<f4"), "DM": np.dtype("<f8")}
 
 
 def _ark_position(entry: str) -> tuple[str, int] | None:
@@ -169,32 +173,53 @@ def _ark_position(entry: str) -> tuple[str, int] | None:
 
 
 def read_matrix_header(entry: str) -> MatrixHeader | None:
-    """The header of the matrix at an ``ark_path:offset`` entry when it is an uncompressed binary ``FM``/``DM``
-    matrix, whose rows can then be read alone (:func:`read_matrix_rows`); None for anything else (compressed
-    matrices, other entry forms), which is read whole."""
+    """The header of the matrix at an ``ark_path:offset`` entry when it is a binary ``FM``/``DM`` matrix or a
+    ``CM`` compressed one, whose rows can then be read alone (:func:`read_matrix_rows`); None for anything
+    else (``CM2``/``CM3`` of very short matrices, vectors, other entry forms), which is read whole."""
     position = _ark_position(entry)
     if position is None:
         return None
     path, offset = position
     with open(path, "rb") as handle:
         handle.seek(offset)
-        head = handle.read(15)  # "\0B" "FM " "\4" rows "\4" cols
-    if len(head) < 15 or head[:2] != b"\0B" or head[2:5] not in _MATRIX_TYPES or head[5] != 4 or head[10] != 4:
-        return None
-    rows, cols = struct.unpack("<i", head[6:10])[0], struct.unpack("<i", head[11:15])[0]
-    return MatrixHeader(rows, cols, _MATRIX_TYPES[head[2:5]], offset + 15)
+        head = handle.read(21)
+    if len(head) >= 15 and head[:2] == b"\0B" and head[2:5].decode("latin-1")[:2] in _PLAIN_TYPES \
+            and head[4:6] == b" \4" and head[10] == 4:
+        rows, cols = struct.unpack("<i", head[6:10])[0], struct.unpack("<i", head[11:15])[0]
+        return MatrixHeader(rows, cols, head[2:4].decode(), offset + 15)
+    if len(head) == 21 and head[:5] == b"\0BCM ":
+        min_value, value_range, rows, cols = struct.unpack("<ffii", head[5:21])
+        return MatrixHeader(rows, cols, "CM", offset + 21, min_value, value_range)
+    return None
 
 
 def read_matrix_rows(entry: str, header: MatrixHeader, start: int, count: int) -> np.ndarray:
-    """Rows ``start .. start + count - 1`` of the matrix at ``entry`` (float32), reading only those bytes."""
+    """Rows ``start .. start + count - 1`` of the matrix at ``entry`` as float32: only their bytes of a plain
+    matrix; of a ``CM`` matrix its one-byte values (a quarter of the float32 size), of which only those rows are
+    decoded, as Kaldi (and kaldiio, bit for bit) decode them."""
     if start < 0 or count < 1 or start + count > header.rows:
         raise DataError(f"{entry}: rows {start}..{start + count - 1} of a {header.rows}-row matrix")
-    row_bytes = header.cols * header.dtype.itemsize
     path, _ = _ark_position(entry)  # type: ignore[misc]
+    if header.kind == "CM":
+        sizes = 8 * header.cols, header.rows * header.cols
+    else:
+        row_bytes = header.cols * _PLAIN_TYPES[header.kind].itemsize
+        sizes = count * row_bytes,
     with open(path, "rb") as handle:
-        handle.seek(header.data_offset + start * row_bytes)
-        data = handle.read(count * row_bytes)
-    if len(data) != count * row_bytes:
-        raise DataError(f"{entry}: truncated ark: {len(data)} of {count * row_bytes} bytes of rows {start}.."
-                        f"{start + count - 1}")
-    return np.frombuffer(data, dtype=header.dtype).reshape(count, header.cols).astype(np.float32)
+        handle.seek(header.data_offset + (0 if header.kind == "CM" else start * row_bytes))
+        blocks = [handle.read(size) for size in sizes]
+    if [len(b) for b in blocks] != list(sizes):
+        raise DataError(f"{entry}: truncated ark: the {header.kind} matrix of {header.rows} x {header.cols} "
+                        "is cut short")
+    if header.kind != "CM":
+        return np.frombuffer(blocks[0], dtype=_PLAIN_TYPES[header.kind]).reshape(count, header.cols).astype(
+            np.float32)
+    percentiles = np.frombuffer(blocks[0], dtype="<u2").astype(np.float32)
+    percentiles = (header.min_value + percentiles * header.range / 65535.0).reshape(header.cols, 4)
+    p0, p25, p75, p100 = (percentiles[:, i:i + 1] for i in range(4))
+    values = np.frombuffer(blocks[1], dtype=np.uint8).reshape(header.cols, header.rows)[:, start:start + count]
+    values = values.astype(np.float32)
+    decoded = np.where(values <= 64, p0 + (p25 - p0) * values * (1 / 64.0),
+                       np.where(values <= 192, p25 + (p75 - p25) * (values - 64.0) * (1 / 128.0),
+                                p75 + (p100 - p75) * (values - 192.0) * (1 / 63.0)))
+    return np.ascontiguousarray(decoded.T, dtype=np.float32)

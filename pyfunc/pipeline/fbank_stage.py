@@ -124,8 +124,8 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     ``data_dir/skipped_utts``, and the stage still fails if ``data_dir/trials`` needs one.
 
     ``compress``: Kaldi-compressed matrices (``--compress true``, as Kaldi's make_fbank.sh), about a
-    quarter of the float32 size; training then reads each utterance whole to cut its chunk, where
-    uncompressed arks are read only for the rows of the chunk.
+    quarter of the float32 size; training decodes only the rows of each chunk
+    (:func:`pyfunc.data.arkio.read_matrix_rows`), as it reads only those rows of a plain ark.
     """
 
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)

@@ -45,11 +45,13 @@ def wrap_crop(array: np.ndarray, length: int, rng: np.random.Generator) -> np.nd
 
 
 def feature_crop(entry: str, length: int, rng: np.random.Generator) -> np.ndarray:
-    """:func:`wrap_crop` of the feature matrix at ``entry`` (float32), reading only the rows of the crop when
-    the ark is uncompressed (a compressed matrix is read whole)."""
+    """:func:`wrap_crop` of the feature matrix at ``entry`` (float32), reading (or, Kaldi-compressed, decoding)
+    only the rows of the crop (:func:`pyfunc.data.arkio.read_matrix_rows`); other entries are read whole."""
     header = read_matrix_header(entry)
-    if header is None or header.rows <= length:
+    if header is None:
         return wrap_crop(np.asarray(kaldiio.load_mat(entry), dtype=np.float32), length, rng)
+    if header.rows <= length:
+        return wrap_crop(read_matrix_rows(entry, header, 0, header.rows), length, rng)
     return read_matrix_rows(entry, header, crop_start(header.rows, length, rng), length)
 
 
