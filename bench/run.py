@@ -357,7 +357,7 @@ class Report:
             self.failed(bench, f"loader_feats_{arks}_w0")
         labels = {"whole": "baseline: training loader, fbank chunks, each utterance's matrix read whole (before)",
                   "rows": "training loader, fbank chunks read from their rows only (float32 arks)",
-                  "compressed": "training loader, fbank chunks from Kaldi-compressed arks (read whole)"}
+                  "compressed": "training loader, fbank chunks decoded from their rows of Kaldi-compressed arks"}
         for arks, result in feats.items():
             if result:
                 speed = result["figures"]["examples_per_s"]
