@@ -100,8 +100,10 @@ class ArkScpWriter:
             raise DataError(f"{where}: key {key!r}: array contains NaN or infinity")
         self._ark.write(key.encode("utf-8") + b" ")
         offset = self._ark.tell()
-        method = kAutomaticMethod if self.compress and array.ndim == 2 else None
-        write_array(self._ark, np.ascontiguousarray(array), compression_method=method)
+        if self.compress and array.ndim == 2:
+            write_array(self._ark, np.ascontiguousarray(array), compression_method=kAutomaticMethod)
+        else:
+            write_array(self._ark, np.ascontiguousarray(array))
         self._scp.write(f"{key} {self.ark_path}:{offset}\n")
         self._keys.add(key)
         self.count += 1
