@@ -32,6 +32,7 @@
 #   --nj N                                   parallel jobs for stages 0, 1 and 3 [2]
 #   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
 #   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
+#   --compress true|false                    stage 1: Kaldi-compressed fbank arks (a quarter of the size) [false]
 #   --device auto|cpu|cuda                   [auto]
 #   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
@@ -67,6 +68,7 @@ data=data/mini
 nj=2
 cmd=""
 fbank_conf=conf/fbank.conf
+compress=false
 device=auto
 nproc_per_node=1
 nnodes=1
@@ -127,7 +129,7 @@ if [ "$status" = true ]; then  # what each stage would do now, and why (pyfunc/p
     --config "$config" --lm-config "$lm_config" --overrides "$overrides" --fbank-conf "$fbank_conf" \
     --train-set "$train_set" --models "${models[@]}" --test-data "${test_dirs[@]}" \
     --dev-data "$([ -z "$test_data" ] && [ -n "$dev_set" ] && echo "$data/$dev_set")" --cohort-data "$cohort_data" \
-    --skip-bad-audio "$skip_bad_audio" --force "$force" --random-seed "$random_seed" \
+    --skip-bad-audio "$skip_bad_audio" --force "$force" --compress "$compress" --random-seed "$random_seed" \
     --train-speakers "$train_speakers" --test-speakers "$test_speakers" --utts-per-speaker "$utts_per_speaker" \
     --wide-speakers "$wide_speakers" --wide-utts-per-speaker "$wide_utts_per_speaker" \
     --unseen-speakers "$unseen_speakers" --dev-speakers "$dev_speakers"
@@ -149,7 +151,7 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: fbank features"
   for d in "$data/$train_set" "${eval_dirs[@]}" "$cohort_data"; do
-    steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "${redo[@]}" \
+    steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" --compress "$compress" "${redo[@]}" \
       "$d" "$exp/fbank/$(basename "$d")" "$exp/fbank/log"
   done
 fi
@@ -177,8 +179,8 @@ fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for m in "${models[@]}"; do
     log "stage 3: embeddings of ${eval_dirs[*]} and $cohort_data with $m"
-    steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${redo[*]}" "$m" "${eval_dirs[@]}" \
-      "$cohort_data"
+    steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${redo[*]}" --cohort "$cohort_data" \
+      "$m" "${eval_dirs[@]}"
     steps/compute_embedding_mean.py --model-dir "$m" --embeddings "$m/embeddings/$(basename "$cohort_data")"
   done
 fi

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, RESULT_TAG, SIZES  # noqa: E402
 
-GROUPS = ("features", "train", "extract", "scoring")
+GROUPS = ("features", "train", "extract", "scoring", "storage")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -49,12 +49,13 @@ class Case:
 def build_plan(size: dict, groups: set[str]) -> list[Case]:
     """The cases to run, in order (baselines next to what they are compared with)."""
     plan: list[Case] = []
-    if groups & {"features", "train", "extract"}:
+    if groups & {"features", "train", "extract", "storage"}:
         plan.append(Case("prepare", "prepare"))
     plan += _group_plan(size, groups & {"features"}, "features")
     plan += _group_plan(size, groups & {"train"}, "train")
     plan += _group_plan(size, groups & {"extract"}, "extract")
     plan += _group_plan(size, groups & {"scoring"}, "scoring")
+    plan += _group_plan(size, groups & {"storage"}, "storage")
     return plan
 
 
@@ -88,6 +89,12 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
         if scale != 1:
             plan.append(Case(f"asnorm_ours_{scale}", "asnorm", {"impl": "ours", "scale": scale}))
         plan.append(Case(f"asnorm_plain_{scale}", "asnorm", {"impl": "plain", "scale": scale}))
+    if "storage" in groups:
+        plan += [Case("storage_prepare", "storage_prepare"),
+                 Case("loader_m4a_pipe_w0", "loader_m4a", {"source": "pipe"}),
+                 Case("loader_m4a_wav_w0", "loader_m4a", {"source": "wav"})]
+        plan += [Case(f"loader_feats_{arks}_w0", "loader_feats", {"arks": arks})
+                 for arks in ("whole", "rows", "compressed")]
     for case in plan:
         case.group = group
     return plan
@@ -318,6 +325,45 @@ class Report:
                      f"{fig['peak_during_mb'] - fig['rss_before_mb']:.0f} MB; max abs diff {diff:.1e})",
                      f"{fig['seconds']:.2f} s", fig["peak_during_mb"], f"{ratio:.1f}x", "equal scores (<= 1e-9)",
                      diff <= 1e-9)
+
+    def storage(self) -> None:
+        bench = "storage"
+        prepared = self.ok("storage_prepare")
+        self.failed(bench, "storage_prepare")
+        if prepared:
+            fig = prepared["figures"]
+            self.row(bench, f"m4a -> wav once (stage 0's converter, 2 ffmpeg at a time): {fig['utts']} utterances, "
+                     f"{fig['audio_seconds']:.0f} s of audio; {fig['m4a_bytes'] / 2**20:.1f} MB of m4a become "
+                     f"{fig['wav_bytes'] / 2**20:.1f} MB of wav", f"{fig['convert_seconds']:.1f} s", _peak(prepared))
+        pipe, wav = self.ok("loader_m4a_pipe_w0"), self.ok("loader_m4a_wav_w0")
+        for case_id in ("loader_m4a_pipe_w0", "loader_m4a_wav_w0"):
+            self.failed(bench, case_id)
+        if pipe:
+            self.row(bench, "baseline: training loader on m4a through ffmpeg pipes (a decoder per example), "
+                     "0 workers", f"{pipe['figures']['examples_per_s']:.1f} ex/s", _peak(pipe))
+        if wav:
+            ratio = wav["figures"]["examples_per_s"] / pipe["figures"]["examples_per_s"] if pipe else None
+            self.row(bench, "training loader on the same audio converted once to wav, 0 workers",
+                     f"{wav['figures']['examples_per_s']:.1f} ex/s", _peak(wav),
+                     f"{ratio:.1f}x the pipes" if ratio else "")
+        if prepared:
+            fig = prepared["figures"]
+            sizes = f"{fig['ark_bytes'] / 2**20:.2f} MB; {fig['compressed_ark_bytes'] / 2**20:.2f} MB"
+            self.row(bench, f"fbank arks of the same {fig['utts']} utterances: float32, then Kaldi-compressed "
+                     "(--compress true)", sizes, None,
+                     f"{fig['compressed_ark_bytes'] / fig['ark_bytes']:.2f} of the size")
+        feats = {arks: self.ok(f"loader_feats_{arks}_w0") for arks in ("whole", "rows", "compressed")}
+        for arks in feats:
+            self.failed(bench, f"loader_feats_{arks}_w0")
+        labels = {"whole": "baseline: training loader, fbank chunks, each utterance's matrix read whole (before)",
+                  "rows": "training loader, fbank chunks read from their rows only (float32 arks)",
+                  "compressed": "training loader, fbank chunks decoded from their rows of Kaldi-compressed arks"}
+        for arks, result in feats.items():
+            if result:
+                speed = result["figures"]["examples_per_s"]
+                base = feats["whole"]["figures"]["examples_per_s"] if feats["whole"] and arks != "whole" else None
+                self.row(bench, f"{labels[arks]}, 0 workers", f"{speed:.0f} ex/s", _peak(result),
+                         f"{speed / base:.2f}x" if base else "")
 
     def markdown(self) -> str:
         header = "| stage | what | figure | peak RSS (MB) | vs baseline | target | met |"

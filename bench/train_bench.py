@@ -139,11 +139,9 @@ def loss_curve(size: dict, work: Path) -> dict:
 def loader_speed(size: dict, work: Path, mode: str, workers: int) -> dict:
     """Examples/s of the training DataLoader alone (ChunkDataset + EpochBatches); ``mode`` 'waveform_aug'
     (waveform chunks with the seed's six-way augmentation) or 'fbank' (feature chunks from the ark)."""
-    import torch
-
     from pyfunc.config import AugmentConfig
     from pyfunc.features.augment import WaveAugmenter
-    from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
+    from pyfunc.training.examples import load_training_set
 
     prepared = load_prepared(work)
     data = load_training_set(prepared["train_data"], "waveform" if mode == "waveform_aug" else "features")
@@ -151,6 +149,16 @@ def loader_speed(size: dict, work: Path, mode: str, workers: int) -> dict:
     if mode == "waveform_aug":
         augmenter = WaveAugmenter.from_config(AugmentConfig(enabled=True, musan_dir=prepared["musan_dir"],
                                                             rir_dir=prepared["rir_dir"]))
+    return {"figures": time_loader(data, size, augmenter, workers)}
+
+
+def time_loader(data, size: dict, augmenter, workers: int) -> dict:
+    """Time ``loader_batches`` batches of the training DataLoader on the TrainingSet ``data`` (the first
+    batch, with the workers' start-up, is not timed)."""
+    import torch
+
+    from pyfunc.training.examples import ChunkDataset, EpochBatches
+
     batch = size["train_batch"]
     sampler = EpochBatches(len(data.utts), batch, SEED)
     loader = torch.utils.data.DataLoader(ChunkDataset(data, size["train_frames"], augmenter), batch_sampler=sampler,
@@ -167,5 +175,5 @@ def loader_speed(size: dict, work: Path, mode: str, workers: int) -> dict:
             if got == wanted:
                 break
     elapsed = time.perf_counter() - start
-    return {"figures": {"examples_per_s": size["loader_batches"] * batch / elapsed, "seconds": elapsed,
-                        "workers": workers, "batches": size["loader_batches"], "chunk_shape": list(x.shape)}}
+    return {"examples_per_s": size["loader_batches"] * batch / elapsed, "seconds": elapsed,
+            "workers": workers, "batches": size["loader_batches"], "chunk_shape": list(x.shape)}

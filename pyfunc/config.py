@@ -48,7 +48,7 @@ class AugmentConfig:
     enabled: bool = False
     musan_dir: str = ""  # folder holding Kaldi data dirs musan_noise, musan_music, musan_speech
     rir_dir: str = ""  # Kaldi data dir of simulated RIRs
-    babble_speakers: list = field(default_factory=lambda: [3, 7])
+    babble_speakers: list = field(default_factory=lambda: [3, 8])  # inclusive: the seed's randint(3, 8)
     snr_babble: list = field(default_factory=lambda: [13.0, 20.0])
     snr_music: list = field(default_factory=lambda: [5.0, 15.0])
     snr_noise: list = field(default_factory=lambda: [0.0, 15.0])
@@ -75,6 +75,7 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass, CUDA or CPU)
     log_interval: int = 50  # steps between progress log lines
     grad_accum: int = 1  # micro-batches per optimiser step and process
+    sync_batchnorm: bool = False  # several GPUs: BatchNorm statistics over all processes' micro-batches
     checkpoint_interval: int = 0  # also checkpoint every N steps within an epoch (0: at epoch ends only)
     keep_checkpoints: int = 0  # epoch checkpoints to keep (0: all)
     eval_data: str = ""  # Kaldi data dir with a labelled trials file: EER during training ("": no evaluation)

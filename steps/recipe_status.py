@@ -31,11 +31,13 @@ def main() -> None:
     mini.add_argument("--dev-data", default="", help="the dev set (calibration); '' for none")
     mini.add_argument("--cohort-data", required=True)
     mini.add_argument("--train-set", default="train_wide")
-    mini.add_argument("--lm-config", default="")
     mini.add_argument("--overrides", default="", help="config overrides, KEY=VALUE separated by spaces")
     for name, default in (("wide-speakers", 300), ("wide-utts-per-speaker", 6), ("unseen-speakers", 24),
                           ("dev-speakers", 16)):
         mini.add_argument(f"--{name}", type=int, default=default)
+    for sub in recipes.choices.values():
+        sub.add_argument("--compress", choices=["true", "false"], default="false")
+        sub.add_argument("--lm-config", default="")
     mini.add_argument("--skip-bad-audio", choices=["true", "false"], default="false")
     mini.add_argument("--force", choices=["true", "false"], default="false")
     mini.add_argument("--random-seed", type=int, default=777)
@@ -63,13 +65,15 @@ def main() -> None:
         status = mini_recipe_status(args.stage, args.stop_stage, args.data, args.exp, args.config, args.fbank_conf,
                                     args.models, args.test_data, args.cohort_data, args.train_set,
                                     args.dev_data or None, args.lm_config or None, args.overrides.split(), corpus,
-                                    parts, args.skip_bad_audio == "true", args.force == "true")
+                                    parts, args.skip_bad_audio == "true", args.force == "true",
+                                    args.compress == "true")
     else:
         status = voxceleb_recipe_status(
             args.stage, args.stop_stage, args.data, args.exp, args.config, args.overrides.split(), args.feat_dir,
             args.fbank_conf, [n for n in args.lists.split(",") if n], [k for k in args.aug_kinds.split(",") if k],
             args.cohort_per_spk, args.model_dir or None,
-            {"vox1": args.vox1_root, "vox2": args.vox2_root, "musan": args.musan_root, "rirs": args.rirs_root})
+            {"vox1": args.vox1_root, "vox2": args.vox2_root, "musan": args.musan_root, "rirs": args.rirs_root},
+            args.lm_config or None, args.compress == "true")
     print(status.text(), end="")
 
 

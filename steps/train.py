@@ -4,7 +4,8 @@
 Usage: steps/train.py --config conf/ecapa_mini.yaml --data data/mini/train --exp exp/ecapa_mini
            [--fbank-conf conf/fbank.conf]
 Rerunning resumes from the newest checkpoint in EXP/models/ (only with the config and
-data it was made with: EXP/models/.train.stamp; --allow-pipes runs wav.scp pipes). After training, the main
+data it was made with: EXP/models/.train.stamp). --allow-pipes runs feats.scp pipe entries; wav.scp pipes
+(ffmpeg for m4a) are refused: they would run once per example, so convert to wav first. After training, the main
 process draws EXP/plots/learning_curve.png from EXP/log/history.tsv and, with
 --fbank-conf, stores the fbank options of the training features as EXP/fbank.conf (and
 EXP/untrained/fbank.conf), where the verify/embed tools and the ONNX export read them.

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import kaldiio
 import numpy as np
 import pytest
 from conftest import REPO
 
+from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.tables import write_table
 from pyfunc.data.vectors import write_vectors
 from pyfunc.errors import ConfigError, DataError
-from pyfunc.pipeline.score_stage import score_trials_asnorm
+from pyfunc.pipeline.cohort_stage import load_cohort_means, write_cohort_means
+from pyfunc.pipeline.score_stage import score_trials, score_trials_asnorm
 from pyfunc.scoring.asnorm import asnorm_scores, cohort_stats
 
 # Cohort directions (1, 0), (0, 1), (-1, 0); top 2 of each utterance's three cohort cosines:
@@ -49,6 +53,67 @@ def test_hand_computed_example(example: Path) -> None:
     lines = [line.split() for line in (example / "scores").read_text().splitlines()]
     assert [(e, t) for e, t, _ in lines] == list(HAND)
     np.testing.assert_allclose([float(s) for _, _, s in lines], list(HAND.values()), atol=1e-6)
+
+
+# The seed protocol: trial score 0.5 * (f_e.f_t + m_e.m_t), f the unit full embedding, m the mean of the unit crop
+# embeddings (not unit). The cohort score of u against speaker mean c is the seed score with c on both of the
+# speaker's sides, 0.5 * (f_u.c + m_u.c) = ((f_u + m_u) / 2).c. Same cohort as above, top 2:
+#   e: f = (1, 0), crops (2, 0) and (0, 1): m = (0.5, 0.5); (f + m) / 2 = (0.75, 0.25)
+#      cohort scores 0.75, 0.25, -0.75 -> top {0.75, 0.25}: mean 0.5, std 0.25
+#   t: f = (0, 1), crops (0, 3) and (0, 1): m = (0, 1);     (f + m) / 2 = (0, 1)
+#      cohort scores 0, 1, 0           -> top {1, 0}:       mean 0.5, std 0.5
+#   (e, t): s = 0.5 * (0 + 0.5) = 0.25 -> 0.5 * ((0.25 - 0.5) / 0.25 + (0.25 - 0.5) / 0.5) = -0.75
+# (Full cosines alone for the cohort, as before, give e mean 0.5, std 0.5, hence -0.5.)
+SEED_FULL = {"e": [1.0, 0.0], "t": [0.0, 1.0]}
+SEED_CROPS = {"e": [[2.0, 0.0], [0.0, 1.0]], "t": [[0.0, 3.0], [0.0, 1.0]]}
+
+
+def test_hand_computed_example_with_crops(example: Path) -> None:
+    emb = example / "seed_emb"
+    write_vectors(emb / "xvector.scp", list(SEED_FULL), np.array(list(SEED_FULL.values()), np.float32))
+    with ArkScpWriter(emb / "xvector_crops.ark", emb / "xvector_crops.scp") as write:
+        for key, crops in SEED_CROPS.items():
+            write(key, np.array(crops, np.float32))
+    (example / "seed_trials").write_text("e t target\n")
+    cosine = score_trials(example / "seed_trials", emb, example / "seed_cosine")
+    np.testing.assert_allclose(cosine, [0.25], atol=1e-7)
+    scores = score_trials_asnorm(example / "seed_trials", emb, example / "cohort", example / "utt2spk", 2,
+                                 example / "seed_asnorm")
+    np.testing.assert_allclose(scores, [-0.75], atol=1e-7)
+    full_only = score_trials_asnorm(example / "seed_trials", emb, example / "cohort", example / "utt2spk", 2,
+                                    example / "full_asnorm", protocol="full")
+    np.testing.assert_allclose(full_only, [-1.0], atol=1e-7)  # cosine 0, both sides mean 0.5, std 0.5
+
+
+def test_cohort_means_are_stored_once_and_used_while_current(example: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """steps/cohort_means.py writes the speaker means (by hand: s1 (1, 0), s2 (0, 1), s3 (-1, 0)); stage 5 reads
+    them while the cohort embeddings and utt2spk are those they were made from, and recomputes otherwise."""
+    cohort, means_scp = example / "cohort", example / "cohort" / "spk_xvector.scp"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, str(REPO / "steps" / "cohort_means.py"), "--utt2spk", str(example / "utt2spk"),
+           str(cohort)]
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    stored = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(means_scp)).items()}
+    assert list(stored) == ["s1", "s2", "s3"]
+    np.testing.assert_array_equal(np.stack(list(stored.values())), [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    assert not write_cohort_means(cohort, example / "utt2spk")  # up to date: nothing to do
+    with caplog.at_level(logging.INFO):
+        scores = score_trials_asnorm(example / "trials", example / "emb", cohort, example / "utt2spk", 2,
+                                     example / "scores")
+    np.testing.assert_allclose(scores, list(HAND.values()), atol=1e-6)
+    assert f"cohort: 3 speaker means from {means_scp}" in caplog.text
+    # New cohort embeddings (s3 now points along (0, -1)): the stored means are stale and not used.
+    keys = sorted(COHORT_UTTS)
+    moved = {**COHORT_UTTS, "s3-1": ("s3", [0.0, -1.0]), "s3-2": ("s3", [0.0, -4.0])}
+    write_vectors(cohort / "xvector.scp", keys, np.array([moved[k][1] for k in keys], np.float32))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        speakers, means = load_cohort_means(cohort, example / "utt2spk")
+    assert "speaker means computed from" in caplog.text and f"input {cohort / 'xvector.scp'} changed" in caplog.text
+    np.testing.assert_allclose(means, [[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], atol=1e-12)
+    assert write_cohort_means(cohort, example / "utt2spk")
+    assert set(kaldiio.load_scp(str(means_scp))) == {"s1", "s2", "s3"}
+    np.testing.assert_allclose(load_cohort_means(cohort, example / "utt2spk")[1], means, atol=0)
 
 
 def test_stats_by_hand_and_whole_cohort_cap() -> None:

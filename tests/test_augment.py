@@ -13,12 +13,14 @@ import pytest
 import soundfile
 
 from pyfunc.config import AugmentConfig
+from pyfunc.corpora.musan import prepare_musan
 from pyfunc.data.audio import read_audio, write_wav
 from pyfunc.data.datadir import DataDir, load_data_dir, split_data_dir, validate_data_dir, write_data_dir
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.features.augment import (
     AUG_TYPES,
     AudioSource,
+    Clip,
     WaveAugmenter,
     add_noise,
     build_augmenter,
@@ -244,16 +246,61 @@ def test_each_type_applies_its_spec(aug_cfg: AugmentConfig) -> None:
                 assert abs(snr_db(x64, out - x64) - spec["steps"][0]["sources"][0]["snr"]) < 0.5
 
 
-def test_babble_uses_three_to_seven_distinct_talkers(aug_cfg: AugmentConfig) -> None:
+def test_babble_uses_three_to_eight_distinct_talkers(aug_cfg: AugmentConfig) -> None:
+    """The default is the seed's ``random.randint(3, 8)``: both ends drawn, nothing outside (9 files here)."""
+    assert AugmentConfig().babble_speakers == [3, 8]
     aug = WaveAugmenter.from_config(aug_cfg)
     rng = np.random.default_rng(12)
     sizes = Counter()
-    for _ in range(400):
+    for _ in range(600):
         for kind in ("babble", "television"):
             files = [s["wav"] for s in aug.draw_spec(rng, kind)["steps"][0]["sources"]]
             assert len(set(files)) == len(files)
             sizes[len(files)] += 1
-    assert set(sizes) == {3, 4, 5, 6, 7}
+    assert set(sizes) == {3, 4, 5, 6, 7, 8}
+    assert min(sizes.values()) > 1200 / 6 / 2  # each count about equally likely
+
+
+def test_segmented_musan_gives_one_noise_per_segment(tmp_path: Path) -> None:
+    """With the seed's musan_split as a segments file, the augmenter draws 5 s segments (hand-computed spans),
+    reads them in place, and the offline spec reproduces the online samples; a dir without segments uses files."""
+    rng = np.random.default_rng(3)
+    audio = {"noise": {"noise-long": 0.2 * rng.standard_normal(184000), "noise-short": rng.standard_normal(64000)},
+             "music": {"music-a": sine(128000, 330.0, 0.3)},
+             "speech": {f"speech-{i}": sine(320000, 120.0 + 15 * i, 0.2) for i in range(2)}}
+    for category, files in audio.items():
+        for stem, samples in files.items():
+            write_float_wav(tmp_path / "musan" / category / "src" / f"{stem}.wav", samples)
+    prepare_musan(tmp_path / "musan", tmp_path / "data")
+    long_wav = str(tmp_path / "musan" / "noise" / "src" / "noise-long.wav")
+    cfg = AugmentConfig(musan_dir=str(tmp_path / "data"))
+    aug = WaveAugmenter.from_config(cfg, types=("noise", "music", "babble"))
+    # 11.5 s: segments at 0, 3 and 6 s; the 4 s file gives none; 8 s: one; 20 s: 0, 3, ..., 12 s (5 each).
+    assert aug.sources["noise"] == [Clip(long_wav, 0, 80000), Clip(long_wav, 48000, 128000),
+                                    Clip(long_wav, 96000, 176000)]
+    assert len(aug.sources["music"]) == 1 and len(aug.sources["speech"]) == 10
+    x = sine(SEGMENT, 200.0, 0.5).astype(np.float32)
+    x64 = x.astype(np.float64)
+    whole = read_audio(long_wav).astype(np.float64)
+    seen = set()
+    for random_seed in range(60):
+        spec = aug.draw_spec(np.random.default_rng(random_seed), "noise")
+        (source,) = spec["steps"][0]["sources"]
+        begin, end = source["segment"]
+        seen.add((begin, end))
+        noise = fit_noise(whole[begin:end], SEGMENT, source["start"])
+        np.testing.assert_allclose(aug.apply(x, spec), x64 + scale_noise(x64, noise, source["snr"]), atol=1e-6)
+        text = format_spec(spec)
+        assert parse_augment_spec(text) == spec
+        np.testing.assert_array_equal(apply_augment_spec(x, text), aug.apply(x, spec))
+    assert seen == {(0, 80000), (48000, 128000), (96000, 176000)}
+    babble = aug.draw_spec(np.random.default_rng(0), "babble")["steps"][0]["sources"]
+    assert len({(s["wav"], tuple(s["segment"])) for s in babble}) == len(babble) >= 3
+    # A segment beyond its file is an error naming the file.
+    bad = {"type": "noise", "steps": [{"op": "add", "sources": [
+        {"wav": long_wav, "segment": [150000, 190000], "start": 0.5, "snr": 5.0}]}]}
+    with pytest.raises(DataError, match=r"noise-long.wav: segment \[150000, 190000\) samples is not within"):
+        aug.apply(x, bad)
 
 
 def test_augmenter_in_chunk_dataset_is_reproducible(aug_cfg: AugmentConfig, speech_dir: Path) -> None:
@@ -341,7 +388,7 @@ def test_offline_spec_gives_the_online_samples(aug_cfg: AugmentConfig, speech_di
             np.testing.assert_array_equal(got, online.apply(x, drawn))
             assert not np.array_equal(got, x)
             if kind == "babble":
-                assert 3 <= len(drawn["steps"][0]["sources"]) <= 7
+                assert 3 <= len(drawn["steps"][0]["sources"]) <= 8
 
 
 def test_read_utt2aug_names_bad_lines(tmp_path: Path) -> None:

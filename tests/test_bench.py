@@ -19,7 +19,7 @@ from bench.baseline_ecapa import BaselineSpeakerNet, load_from_pyfunc
 from bench.baseline_metrics import plain_asnorm, seed_metrics
 from bench.common import SIZES
 from bench.data import make_scores, make_trials
-from bench.run import build_plan, write_results_md
+from bench.run import GROUPS, build_plan, write_results_md
 from pyfunc.config import ModelConfig
 from pyfunc.models.aam_softmax import AAMSoftmax
 from pyfunc.models.model_dir import build_encoder
@@ -96,13 +96,15 @@ def test_baseline_ecapa_equals_ours_with_mapped_weights() -> None:
 
 
 def test_plan_covers_every_benchmark() -> None:
-    plan = build_plan(SIZES["full"], {"features", "train", "extract", "scoring"})
+    plan = build_plan(SIZES["full"], set(GROUPS))
     ids = [case.id for case in plan]
     assert ids[0] == "prepare"
     for wanted in ("fbank_bare", "fbank_bare_t1", "fbank_nj1", "fbank_nj2", "fbank_nj2_t1", "fbank_fixed",
                    "fbank_fixed_nj2", "train_c512", "train_c1024", "loss_curve", "loader_waveform_aug_w0",
                    "extract_single", "extract_batched",
-                   "metrics_ours_10000000", "metrics_seed_2000000", "asnorm_ours_1", "asnorm_plain_8"):
+                   "metrics_ours_10000000", "metrics_seed_2000000", "asnorm_ours_1", "asnorm_plain_8",
+                   "storage_prepare", "loader_m4a_pipe_w0", "loader_m4a_wav_w0", "loader_feats_whole_w0",
+                   "loader_feats_rows_w0", "loader_feats_compressed_w0"):
         assert wanted in ids
     assert len(ids) == len(set(ids))
     assert [c.id for c in build_plan(SIZES["quick"], {"scoring"})] == [
@@ -125,8 +127,7 @@ def test_tiny_run_produces_every_figure(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
-    assert set(data["results"]) == {case.id for case in build_plan(SIZES["tiny"], {"features", "train", "extract",
-                                                                                    "scoring"})}
+    assert set(data["results"]) == {case.id for case in build_plan(SIZES["tiny"], set(GROUPS))}
     for case_id, result in data["results"].items():
         assert "error" not in result, (case_id, result)
     figures = {case_id: result["figures"] for case_id, result in data["results"].items()}
@@ -147,9 +148,16 @@ def test_tiny_run_produces_every_figure(tmp_path: Path) -> None:
     assert figures["extract_single"]["utts"] == figures["extract_batched"]["utts"] == 4
     assert figures["metrics_ours_20000"]["eer_percent"] == figures["metrics_seed_20000"]["eer_percent"]
     assert figures["asnorm_ours_1"]["trials"] == 2000
+    assert figures["storage_prepare"]["utts"] == SIZES["tiny"]["train_utts"]
+    for source in ("pipe", "wav"):  # the same audio, through ffmpeg pipes and converted once
+        assert figures[f"loader_m4a_{source}_w0"]["chunk_shape"] == [8, 50 * 160 + 240]
+    for arks in ("whole", "rows", "compressed"):
+        assert figures[f"loader_feats_{arks}_w0"]["chunk_shape"] == [8, 50, 80]
+    assert 0.2 < figures["storage_prepare"]["compressed_ark_bytes"] / figures["storage_prepare"]["ark_bytes"] < 0.35
     rows = data["rows"]
     assert all(row["value"] and not row["value"].startswith("failed") for row in rows)
     assert any(row["ratio"] for row in rows)
     table = (tmp_path / "RESULTS.md").read_text()
     assert "| stage 1 fbank |" in table and "| stage 5-6 scoring |" in table and "- machine:" in table
+    assert "| storage | training loader on the same audio converted once to wav" in table
     assert "bench:" in proc.stdout and "targets met" in proc.stdout

@@ -26,6 +26,7 @@ import yaml
 from conftest import REPO, make_tone_data_dir
 from fault_helpers import assert_same_tables, load_table, run_step, tiny_model_dir
 from test_train import _feature_data_dir
+from test_train_eval import _independent_eer, _profile_data_dir
 
 import pyfunc.data.audio
 from pyfunc.config import load_config
@@ -99,6 +100,66 @@ def test_two_gloo_processes_equal_one_with_accumulation_and_resume_with_one(tmp_
     log = _train(tmp_path, ddp, data, 1, epochs=2, grad_accum=2)
     assert f"resuming from {ddp / 'models' / 'epoch_1.pt'}" in log
     _assert_close(_params(ddp / "model.pt"), _params(single / "model.pt"), start)
+
+
+def test_sync_batchnorm_refused_on_the_cpu(tmp_path: Path) -> None:
+    """torch's SyncBatchNorm runs on GPUs only: 2 CPU processes with train.sync_batchnorm stop at the start."""
+    data = _feature_data_dir(tmp_path / "feats", speakers=2, utts=4)
+    config = tmp_path / "sync.yaml"
+    config.write_text(yaml.safe_dump({"model": MODEL, "train": {**TRAIN, "epochs": 1, "sync_batchnorm": True}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             str(REPO / "steps" / "train.py"), "--config", str(config), "--data", str(data), "--exp",
+                             str(tmp_path / "exp"), "--device", "cpu"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode != 0
+    assert "error: train.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; this run has 2 processes on cpu" \
+        in result.stderr
+    assert load_config(config).train.sync_batchnorm is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="SyncBatchNorm needs a GPU")
+def test_sync_batchnorm_normalises_two_processes_as_one_batch(tmp_path: Path) -> None:
+    """2 processes x 4 examples with train.sync_batchnorm give the embeddings and (averaged) gradients of one
+    process on all 8; without it, each half would be normalised alone and differ."""
+    from sync_bn_helper import batch, encoder
+
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             str(REPO / "tests" / "sync_bn_helper.py"), str(tmp_path / "out.pt")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    got = torch.load(tmp_path / "out.pt", weights_only=True)
+    net = encoder().cuda()
+    x = batch().cuda()
+    out = net(x)
+    (out.pow(2).sum() / 2).backward()
+    torch.testing.assert_close(got["embeddings"], out.detach().cpu(), rtol=1e-4, atol=1e-4)
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(got["grads"][name], p.grad.cpu(), rtol=1e-3, atol=1e-5)
+    halves = torch.cat([encoder().cuda()(x[:4]), encoder().cuda()(x[4:])]).detach().cpu()
+    assert (halves - out.detach().cpu()).abs().max() > 1e-2  # per-half statistics would give other embeddings
+
+
+def test_slow_evaluation_does_not_trip_the_process_group_timeout(tmp_path: Path) -> None:
+    """Evaluation during training with 2 gloo processes whose group times out after 5 s, and an evaluation
+    that takes 1 s per utterance (12 utterances): the ranks share it (6 s each) in a group with a long
+    timeout, so training completes, and the EER is that of stages 3, 4 and 6 on the model written."""
+    data = _feature_data_dir(tmp_path / "feats", speakers=4, utts=6)
+    eval_data = _profile_data_dir(tmp_path / "eval", utts=3, random_seed=1, trials=True)
+    config = tmp_path / "eval.yaml"
+    config.write_text(yaml.safe_dump({"model": MODEL, "train": {**TRAIN, "epochs": 1, "eval_data": str(eval_data)}}))
+    exp = tmp_path / "exp"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             str(REPO / "tests" / "slow_eval_helper.py"), "5", "1.0", "--config", str(config),
+                             "--data", str(data), "--exp", str(exp), "--device", "cpu"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    history = (exp / "log" / "history.tsv").read_text().splitlines()
+    header, row = history[0].split("\t"), history[1].split("\t")
+    eer = float(row[header.index("eer")])
+    assert eer == pytest.approx(_independent_eer(exp, eval_data, tmp_path / "check"), abs=1e-9)
 
 
 def test_stage3_nj3_equals_nj1(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -76,3 +76,28 @@ def test_in_process_job_logs_its_failure_and_leaves_nothing(tone_data_dir: Path,
     log = (tmp_path / "log" / "make_fbank_data.1.log").read_text()
     assert "ERROR pyfunc.pipeline.jobs: error: " in log and "bad.wav" in log
     assert not (tone_data_dir / "feats.scp").exists() and list((tmp_path / "fbank").iterdir()) == []
+
+
+@pytest.mark.parametrize("nj", [1, 2])
+def test_compressed_arks_are_kaldi_compressed_and_a_quarter_the_size(tone_data_dir: Path, tmp_path: Path,
+                                                                     nj: int) -> None:
+    """--compress true: Kaldi's compressed matrices ('CM', as copy-feats --compress=true), about a quarter of
+    the float32 bytes, decoding to the plain features within the format's one-byte quantisation."""
+    conf = REPO / "conf" / "fbank.conf"
+    make_fbank(tone_data_dir, conf, tmp_path / "plain", tmp_path / "log", num_jobs=nj)
+    plain = {k: v.copy() for k, v in kaldiio.load_scp(str(tone_data_dir / "feats.scp")).items()}
+    assert make_fbank(tone_data_dir, conf, tmp_path / "plain", tmp_path / "log", num_jobs=nj) is False
+    assert make_fbank(tone_data_dir, conf, tmp_path / "comp", tmp_path / "log", num_jobs=nj, compress=True)
+    entries = dict(line.split() for line in (tone_data_dir / "feats.scp").read_text().splitlines())
+    for utt, entry in entries.items():
+        path, offset = entry.rsplit(":", 1)
+        with open(path, "rb") as handle:
+            handle.seek(int(offset))
+            assert handle.read(5) == b"\0BCM ", utt  # Kaldi's kSpeechFeature compressed matrix
+    compressed = dict(kaldiio.load_scp(str(tone_data_dir / "feats.scp")))
+    assert list(compressed) == list(plain)
+    for utt, feats in plain.items():
+        span = feats.max(axis=0) - feats.min(axis=0)
+        assert np.all(np.abs(compressed[utt] - feats) <= span / 60 + 1e-3), utt
+    size = {kind: sum(p.stat().st_size for p in (tmp_path / kind).glob("*.ark")) for kind in ("plain", "comp")}
+    assert 0.2 < size["comp"] / size["plain"] < 0.35, size

@@ -13,14 +13,17 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import soundfile
 import torch
 import yaml
 from conftest import REPO
 
+import pyfunc.training.examples as examples
+from pyfunc.data.arkio import ArkScpWriter, read_matrix_header, read_matrix_rows
 from pyfunc.data.datadir import DataDir, write_data_dir
 from pyfunc.errors import DataError
 from pyfunc.models.checkpoint import latest_checkpoint, load_checkpoint
-from pyfunc.training.examples import EpochBatches, wrap_crop
+from pyfunc.training.examples import EpochBatches, feature_crop, wrap_crop
 
 TINY = {
     "model": {"channels": 16, "embed_dim": 8},
@@ -97,6 +100,57 @@ def test_wrap_crop() -> None:
     long = np.arange(100)
     crop = wrap_crop(long, 10, rng)
     assert len(crop) == 10 and list(crop) == list(range(crop[0], crop[0] + 10))
+
+
+def test_feature_chunks_read_only_their_rows(tmp_path: Path, monkeypatch) -> None:
+    """A training chunk comes from its own rows (float32 and float64 matrices; of a Kaldi-compressed one, only
+    those rows are decoded), equal to the crop of the whole matrix (kaldiio) with the same draw; only the
+    two-byte compressed form of tiny matrices is read whole."""
+    rng = np.random.default_rng(0)
+    mats = {"a-long": rng.standard_normal((500, 80)).astype(np.float32), "b-short": rng.standard_normal((30, 80)),
+            "c-double": rng.standard_normal((300, 80)), "d-tiny": rng.standard_normal((5, 80))}
+    for compress in (False, True):
+        with ArkScpWriter(tmp_path / f"{compress}.ark", tmp_path / f"{compress}.scp", compress=compress) as write:
+            for key, mat in mats.items():
+                write(key, mat)
+    entries = {c: dict(line.split() for line in (tmp_path / f"{c}.scp").read_text().splitlines())
+               for c in (False, True)}
+    whole_reads = []
+    load_mat = kaldiio.load_mat
+    monkeypatch.setattr(examples.kaldiio, "load_mat", lambda entry: whole_reads.append(entry) or load_mat(entry))
+    for compress in (False, True):
+        for key in mats:
+            entry = entries[compress][key]
+            got = feature_crop(entry, 200, np.random.default_rng(5))
+            expected = wrap_crop(np.asarray(load_mat(entry), dtype=np.float32), 200, np.random.default_rng(5))
+            assert got.dtype == np.float32 and np.array_equal(got, expected), (compress, key)
+    assert whole_reads == [entries[True]["d-tiny"]]  # CM2: Kaldi's form for 8 rows or fewer
+    header = read_matrix_header(entries[False]["c-double"])
+    assert (header.rows, header.cols, header.kind) == (300, 80, "DM")
+    assert read_matrix_header(entries[True]["a-long"])[:3] == (500, 80, "CM")
+    with pytest.raises(DataError, match="rows 290..309 of a 300-row matrix"):
+        read_matrix_rows(entries[False]["c-double"], header, 290, 20)
+
+
+def test_training_refuses_pipe_entries_and_says_how_to_convert(tmp_path: Path) -> None:
+    """A wav.scp pipe (ffmpeg for m4a) would run once per 2 s example: refused, even with --allow-pipes."""
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    marker = tmp_path / "pipe_ran"
+    wav_scp = {"s0-a": str(wav), "s0-b": f"touch {marker}; cat {wav} |", "s1-a": str(wav)}
+    write_data_dir(tmp_path / "data", DataDir(wav_scp, {u: u[:2] for u in wav_scp}))
+    config = _config(tmp_path / "seed.yaml")
+    text = config.read_text().replace("model:\n", "model:\n  frontend: seed\n")
+    config.write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "steps" / "train.py"), "--config", str(config), "--data",
+                           str(tmp_path / "data"), "--exp", str(tmp_path / "exp"), "--device", "cpu", "--allow-pipes"],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert (f"error: {tmp_path / 'data' / 'wav.scp'}: 1 of 3 entries are pipe commands (e.g. s0-b: "
+            in proc.stderr), proc.stderr
+    assert "Convert the audio to wav once" in proc.stderr and "local/convert_m4a.py" in proc.stderr
+    assert not marker.exists()
 
 
 def test_training_learns_and_writes_model_dir(tmp_path: Path) -> None:

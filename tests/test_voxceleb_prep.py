@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -258,6 +259,51 @@ def test_prepare_vox2_dev_wav(tmp_path):
     assert set(data.utt2dur) == set(data.utts)
 
 
+def test_vox2_root_must_be_the_dev_folder(tmp_path, caplog):
+    """The corpus root holds dev/ and test/: its test speakers are refused; the dev folder (or its aac/wav
+    folder) is taken, and counts unlike the released 5 994 speakers / 1 092 009 utterances are a warning."""
+    corpus = make_fake_voxceleb2(tmp_path / "vox2", speakers=2, videos=1, utts=2)
+    test_file = tmp_path / "vox2" / "test" / "wav" / "id00099" / "abcdefghijk" / "00001.wav"
+    test_file.parent.mkdir(parents=True)
+    shutil.copy(next(iter(corpus.files.values())), test_file)
+    with pytest.raises(DataError, match=r"test/wav: speaker folders outside VoxCeleb2's dev/ folder"):
+        prepare_vox2_dev(tmp_path / "vox2", tmp_path / "data" / "a")
+    assert not (tmp_path / "data" / "a").exists()
+    for root in (tmp_path / "vox2" / "dev", tmp_path / "vox2" / "dev" / "wav"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            data = prepare_vox2_dev(root, tmp_path / "data" / root.name)
+        assert data.utt2spk == corpus.utt2spk
+        assert "2 speakers and 4 utterances, but the released dev set has 5994 and 1092009" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        voxceleb.report_vox2_counts(5994, 1092009, "x")
+    assert "5994 speakers and 1092009 utterances, as released" in caplog.text and "WARNING" not in caplog.text
+
+
+def read_trial_lines(path):
+    return [(label, e.rsplit(".", 1)[0], t.rsplit(".", 1)[0])
+            for label, e, t in (line.split() for line in path.read_text().splitlines())]
+
+
+def test_training_speakers_must_not_be_in_the_trial_lists(tmp_path):
+    """VoxCeleb1's test set given as VoxCeleb2: the Vox1-O speakers would be training speakers. Stage 0 stops."""
+    vox1 = make_fake_voxceleb1(tmp_path / "vox1", speakers=3, videos=2, utts=2, test_speakers=1)
+    make_fake_trial_list(tmp_path / "vox1" / "veri_test2.txt", vox1, n=8)
+    args = ["--vox1-root", tmp_path / "vox1" / "vox1_dev_wav", tmp_path / "vox1" / "vox1_test_wav",
+            "--meta-dir", tmp_path / "vox1", "--lists", "vox1_o", "--data", tmp_path / "data", "--nj", "1"]
+    result = _run_local("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox1" / "vox1_dev_wav" / "wav", *args)
+    assert result.returncode == 1
+    speakers = {vox1.utt2spk[u] for _, e, t in read_trial_lines(tmp_path / "vox1" / "veri_test2.txt") for u in (e, t)}
+    both = sorted(speakers - {"id10003"})  # the two dev speakers; id10003 is the test speaker
+    assert (f"error: {tmp_path / 'data' / 'vox1' / 'trials' / 'vox1_o'}: {len(both)} of its {len(speakers)} "
+            f"speakers are also training speakers in {tmp_path / 'data' / 'vox2_dev' / 'utt2spk'}, e.g. {both}"
+            ) in result.stderr
+    make_fake_voxceleb2(tmp_path / "vox2", speakers=2, videos=1, utts=2)
+    result = _run_local("prepare_voxceleb.py", "--vox2-root", tmp_path / "vox2", *args)
+    assert result.returncode == 0, result.stderr
+
+
 def _fake_m4a_tree(root: Path) -> int:
     """m4a files that are not audio: enough to test what happens before decoding."""
     count = 0
@@ -347,10 +393,10 @@ def test_convert_m4a_reports_failures(tmp_path):
 # MUSAN and RIRS_NOISES
 
 
-def test_prepare_musan(tmp_path):
+def test_prepare_musan_whole_files(tmp_path):
     musan = make_fake_musan(tmp_path / "corpora", files_per_source=2, seconds=3.0)
     assert musan == tmp_path / "corpora" / "musan"
-    out = prepare_musan(tmp_path / "corpora", tmp_path / "data")
+    out = prepare_musan(tmp_path / "corpora", tmp_path / "data", segment_seconds=0)
     expected = {"noise": ("free-sound", "sound-bible"), "music": ("fma", "rfm"), "speech": ("librivox", "us-gov")}
     for category, sources in expected.items():
         data = validate_data_dir(tmp_path / "data" / f"musan_{category}")
@@ -359,11 +405,47 @@ def test_prepare_musan(tmp_path):
         assert data.utt2spk == {u: u for u in utts}
         assert data.wav_scp[utts[0]] == str(musan / category / sources[0] / f"{utts[0]}.wav")
         assert all(d == pytest.approx(3.0) for d in data.utt2dur.values())
-    again = prepare_musan(musan, tmp_path / "data2")  # the musan folder itself works too
+        assert not (tmp_path / "data" / f"musan_{category}" / "segments").exists()
+    again = prepare_musan(musan, tmp_path / "data2", segment_seconds=0)  # the musan folder itself works too
     assert again["noise"].wav_scp == out["noise"].wav_scp
     shutil.rmtree(musan / "music")
     with pytest.raises(DataError, match="not a MUSAN folder"):
         prepare_musan(musan, tmp_path / "data3")
+    # The seed's split needs files longer than 5 s: 3 s files give no segment, which is an error.
+    with pytest.raises(DataError, match=r"noise: no file longer than 5 s"):
+        prepare_musan(make_fake_musan(tmp_path / "short", files_per_source=1, seconds=3.0), tmp_path / "data4")
+
+
+def test_prepare_musan_splits_like_the_seed(tmp_path):
+    """voxceleb_trainer's musan_split: ``for st in range(0, len(aud) - 80000, 48000): aud[st:st + 80000]``.
+    By hand: 5.0 s -> none; 5.001 s and 8.0 s -> [0, 5); 8.001 s -> [0, 5), [3, 8); 11.5 s -> 0, 3 and 6 s."""
+    lengths = {"noise": {"noise-a": 5.0, "noise-b": 5.001, "noise-c": 11.5}, "music": {"music-a": 8.0},
+               "speech": {"speech-a": 8.001, "speech-b": 4.0}}
+    rng = np.random.default_rng(0)
+    for category, files in lengths.items():
+        for stem, seconds in files.items():
+            path = tmp_path / "musan" / category / "src" / f"{stem}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(path, 0.1 * rng.standard_normal(round(seconds * 16000)), 16000, subtype="FLOAT")
+    prepare_musan(tmp_path / "musan", tmp_path / "data")
+    expected = {"noise": {"noise-b-0000000": ("noise-b", 0, 5), "noise-c-0000000": ("noise-c", 0, 5),
+                          "noise-c-0000300": ("noise-c", 3, 8), "noise-c-0000600": ("noise-c", 6, 11)},
+                "music": {"music-a-0000000": ("music-a", 0, 5)},
+                "speech": {"speech-a-0000000": ("speech-a", 0, 5), "speech-a-0000300": ("speech-a", 3, 8)}}
+    for category, segments in expected.items():
+        folder = tmp_path / "data" / f"musan_{category}"
+        data = validate_data_dir(folder)
+        lines = [line.split() for line in (folder / "segments").read_text().splitlines()]
+        assert {u: (r, float(s), float(e)) for u, r, s, e in lines} == segments
+        assert data.utt2spk == {u: u for u in segments}
+        assert data.utt2dur == {u: 5.0 for u in segments}
+        recordings = {r for r, _, _ in segments.values()}  # files without a segment are left out of wav.scp
+        assert data.wav_scp == {r: str(tmp_path / "musan" / category / "src" / f"{r}.wav") for r in recordings}
+    # A segmented dir must stay consistent: a recording of wav.scp without segments is refused, as Kaldi does.
+    folder = tmp_path / "data" / "musan_noise"
+    (folder / "wav.scp").write_text((folder / "wav.scp").read_text() + "noise-z /x.wav\n")
+    with pytest.raises(DataError, match=r"segments: 1 recording\(s\) of wav.scp have no segment"):
+        validate_data_dir(folder, check_wavs=False)
 
 
 def test_prepare_rirs(tmp_path):
@@ -408,7 +490,11 @@ def test_cli_prepare_everything(tmp_path):
     assert len(validate_data_dir(data / "vox1").utts) == 12
     assert len(read_trials(data / "vox1" / "trials" / "vox1_o")) == 8
     assert len(validate_data_dir(data / "vox1_o").utts) <= 12 and (data / "vox1_o" / "trials").is_file()
-    assert _run_local("prepare_musan.py", "--nj", "1", tmp_path / "corpora", data).returncode == 0
+    # what stage 3 embeds: the utterances of the lists made (here Vox1-O only), not all of VoxCeleb1
+    needed = sorted({u for e, t, _ in read_trials(data / "vox1" / "trials" / "vox1_o") for u in (e, t)})
+    assert validate_data_dir(data / "vox1_eval").utts == needed and not (data / "vox1_eval" / "trials").exists()
+    assert _run_local("prepare_musan.py", "--nj", "1", "--segment-seconds", "0", tmp_path / "corpora",
+                      data).returncode == 0
     assert len(validate_data_dir(data / "musan_speech").utts) == 2
     assert _run_local("prepare_rirs.py", tmp_path / "corpora", data / "rirs").returncode == 0
     assert len(validate_data_dir(data / "rirs").utts) == 3

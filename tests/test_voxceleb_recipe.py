@@ -14,6 +14,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
+import soundfile
 import yaml
 from fake_trees import (
     make_fake_musan,
@@ -46,11 +47,6 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "voxceleb"
 OFFICIAL = {"vox1_o": "veri_test2.txt", "vox1_e": "list_test_all2.txt", "vox1_h": "list_test_hard2.txt"}
 
-TINY_FBANK = """\
-model: {frontend: fbank, channels: 16, embed_dim: 16}
-train: {epochs: 1, batch_size: 8, lr: 0.01, chunk_frames: 100, num_workers: 0}
-score: {asnorm_top_n: 3}
-"""
 TINY_SEED = """\
 model: {frontend: seed, channels: 16, embed_dim: 16}
 train:
@@ -65,6 +61,28 @@ score: {asnorm_top_n: 300}
 """
 
 
+# The end-to-end tests train for real: 40 VoxCeleb2 voices, 10 epochs of 12 steps (softmax with scale 10, which
+# learns much faster than the AAM margin on so little data), enough for the trained network to beat the untrained
+# one on every list by a wide margin (about half its EER here), in about a minute each on 2 cores.
+LEARN = """\
+model: {{frontend: {frontend}, channels: 32, embed_dim: 32}}
+loss: {{margin: 0.0, scale: 10.0}}
+train:
+  epochs: 10
+  batch_size: 16
+  lr: 0.003
+  chunk_frames: 100
+  num_workers: 0
+{augment}{extract}score: {{asnorm_top_n: 10}}
+"""
+LEARN_FBANK = LEARN.format(frontend="fbank", augment="", extract="")
+LEARN_SEED = LEARN.format(
+    frontend="seed", extract="extract: {protocol: seed, crop_seconds: 1.0, num_crops: 2}\n",
+    augment="  augment: {enabled: true, musan_dir: /nowhere, rir_dir: /nowhere, babble_speakers: [2, 3]}\n")
+# AS-norm may cost at most this much EER (percentage points) against cosine on these small lists and cohorts.
+ASNORM_MARGIN = 3.0
+
+
 # ----------------------------------------------------------------------------------------------
 # Fake corpora, shared by the module (read only)
 
@@ -74,12 +92,29 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("corpora")
     vox1 = make_fake_voxceleb1(root / "voxceleb1", speakers=6, videos=2, utts=2, test_speakers=2)
     vox2 = make_fake_voxceleb2(root / "voxceleb2", speakers=4, videos=2, utts=3)
-    make_fake_musan(root, files_per_source=2, seconds=2.5)
+    make_fake_musan(root, files_per_source=2, seconds=5.5)  # one 5 s segment each (the seed's musan_split)
     make_fake_rirs(root, rooms=1, rirs_per_room=1)
     lists = {"vox1_o": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_o"],
                                             root / "voxceleb1" / "vox1_test_wav", n=10),
              "vox1_e": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_e"], vox1, n=20, random_seed=5),
              "vox1_h": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_h"], vox1, n=16, random_seed=6)}
+    return {"root": root, "vox1": vox1, "vox2": vox2, "lists": lists,
+            "vox1_roots": f"{root}/voxceleb1/vox1_dev_wav {root}/voxceleb1/vox1_test_wav"}
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Corpora to train and evaluate for real: 40 VoxCeleb2 speakers (160 utterances), 8 VoxCeleb1 speakers
+    (48 utterances, 4 of them the test set), and lists of 120, 240 and 200 trials."""
+    root = tmp_path_factory.mktemp("learnable")
+    vox1 = make_fake_voxceleb1(root / "voxceleb1", speakers=8, videos=2, utts=3, test_speakers=4)
+    vox2 = make_fake_voxceleb2(root / "voxceleb2", speakers=40, videos=2, utts=2)
+    make_fake_musan(root, files_per_source=2, seconds=5.5)  # one 5 s segment each (the seed's musan_split)
+    make_fake_rirs(root, rooms=1, rirs_per_room=1)
+    lists = {"vox1_o": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_o"],
+                                            root / "voxceleb1" / "vox1_test_wav", n=120),
+             "vox1_e": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_e"], vox1, n=240, random_seed=5),
+             "vox1_h": make_fake_trial_list(root / "voxceleb1" / OFFICIAL["vox1_h"], vox1, n=200, random_seed=6)}
     return {"root": root, "vox1": vox1, "vox2": vox2, "lists": lists,
             "vox1_roots": f"{root}/voxceleb1/vox1_dev_wav {root}/voxceleb1/vox1_test_wav"}
 
@@ -110,6 +145,26 @@ def _status_rows(proc: subprocess.CompletedProcess) -> dict[tuple[str, str, str]
     return {(stage, step, target): state for stage, step, target, state in rows}
 
 
+def _list_utterances(data: Path, lists: list[str]) -> list[str]:
+    return sorted({u for name in lists for e, t, _ in read_trials(data / name / "trials") for u in (e, t)})
+
+
+def _check_learnt(exp: Path, data: Path, lists: list[str], *common: str) -> None:
+    """What a working system does: stages 3-6 again with the untrained network (the same initial weights,
+    EXP/untrained) and, on every list, the trained network's cosine EER below the untrained one's, and AS-norm
+    no worse than cosine by more than ASNORM_MARGIN points."""
+    proc = _run_recipe("--stage", "3", "--model-dir", exp / "untrained", "--data", data, "--lists", ",".join(lists),
+                       "--plots", "false", *common)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trained, untrained = _results(exp / "results"), _results(exp / "untrained" / "results")
+    for name in lists:
+        cosine = trained[f"{exp}/scores/{name}_cosine"][0]
+        before = untrained[f"{exp}/untrained/scores/{name}_cosine"][0]
+        asnorm = trained[f"{exp}/scores/{name}_asnorm"][0]
+        assert cosine < before, (name, cosine, before)
+        assert asnorm <= cosine + ASNORM_MARGIN, (name, asnorm, cosine)
+
+
 def _check_scores(exp: Path, data: Path, lists: list[str]) -> None:
     """Score files in trial order, the results table (one row per list and scoring) and the per-list tables."""
     for name in lists:
@@ -132,12 +187,14 @@ def _check_scores(exp: Path, data: Path, lists: list[str]) -> None:
 # End to end
 
 
-def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_path: Path) -> None:
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY_FBANK)
+def test_fbank_path_with_offline_augmentation_stages_0_to_6(learnable: dict, tmp_path: Path) -> None:
+    corpora = learnable
+    config = tmp_path / "learn.yaml"
+    config.write_text(LEARN_FBANK)
     data, exp, feats = tmp_path / "data", tmp_path / "exp", tmp_path / "fbank"
-    proc = _run_recipe(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--feat-dir", feats,
-                "--nj", "1", "--device", "cpu", "--aug-subset", "30", "--plots", "false")
+    common = ["--exp", exp, "--feat-dir", feats, "--nj", "1", "--device", "cpu"]
+    proc = _run_recipe(*_corpus_args(corpora), "--config", config, "--data", data, *common, "--aug-subset", "20",
+                       "--plots", "false")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     # Stage 0: data dirs with the released ids, all of VoxCeleb1, the three lists converted line by line.
@@ -145,7 +202,7 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     assert vox2.utt2spk == corpora["vox2"].utt2spk
     assert vox2.wav_scp == {u: str(p) for u, p in corpora["vox2"].files.items()}
     vox1 = validate_data_dir(data / "vox1")
-    assert vox1.utt2spk == corpora["vox1"].utt2spk and len(vox1.utts) == 24
+    assert vox1.utt2spk == corpora["vox1"].utt2spk and len(vox1.utts) == 48
     for name, official in corpora["lists"].items():
         converted = read_trials(data / "vox1" / "trials" / name)
         assert converted == [(a, b, bool(label)) for label, a, b in official]
@@ -158,7 +215,7 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     effective = load_config(exp / "conf" / "train.yaml")
     assert effective.train.augment.musan_dir == str(data) and effective.train.augment.rir_dir == str(data / "rirs")
 
-    # Stage 1: four augmented copies, a 30-utterance subset of them, combined with the clean set.
+    # Stage 1: four augmented copies, a 20-utterance subset of them, combined with the clean set.
     for kind in ("reverb", "noise", "music", "babble"):
         copy = load_data_dir(data / f"vox2_dev_{kind}")
         specs = read_utt2aug(data / f"vox2_dev_{kind}")
@@ -166,32 +223,44 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
         assert {parse_augment_spec(s)["type"] for s in specs.values()} == {kind}
     aug = validate_data_dir(data / "vox2_dev_aug", check_wavs=False)
     combined = validate_data_dir(data / "vox2_dev_combined", check_wavs=False)
-    assert len(aug.utts) == 30 and set(combined.utts) == set(vox2.utts) | set(aug.utts)
+    assert len(aug.utts) == 20 and set(combined.utts) == set(vox2.utts) | set(aug.utts)
     assert set(read_utt2aug(data / "vox2_dev_combined")) == set(aug.utts)
     features = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(data / "vox2_dev_combined" / "feats.scp")).items()}
     assert set(features) == set(combined.utts) and all(f.shape[1] == 80 for f in features.values())
-    # Features of a copy are the fbank of the augmented audio (stage 1 applied utt2aug), not of the clean audio.
+    # Features of a copy are the fbank of the augmented audio (stage 1 applied utt2aug), not of the clean audio,
+    # stored Kaldi-compressed (the recipe's default, --compress true): within the one-byte quantisation.
     options = read_kaldi_conf(RECIPE / "conf" / "fbank.conf")
     specs = read_utt2aug(data / "vox2_dev_aug")
     for utt in aug.utts[:3]:
         clean = read_audio(aug.wav_scp[utt])
         expected = compute_fbank(apply_augment_spec(clean, specs[utt]), options)
-        np.testing.assert_allclose(features[utt], expected, rtol=0, atol=1e-4)
-        assert np.abs(features[utt] - compute_fbank(clean, options)).max() > 0.1
-    vox1_feats = kaldiio.load_scp(str(data / "vox1" / "feats.scp"))
-    assert len(vox1_feats) == 24
+        span = expected.max(axis=0) - expected.min(axis=0)
+        assert np.all(np.abs(features[utt] - expected) <= span / 60 + 1e-3)
+        unaugmented = compute_fbank(clean, options)
+        assert np.abs(features[utt] - expected).mean() < 0.2 * np.abs(features[utt] - unaugmented).mean()
+    entry = (data / "vox2_dev_combined" / "feats.scp").read_text().split()[1]
+    with open(entry.rsplit(":", 1)[0], "rb") as handle:
+        handle.seek(int(entry.rsplit(":", 1)[1]))
+        assert handle.read(5) == b"\0BCM "
+    # Only the VoxCeleb1 utterances that the lists name get features and embeddings.
+    needed = _list_utterances(data, ["vox1_o", "vox1_e", "vox1_h"])
+    assert validate_data_dir(data / "vox1_eval").utts == needed
+    assert not (data / "vox1" / "feats.scp").exists()
+    assert sorted(kaldiio.load_scp(str(data / "vox1_eval" / "feats.scp"))) == needed
 
     # Stage 2 trained on the combined set; stages 3-6 on all three lists.
     assert (exp / "models" / "epoch_1.pt").is_file() and (exp / "model.pt").is_file()
     trained = load_config(exp / "config.yaml")
-    assert trained.model.num_classes == 4 and trained.model.channels == 16
-    assert "54 utterances, 4 speakers" in (exp / "log" / "train.log").read_text()
+    assert trained.model.num_classes == 40 and trained.model.channels == 32
+    assert "180 utterances, 40 speakers" in (exp / "log" / "train.log").read_text()
     # the fbank options of the training features go with the model, for the verify/embed tools and ONNX
     assert (exp / "fbank.conf").read_text() == (RECIPE / "conf" / "fbank.conf").read_text()
-    emb = kaldiio.load_scp(str(exp / "embeddings" / "vox1" / "xvector.scp"))
-    assert len(emb) == 24 and all(np.asarray(v).shape == (16,) for v in emb.values())
-    assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_dev" / "xvector.scp"))) == 24
+    emb = kaldiio.load_scp(str(exp / "embeddings" / "vox1_eval" / "xvector.scp"))
+    assert sorted(emb) == needed and all(np.asarray(v).shape == (32,) for v in emb.values())
+    assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_dev" / "xvector.scp"))) == 160
+    assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_dev" / "spk_xvector.scp"))) == 40
     _check_scores(exp, data, ["vox1_o", "vox1_e", "vox1_h"])
+    _check_learnt(exp, data, ["vox1_o", "vox1_e", "vox1_h"], *common)
     assert f"{exp}/scores/vox1_h_asnorm" in proc.stdout  # the table is printed too
     assert not list((exp / "plots").glob("det_*"))  # --plots false: no stage-6 plots
 
@@ -211,30 +280,42 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(corpora: dict, tmp_p
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
-def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(corpora: dict, tmp_path: Path) -> None:
-    config = tmp_path / "tiny_seed.yaml"
-    config.write_text(TINY_SEED)
+def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(learnable: dict, tmp_path: Path) -> None:
+    corpora = learnable
+    config = tmp_path / "learn_seed.yaml"
+    config.write_text(LEARN_SEED)
     data, exp = tmp_path / "data", tmp_path / "exp"
     proc = _run_recipe(*_corpus_args(corpora), "--config", config, "--data", data, "--exp", exp, "--nj", "1",
-                "--device", "cpu", "--lists", "vox1_o,vox1_h", "--cohort-per-spk", "2", "--top-n", "2",
-                "--overrides", "train.random_seed=7 train.log_interval=1")
+                       "--device", "cpu", "--lists", "vox1_o,vox1_h", "--cohort-per-spk", "2",
+                       "--overrides", "train.random_seed=7 train.log_interval=1")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "stage 1: nothing to do" in proc.stdout
     assert not (data / "vox2_dev" / "feats.scp").exists() and not (data / "vox2_dev_aug").exists()
     assert sorted(p.name for p in (data / "vox1" / "trials").iterdir()) == ["vox1_h", "vox1_o"]
     cohort = validate_data_dir(data / "vox2_cohort")
-    assert len(cohort.utts) == 8 and all(len(u) == 2 for u in cohort.spk2utt.values())
+    assert len(cohort.utts) == 80 and all(len(u) == 2 for u in cohort.spk2utt.values())
 
     effective = load_config(exp / "conf" / "train.yaml")
     assert effective.train.random_seed == 7 and effective.train.augment.enabled
     assert effective.train.augment.musan_dir == str(data) and effective.train.augment.babble_speakers == [2, 3]
-    assert "24 utterances, 4 speakers" in (exp / "log" / "train.log").read_text()
+    assert "160 utterances, 40 speakers" in (exp / "log" / "train.log").read_text()
     assert load_config(exp / "config.yaml").model.frontend == "seed"
-    crops = kaldiio.load_scp(str(exp / "embeddings" / "vox1" / "xvector_crops.scp"))
-    assert len(crops) == 24 and np.asarray(next(iter(crops.values()))).shape == (2, 16)
-    assert len(kaldiio.load_scp(str(exp / "embeddings" / "vox2_cohort" / "xvector.scp"))) == 8
+    # The trial utterances of the two lists with crops; the cohort with full utterances only, and its speaker
+    # means computed once and read by both lists.
+    needed = _list_utterances(data, ["vox1_o", "vox1_h"])
+    assert validate_data_dir(data / "vox1_eval").utts == needed  # (a strict subset: test_voxceleb_prep.py)
+    crops = kaldiio.load_scp(str(exp / "embeddings" / "vox1_eval" / "xvector_crops.scp"))
+    assert sorted(crops) == needed and np.asarray(next(iter(crops.values()))).shape == (2, 32)
+    cohort_emb = exp / "embeddings" / "vox2_cohort"
+    assert len(kaldiio.load_scp(str(cohort_emb / "xvector.scp"))) == 80
+    assert not (cohort_emb / "xvector_crops.scp").exists()
+    means = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(cohort_emb / "spk_xvector.scp")).items()}
+    assert sorted(means) == sorted(cohort.spk2utt) and all(abs(np.linalg.norm(v) - 1) < 1e-6 for v in means.values())
     _check_scores(exp, data, ["vox1_o", "vox1_h"])
-    assert "cohort of 4 speakers, top 2" in proc.stderr
+    assert "cohort of 40 speakers, top 10" in proc.stderr
+    assert proc.stderr.count(f"cohort: 40 speaker means from {cohort_emb / 'spk_xvector.scp'}") == 2
+    _check_learnt(exp, data, ["vox1_o", "vox1_h"], "--exp", exp, "--nj", "1", "--device", "cpu", "--cohort-per-spk",
+                  "2")
     assert sorted(p.name for p in (exp / "plots").glob("*_vox1_*.png")) == [
         "det_vox1_h.png", "det_vox1_o.png", "scores_vox1_h.png", "scores_vox1_o.png"]
     # stage 6 only reports: the operating point is set on purpose (steps/calibrate.py)
@@ -286,37 +367,62 @@ def test_stage0_checks_every_listed_file_and_list(corpora: dict, tmp_path: Path)
     assert proc.returncode == 1 and "stage 0 needs the corpora" in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="ffmpeg is installed")
+def _path_without_ffmpeg(folder: Path) -> str:
+    """A PATH of one folder linking every program on PATH but ffmpeg: the recipe as on a machine without it."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            target = Path(directory) / name
+            if name not in ("ffmpeg", "ffprobe") and not (folder / name).exists() and os.access(target, os.X_OK):
+                (folder / name).symlink_to(target)
+    return str(folder)
+
+
 def test_m4a_without_ffmpeg_says_so(tmp_path: Path) -> None:
     folder = tmp_path / "voxceleb2" / "dev" / "aac" / "id00012" / "21Uxsk56VDQ"
     folder.mkdir(parents=True)
     (folder / "00001.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
-    proc = _run_recipe("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
-                tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1")
-    assert proc.returncode == 1
-    assert (f"found 1 .m4a files under {tmp_path / 'voxceleb2'} but ffmpeg is not installed; install it "
-            "(apt-get install ffmpeg) or convert to wav first") in proc.stderr
+    env = {"PATH": _path_without_ffmpeg(tmp_path / "bin")}
+    for wav_dir in (tmp_path / "wav", ""):  # stage 0 converts (the default), or writes ffmpeg pipes
+        proc = _run_recipe("--stage", "0", "--stop-stage", "0", "--vox2-root", tmp_path / "voxceleb2", "--data",
+                           tmp_path / "data", "--exp", tmp_path / "exp", "--nj", "1", "--vox2-wav-dir", wav_dir,
+                           env=env)
+        assert proc.returncode == 1
+        assert (f"found 1 .m4a files under {tmp_path / 'voxceleb2'}{'/dev/aac' if wav_dir else ''} but ffmpeg is "
+                "not installed; install it (apt-get install ffmpeg) or convert to wav first") in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-def test_m4a_tree_as_pipes_and_converted(tmp_path: Path) -> None:
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (tools/setup.sh installs it)")
+def test_m4a_tree_converted_by_stage0_or_refused_by_training(tmp_path: Path) -> None:
     corpus = make_fake_voxceleb2(tmp_path / "voxceleb2", speakers=2, videos=1, utts=2, as_m4a=True)
     common = ["--stage", "0", "--stop-stage", "0", "--data", tmp_path / "data", "--exp", tmp_path / "exp",
-              "--nj", "1"]
-    proc = _run_recipe(*common, "--vox2-root", tmp_path / "voxceleb2")
+              "--nj", "2", "--vox2-root", tmp_path / "voxceleb2"]
+    # The default: stage 0 decodes every m4a once to 16 kHz wav (here under --vox2-wav-dir) and uses the wavs.
+    proc = _run_recipe(*common, "--vox2-wav-dir", tmp_path / "wav")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = validate_data_dir(tmp_path / "data" / "vox2_dev")
+    assert sorted(data.utts) == sorted(corpus.files) and set(data.utt2dur) == set(data.utts)
+    assert data.wav_scp == {u: str(tmp_path / "wav" / f"{u}.wav") for u in corpus.files}
+    info = soundfile.info(data.wav_scp[data.utts[0]])
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert "4 files converted, 0 already there" in proc.stderr
+    rerun = _run_recipe(*common, "--vox2-wav-dir", tmp_path / "wav")  # resumes: nothing left to decode
+    assert rerun.returncode == 0 and "0 files converted, 4 already there" in rerun.stderr
+    # Without conversion, wav.scp holds ffmpeg pipes: stage 1 may run them, training refuses them.
+    proc = _run_recipe(*common, "--vox2-wav-dir", "")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scp = (tmp_path / "data" / "vox2_dev" / "wav.scp").read_text().splitlines()
     assert len(scp) == 4 and all(line.endswith("- |") and " ffmpeg " in f" {line} " for line in scp)
     config = tmp_path / "seed.yaml"
     config.write_text(TINY_SEED)
-    proc = _run_recipe(*common[2:], "--stage", "1", "--stop-stage", "1", "--config", config)  # later stages run pipes
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_recipe(*common[2:-2], "--stage", "1", "--stop-stage", "2", "--config", config,
+                       "--overrides", "train.augment.enabled=false")
+    assert proc.returncode == 1
     assert "VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" in proc.stdout
-    proc = _run_recipe(*common, "--vox2-root", tmp_path / "voxceleb2" / "dev" / "aac",
-                       "--vox2-wav-dir", tmp_path / "wav")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = validate_data_dir(tmp_path / "data" / "vox2_dev")
-    assert sorted(data.utts) == sorted(corpus.files) and all(p.endswith(".wav") for p in data.wav_scp.values())
+    assert (f"error: {tmp_path / 'data' / 'vox2_dev' / 'wav.scp'}: 4 of 4 entries are pipe commands"
+            in proc.stderr), proc.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -356,9 +462,10 @@ def test_offline_specs_reach_their_snr_and_keep_the_direct_path(corpora: dict, a
             assert y.shape == x.shape and (len(sources) == 1) == (kind != "babble")
             low, high = {"noise": (0.0, 15.0), "music": (5.0, 15.0), "babble": (13.0, 20.0)}[kind]
             assert all(low <= s["snr"] <= high for s in sources)
+            assert all(s["segment"] == [0, 80000] for s in sources)  # the one 5 s segment of each 5.5 s file
             if len(sources) == 1:  # one source: the SNR of what was added is the one asked for
                 assert abs(_power_db(x) - _power_db(y - x) - sources[0]["snr"]) < 0.5, (utt, sources)
-            else:  # babble: 3-7 talkers (4 files here), each scaled against x; the sum has the summed power
+            else:  # babble: 3-8 talkers (4 files here), each scaled against x; the sum has the summed power
                 assert 3 <= len(sources) <= 4 and len({s["wav"] for s in sources}) == len(sources)
                 expected = 10 * np.log10(sum(10 ** ((_power_db(x) - s["snr"]) / 10) for s in sources))
                 assert abs(_power_db(y - x) - expected) < 1.5, (utt, sources)
@@ -468,7 +575,7 @@ def test_recipe_configs_are_the_seed_setup() -> None:
                                                                                           200)
     assert (t.specaug_time, t.specaug_freq, t.augment.enabled) == (10, 8, True)
     assert (t.augment.babble_speakers, t.augment.snr_babble, t.augment.snr_music, t.augment.snr_noise) == (
-        [3, 7], [13.0, 20.0], [5.0, 15.0], [0.0, 15.0])
+        [3, 8], [13.0, 20.0], [5.0, 15.0], [0.0, 15.0])
     assert (c1024.extract.protocol, c1024.score.asnorm_top_n) == ("seed", 300)
     c512 = load_config(RECIPE / "conf" / "ecapa_c512.yaml")
     assert c512.model.channels == 512 and c512.train == c1024.train and c512.extract == c1024.extract

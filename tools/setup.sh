@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the recipes and tests need, skipping what is already done:
-#   - espeak-ng (for the mini corpus), through apt-get, with sudo when not root;
+#   - espeak-ng (for the mini corpus) and ffmpeg (VoxCeleb2's m4a files, and the tests that make
+#     them), through apt-get, with sudo when not root;
 #   - a C compiler, for the test that checks the seed log-mel bit for bit on non-Intel
 #     CPUs (tests/mkl_intel_cpu_shim.c); without one, only that test is skipped;
 #   - .venv with the pinned requirements, redone only when requirements.txt changes.
@@ -43,6 +44,9 @@ apt_install() {
 
 if ! command -v espeak-ng >/dev/null 2>&1; then
   apt_install espeak-ng
+fi
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  apt_install ffmpeg
 fi
 if ! command -v cc >/dev/null 2>&1; then
   apt_install gcc libc6-dev || echo "setup: going on without a C compiler; one seed-reference test will be skipped" >&2

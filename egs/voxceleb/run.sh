@@ -8,12 +8,13 @@
 #
 # Stages (the same steps/*.py as the top-level recipe; data/ and exp/ relative to this folder):
 #   0  data: DATA/vox2_dev (training), DATA/vox1 (all of VoxCeleb1), the official lists converted to Kaldi
-#      trials in DATA/{vox1_o,vox1_e,vox1_h}/trials (with data dirs of their utterances),
-#      DATA/musan_{noise,music,speech}, DATA/rirs (simulated RIRs)
+#      trials in DATA/{vox1_o,vox1_e,vox1_h}/trials (with data dirs of their utterances), DATA/vox1_eval
+#      (the utterances of the --lists), DATA/musan_{noise,music,speech} (5 s segments), DATA/rirs
 #   1  fbank front end only: Kaldi-style augmented copies of vox2_dev (steps/augment_data_dir.py,
-#      steps/combine_data_dirs.py), fbank of vox2_dev, its copies and vox1; the seed front end needs none
+#      steps/combine_data_dirs.py), fbank of vox2_dev, its copies and vox1_eval; the seed front end needs none
 #   2  training through torchrun (on-the-fly waveform augmentation with the seed front end)
-#   3  embeddings of DATA/vox1 and of the AS-norm cohort (VoxCeleb2 dev, or DATA/vox2_cohort)
+#   3  embeddings of DATA/vox1_eval, and of the AS-norm cohort (VoxCeleb2 dev, or DATA/vox2_cohort) with the
+#      full-utterance protocol only, then the cohort's speaker means once (spk_xvector.scp)
 #   4  cosine scoring of every trial list
 #   5  AS-norm scoring (cohort: mean embeddings of the VoxCeleb2 training speakers)
 #   6  EER, minDCF, Cllr, min Cllr, actual DCF (p_target 0.01, 0.05) of every list and scoring:
@@ -25,12 +26,16 @@
 #                                            vox1_dev_wav and vox1_test_wav); none: skip it in stage 0 []
 #   --vox2-root DIR                          VoxCeleb2 dev folder, m4a as released (dev/aac) or wav []
 #   --vox2-audio auto|wav|m4a                which VoxCeleb2 files to use [auto: wav when complete, else m4a]
-#   --vox2-wav-dir DIR                       stage 0 first decodes VoxCeleb2's m4a to wav here (ffmpeg) []
+#   --vox2-wav-dir DIR                       stage 0 decodes VoxCeleb2's m4a once to 16 kHz wav here (ffmpeg,
+#                                            --nj at a time, resumable); "": keep m4a as ffmpeg pipes, which
+#                                            training refuses [vox2_wav]
 #   --musan-root DIR --rirs-root DIR         MUSAN (openslr 17) and RIRS_NOISES (openslr 28) folders []
 #   --trials-dir DIR                         folder holding veri_test2.txt list_test_all2.txt list_test_hard2.txt
 #                                            [the first --vox1-root]
 #   --lists L1,L2                            trial lists to make and evaluate [vox1_o,vox1_e,vox1_h]
 #   --config FILE                            experiment YAML [conf/ecapa_c1024.yaml]
+#   --lm-config FILE                         stage 2: also fine-tune with this YAML into EXP/lm, which stages 3-6
+#                                            then evaluate (conf/ecapa_c1024_lm.yaml after ecapa_c1024_plus.yaml) []
 #   --overrides "KEY=VALUE ..."              config overrides, e.g. "train.epochs=40 train.num_workers=12" []
 #   --exp DIR                                experiment directory [exp/ecapa_c1024]
 #   --data DIR                               data directories [data]
@@ -38,6 +43,8 @@
 #   --nj N                                   parallel jobs for stages 0, 1 and 3 [8]
 #   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
 #   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
+#   --compress true|false                    stage 1: Kaldi-compressed fbank arks, about a quarter of the
+#                                            float32 size (see README.md, disk) [true]
 #   --aug-kinds K1,K2                        fbank front end: offline copies [reverb,noise,music,babble]; "" for none
 #   --aug-subset N                           fbank front end: keep N random augmented utterances (0: all) [1000000]
 #   --random-seed N                          random seed of the offline augmentation draws [0]
@@ -59,12 +66,13 @@ stop_stage=6
 vox1_root=""
 vox2_root=""
 vox2_audio=auto
-vox2_wav_dir=""
+vox2_wav_dir=vox2_wav
 musan_root=""
 rirs_root=""
 trials_dir=""
 lists=vox1_o,vox1_e,vox1_h
 config=conf/ecapa_c1024.yaml
+lm_config=""
 overrides=""
 exp=exp/ecapa_c1024
 data=data
@@ -72,6 +80,7 @@ feat_dir=fbank
 nj=8
 cmd=""
 fbank_conf=conf/fbank.conf
+compress=true
 aug_kinds=reverb,noise,music,babble
 aug_subset=1000000
 random_seed=0
@@ -100,12 +109,15 @@ IFS=, read -r -a kinds <<< "$aug_kinds"
 [ ${#list_names[@]} -gt 0 ] || die "--lists is empty"
 list_dirs=("${list_names[@]/#/$data/}")
 train_config=$exp/conf/train.yaml  # the effective config: the base YAML, the augmentation sources, --overrides
-m=${model_dir:-$exp}
+final=$exp
+[ -n "$lm_config" ] && final=$exp/lm
+m=${model_dir:-$final}
 if [ "$cohort_per_spk" -gt 0 ]; then cohort_data=$data/vox2_cohort; else cohort_data=$data/vox2_dev; fi
 
 if [ "$status" = true ]; then  # what each stage would do now, and why (pyfunc/pipeline/recipe_status.py)
   exec steps/recipe_status.py voxceleb --stage "$stage" --stop-stage "$stop_stage" --data "$data" --exp "$exp" \
-    --config "$config" --overrides "$overrides" --feat-dir "$feat_dir" --fbank-conf "$fbank_conf" --lists "$lists" \
+    --config "$config" --lm-config "$lm_config" --overrides "$overrides" --feat-dir "$feat_dir" \
+    --fbank-conf "$fbank_conf" --compress "$compress" --lists "$lists" \
     --aug-kinds "$aug_kinds" --cohort-per-spk "$cohort_per_spk" --model-dir "$model_dir" --vox1-root "$vox1_root" \
     --vox2-root "${vox2_wav_dir:-$vox2_root}" --musan-root "$musan_root" --rirs-root "$rirs_root"
 fi
@@ -119,8 +131,8 @@ set_pipe_opts() {
         pipe_opts=(--allow-pipes)
         command -v ffmpeg >/dev/null || die "$data/vox2_dev/wav.scp decodes m4a with ffmpeg, which is not \
 installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir DIR)"
-        [ -n "${pipe_note:-}" ] || log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read;" \
-          "--vox2-wav-dir converts once"
+        [ -n "${pipe_note:-}" ] || log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" \
+          "(training refuses that); stage 0 with --vox2-wav-dir DIR converts once"
         pipe_note=done ;;
       false) ;;
       *) die "--allow-pipes must be auto, true or false, got $allow_pipes" ;;
@@ -146,15 +158,9 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   [ -n "$vox1_root$vox2_root$musan_root$rirs_root" ] || \
     die "stage 0 needs the corpora: give --vox1-root, --vox2-root, --musan-root and --rirs-root (see --help)"
   mkdir -p "$data"
-  if [ -n "$vox2_wav_dir" ]; then
-    [ -n "$vox2_root" ] || die "--vox2-wav-dir needs --vox2-root (the m4a tree)"
-    log "stage 0: decoding the m4a files of $vox2_root to wav in $vox2_wav_dir"
-    local/convert_m4a.py --nj "$nj" "$vox2_root" "$vox2_wav_dir"
-    vox2_root=$vox2_wav_dir
-  fi
   if [ -n "$vox1_root$vox2_root" ]; then
-    args=(--data "$data" --nj "$nj" --vox2-audio "$vox2_audio" --trial-subsets "$lists" \
-      --cohort-per-spk "$cohort_per_spk")
+    args=(--data "$data" --nj "$nj" --vox2-audio "$vox2_audio" --vox2-wav-dir "$vox2_wav_dir" \
+      --trial-subsets "$lists" --cohort-per-spk "$cohort_per_spk")
     [ -n "$vox2_root" ] && args+=(--vox2-root "$vox2_root")
     if [ ${#vox1_roots[@]} -gt 0 ]; then
       trials_dir=${trials_dir:-${vox1_roots[0]}}
@@ -185,7 +191,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   set_frontend
   if [ "$frontend" = fbank ]; then
     fbank() {
-      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" "${pipe_opts[@]}" \
+      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" --compress "$compress" "${pipe_opts[@]}" \
         "$1" "$feat_dir/$(basename "$1")" "$feat_dir/log"
     }
     log "stage 1: fbank of $data/vox2_dev"
@@ -204,8 +210,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
       log "stage 1: fbank of $data/vox2_cohort"
       fbank "$data/vox2_cohort"
     fi
-    log "stage 1: fbank of $data/vox1"
-    fbank "$data/vox1"
+    log "stage 1: fbank of $data/vox1_eval"
+    fbank "$data/vox1_eval"
   else
     log "stage 1: nothing to do (the $frontend front end reads wav.scp; augmentation is on the fly)"
   fi
@@ -215,26 +221,37 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   set_pipe_opts
   set_frontend
   log "stage 2: training on $train_data ($nnodes node(s) x $nproc_per_node process(es)), log in $exp/log/train.log"
-  steps/train.sh --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" --node-rank "$node_rank" \
-    --rdzv-endpoint "$rdzv_endpoint" -- --config "$train_config" --data "$train_data" --exp "$exp" \
+  launch=(--nproc-per-node "$nproc_per_node" --nnodes "$nnodes" --node-rank "$node_rank"
+    --rdzv-endpoint "$rdzv_endpoint")
+  steps/train.sh "${launch[@]}" -- --config "$train_config" --data "$train_data" --exp "$exp" \
     --device "$device" --fbank-conf "$fbank_conf" "${pipe_opts[@]}"
+  if [ -n "$lm_config" ]; then
+    data_abs=$(cd "$data" && pwd)
+    sets=(--set "train.augment.musan_dir=$data_abs" --set "train.augment.rir_dir=$data_abs/rirs"
+      --set "train.init_model=$(cd "$exp" && pwd)")
+    for o in $overrides; do sets+=(--set "$o"); done
+    steps/make_config.py "${sets[@]}" "$lm_config" "$final/conf/train.yaml"
+    log "stage 2: large-margin fine-tuning of $exp into $final, log in $final/log/train.log"
+    steps/train.sh "${launch[@]}" -- --config "$final/conf/train.yaml" --data "$train_data" --exp "$final" \
+      --device "$device" --fbank-conf "$fbank_conf" "${pipe_opts[@]}"
+  fi
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   set_pipe_opts
-  log "stage 3: embeddings of $data/vox1 and $cohort_data with $m"
-  steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${pipe_opts[*]}" \
-    "$m" "$data/vox1" "$cohort_data"
+  log "stage 3: embeddings of $data/vox1_eval and the cohort $cohort_data with $m"
+  steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${pipe_opts[*]}" --cohort "$cohort_data" \
+    "$m" "$data/vox1_eval"
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "stage 4: cosine scoring of ${list_names[*]} with $m"
-  steps/score.sh --embeddings vox1 "$m" "${list_dirs[@]}"
+  steps/score.sh --embeddings vox1_eval "$m" "${list_dirs[@]}"
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "stage 5: AS-norm scoring of ${list_names[*]} with $m (cohort: the $(basename "$cohort_data") speakers)"
-  steps/score_norm.sh --cohort "$cohort_data" --embeddings vox1 ${top_n:+--top-n "$top_n"} "$m" "${list_dirs[@]}"
+  steps/score_norm.sh --cohort "$cohort_data" --embeddings vox1_eval ${top_n:+--top-n "$top_n"} "$m" "${list_dirs[@]}"
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then

@@ -20,7 +20,7 @@ def _fbank(args: argparse.Namespace) -> None:
 
     progress = ProgressReporter(args.progress)
     make_fbank_part(args.data, args.conf, args.ark, args.scp, progress=progress, skip_bad=args.skip_bad_audio,
-                    bad_list=args.bad_list)
+                    bad_list=args.bad_list, compress=args.compress)
     progress.close()
 
 
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     fbank.add_argument("--conf", required=True)
     fbank.add_argument("--progress", default=None)
     fbank.add_argument("--skip-bad-audio", action="store_true")
+    fbank.add_argument("--compress", action="store_true", help="Kaldi-compressed matrices")
     fbank.add_argument("--bad-list", default=None, help="write 'utt reason' of bad audio here")
     fbank.add_argument("data")
     fbank.add_argument("ark")

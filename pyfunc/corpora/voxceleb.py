@@ -56,7 +56,7 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import soundfile
 from tqdm import tqdm
@@ -64,6 +64,7 @@ from tqdm import tqdm
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import SAMPLE_RATE
 from pyfunc.data.datadir import DataDir, load_data_dir, validate_data_dir, write_data_dir
+from pyfunc.data.segments import SEGMENTS, Segment, write_segments
 from pyfunc.data.tables import iter_table_lines, read_map
 from pyfunc.data.trials import read_trials, write_trials
 from pyfunc.errors import ConfigError, DataError, PyfuncError
@@ -76,6 +77,9 @@ AUDIO_MODES = ("auto", "wav", "m4a")
 # Official list file -> trial list name.
 OFFICIAL_TRIALS = {"veri_test2.txt": "vox1_o", "list_test_all2.txt": "vox1_e", "list_test_hard2.txt": "vox1_h"}
 TRIALS_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/"
+# The released VoxCeleb2 dev set: speakers and utterances (Chung et al., 2018).
+VOX2_DEV_SPEAKERS = 5994
+VOX2_DEV_UTTERANCES = 1092009
 # Files of an earlier data directory that would no longer match a fresh wav.scp.
 STALE_FILES = ("utt2dur", "utt2num_frames", "feats.scp", "segments", "reco2dur", "vad.scp", "cmvn.scp")
 _INFO_CHUNK = 500
@@ -361,6 +365,28 @@ def convert_m4a_tree(src_root: PathLike, dst_root: PathLike, num_jobs: int = 4) 
     return ConversionReport(converted=len(todo), skipped=skipped)
 
 
+def convert_vox2_dev(vox2_root: PathLike, wav_dir: PathLike, num_jobs: int = 4) -> Path | None:
+    """Stage 0's m4a handling: decode VoxCeleb2 dev's .m4a files once to 16 kHz wav under ``wav_dir``.
+
+    Only the dev speaker folders are converted (:func:`check_dev_only` first), each into ``wav_dir``
+    itself (``wav_dir/id00012/21Uxsk56VDQ/00001.wav``), by :func:`convert_m4a_tree`: ``num_jobs``
+    ffmpeg processes, atomic per file, resuming an interrupted run. Returns ``wav_dir``, or None
+    (nothing done) when ``vox2_root`` has no m4a or already a wav beside every m4a.
+    """
+    check_dev_only([vox2_root])
+    tree = scan_audio_tree([vox2_root], ("wav", "m4a"), desc="scanning VoxCeleb2")
+    m4a, wav = tree.files["m4a"], tree.files["wav"]
+    if not m4a or set(m4a) <= set(wav):
+        return None
+    wav_dir = Path(os.path.abspath(wav_dir))
+    for speaker_root in tree.speaker_roots:
+        if any(str(path).startswith(f"{speaker_root}{os.sep}") for path in m4a.values()):
+            logger.info("decoding the m4a files of %s to wav in %s", speaker_root, wav_dir)
+            report = convert_m4a_tree(speaker_root, wav_dir, num_jobs)
+            logger.info("%s: %d files converted, %d already there", wav_dir, report.converted, report.skipped)
+    return wav_dir
+
+
 # ----------------------------------------------------------------------------------------------
 # Data directories
 
@@ -375,11 +401,15 @@ def _clear_stale(out_dir: Path) -> None:
                 shutil.rmtree(child)
 
 
-def write_checked_data_dir(out_dir: PathLike, data: DataDir, check_wavs: bool) -> DataDir:
-    """Clear stale files of ``out_dir``, write ``data`` there and validate it (wav headers if ``check_wavs``)."""
+def write_checked_data_dir(out_dir: PathLike, data: DataDir, check_wavs: bool,
+                           segments: Mapping[str, Segment] | None = None) -> DataDir:
+    """Clear stale files of ``out_dir``, write ``data`` there (and ``segments``, when given) and validate it
+    (wav headers if ``check_wavs``)."""
     out_dir = Path(out_dir)
     _clear_stale(out_dir)
     write_data_dir(out_dir, data)
+    if segments is not None:
+        write_segments(out_dir / SEGMENTS, segments)
     validate_data_dir(out_dir, check_wavs=check_wavs, check_trials=False)
     logger.info("%s: %d utterances of %d speakers", out_dir, len(data.utt2spk), len(set(data.utt2spk.values())))
     return data
@@ -409,6 +439,48 @@ def _choose_audio(tree: AudioTree, audio: str, where: str) -> str:
     return audio
 
 
+def check_dev_only(roots: Sequence[PathLike]) -> None:
+    """DataError when a root holds speaker folders outside VoxCeleb2's ``dev`` folder (e.g. the corpus root,
+    whose ``test/aac`` holds the 118 test speakers): every speaker folder found below a root must have a
+    folder named ``dev`` on its way (the root's own name counts), unless the root itself holds the speakers."""
+    outside = []
+    for root in roots:
+        root = Path(os.path.abspath(root))
+        for speaker_root in find_speaker_roots(root):
+            relative = speaker_root.relative_to(root).parts
+            if relative and "dev" not in (root.name, *relative):
+                outside.append(str(speaker_root))
+    if outside:
+        raise DataError(f"{', '.join(outside)}: speaker folders outside VoxCeleb2's dev/ folder (the test set's "
+                        "speakers are not training data); give the dev folder itself, e.g. --vox2-root "
+                        "/corpora/voxceleb2/dev/aac")
+
+
+def report_vox2_counts(speakers: int, utterances: int, where: str) -> None:
+    """Warn when the counts differ from the released VoxCeleb2 dev set's (5 994 speakers, 1 092 009 utterances)."""
+    if (speakers, utterances) != (VOX2_DEV_SPEAKERS, VOX2_DEV_UTTERANCES):
+        logger.warning("VoxCeleb2 at %s: %d speakers and %d utterances, but the released dev set has %d and %d "
+                       "(a partial download, or another folder?)", where, speakers, utterances, VOX2_DEV_SPEAKERS,
+                       VOX2_DEV_UTTERANCES)
+    else:
+        logger.info("VoxCeleb2 at %s: %d speakers and %d utterances, as released", where, speakers, utterances)
+
+
+def check_disjoint_speakers(train_dir: PathLike, eval_dir: PathLike, trials_files: Sequence[PathLike]) -> None:
+    """DataError when a speaker of a trial list (utterances of ``eval_dir``) is also a training speaker
+    (``train_dir/utt2spk``): such scores would not measure verification of unseen speakers."""
+    train_utt2spk = Path(train_dir) / "utt2spk"
+    training = set(read_map(train_utt2spk).values())
+    utt2spk = read_map(Path(eval_dir) / "utt2spk")
+    for trials in trials_files:
+        speakers = {utt2spk[u] for enroll, test, _ in read_trials(trials) for u in (enroll, test) if u in utt2spk}
+        both = sorted(speakers & training)
+        if both:
+            raise DataError(f"{trials}: {len(both)} of its {len(speakers)} speakers are also training speakers in "
+                            f"{train_utt2spk}, e.g. {both[:3]}; evaluate on speakers the model has not seen "
+                            "(is --vox2-root VoxCeleb2 dev?)")
+
+
 def prepare_vox2_dev(vox2_root: PathLike | Sequence[PathLike], out_dir: PathLike, audio: str = "auto",
                      num_jobs: int = 1) -> DataDir:
     """Write the VoxCeleb2 dev data directory (e.g. ``data/vox2_dev``) from wav or m4a files.
@@ -422,12 +494,14 @@ def prepare_vox2_dev(vox2_root: PathLike | Sequence[PathLike], out_dir: PathLike
         raise ConfigError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
     roots = [vox2_root] if isinstance(vox2_root, (str, os.PathLike)) else list(vox2_root)
     where = ", ".join(os.path.abspath(r) for r in roots)
+    check_dev_only(roots)
     tree = scan_audio_tree(roots, ("wav", "m4a"), desc="scanning VoxCeleb2")
     ext = _choose_audio(tree, audio, where)
     logger.info("VoxCeleb2: using the %d .%s files (found %d .wav, %d .m4a)", tree.count(ext), ext,
                 tree.count("wav"), tree.count("m4a"))
     files = tree.files[ext]
     utt2spk = _utt2spk(files)
+    report_vox2_counts(len(set(utt2spk.values())), len(utt2spk), where)
     if ext == "m4a":
         require_ffmpeg(len(files), where)
         data = DataDir({utt: ffmpeg_pipe(path) for utt, path in files.items()}, utt2spk)
@@ -563,6 +637,27 @@ def make_trial_subset(data_dir: PathLike, trials: PathLike, out_dir: PathLike) -
     return subset
 
 
+def subset_for_trials(data_dir: PathLike, trials_files: Sequence[PathLike], out_dir: PathLike) -> DataDir:
+    """Write a data directory of the utterances that any of ``trials_files`` names (no trials file of its
+    own): what stage 3 must embed for those lists, instead of all of ``data_dir``."""
+    if not trials_files:
+        raise DataError(f"{out_dir}: no trial lists to take the utterances of")
+    data = load_data_dir(data_dir)
+    utts: set[str] = set()
+    for trials in trials_files:
+        named = {u for enroll, test, _ in read_trials(trials) for u in (enroll, test)}
+        unknown = sorted(named - set(data.utt2spk))
+        if unknown:
+            raise DataError(f"{trials}: {len(unknown)} utterance(s) not in {data_dir}, e.g. {unknown[:3]}")
+        utts |= named
+    out_dir = Path(out_dir)
+    (out_dir / "trials").unlink(missing_ok=True)
+    subset = write_checked_data_dir(out_dir, data.subset(utts), check_wavs=False)
+    logger.info("%s: the %d of %d utterances of %s that %d trial list(s) need", out_dir, len(subset.utt2spk),
+                len(data.utt2spk), data_dir, len(trials_files))
+    return subset
+
+
 def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) -> DataDir:
     """Write a data directory of the first ``per_speaker`` utterances (sorted ids) of each speaker of
     ``data_dir`` (all of a speaker's when fewer), e.g. a smaller AS-norm cohort; feats.scp and the other
@@ -579,7 +674,10 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
     return subset
 
 
-__all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "check_scp_path", "convert_m4a_tree",
+__all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "VOX2_DEV_SPEAKERS",
+           "VOX2_DEV_UTTERANCES", "check_dev_only", "check_disjoint_speakers", "check_scp_path", "convert_m4a_tree",
+           "convert_vox2_dev",
            "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
-           "prepare_vox1_trials", "prepare_vox2_dev", "require_ffmpeg", "scan_audio_tree", "subset_per_speaker",
-           "trials_path", "walk_files", "wav_durations", "write_checked_data_dir"]
+           "prepare_vox1_trials", "prepare_vox2_dev", "report_vox2_counts", "require_ffmpeg", "scan_audio_tree",
+           "subset_for_trials", "subset_per_speaker", "trials_path", "walk_files", "wav_durations",
+           "write_checked_data_dir"]

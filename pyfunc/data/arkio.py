@@ -1,7 +1,9 @@
 """Atomic writing of Kaldi binary ark/scp pairs, and in-order merging of scp parts.
 
 The ark holds ``key<space>`` then a Kaldi binary float vector (``FV``/``DV``) or
-matrix (``FM``/``DM``) per entry, as Kaldi's ``ark:`` writers do; the scp holds
+matrix (``FM``/``DM``; with ``compress``, Kaldi's compressed matrix ``CM``/``CM2`` as
+``copy-feats --compress=true`` writes it: one byte per value and a few per column,
+about a quarter of float32) per entry, as Kaldi's ``ark:`` writers do; the scp holds
 ``key ark_path:byte_offset`` lines. Both are written under temporary names and
 renamed into place only when the writer closes without error, so a killed or
 failed job leaves no partial files. The ark path written into the scp is made
@@ -12,11 +14,13 @@ resolve relative ark paths against the working directory, not the scp's folder).
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 
 import numpy as np
+from kaldiio.compression_header import kAutomaticMethod
 from kaldiio.matio import write_array
 
 from pyfunc.data.atomic import PathLike, atomic_open, temporary_name
@@ -57,7 +61,9 @@ class ArkScpWriter:
     first, so it never points into a replaced ark); after an exception nothing is left.
     """
 
-    def __init__(self, ark_path: PathLike, scp_path: PathLike, require_sorted: bool = True) -> None:
+    def __init__(self, ark_path: PathLike, scp_path: PathLike, require_sorted: bool = True,
+                 compress: bool = False) -> None:
+        self.compress = compress  # matrices as Kaldi's compressed matrices (kaldiio's kAutomaticMethod, as Kaldi's)
         self.ark_path = Path(ark_path).absolute()
         self.scp_path = Path(scp_path)
         self._ark: BinaryIO | None = None
@@ -94,7 +100,10 @@ class ArkScpWriter:
             raise DataError(f"{where}: key {key!r}: array contains NaN or infinity")
         self._ark.write(key.encode("utf-8") + b" ")
         offset = self._ark.tell()
-        write_array(self._ark, np.ascontiguousarray(array))
+        if self.compress and array.ndim == 2:
+            write_array(self._ark, np.ascontiguousarray(array), compression_method=kAutomaticMethod)
+        else:
+            write_array(self._ark, np.ascontiguousarray(array))
         self._scp.write(f"{key} {self.ark_path}:{offset}\n")
         self._keys.add(key)
         self.count += 1
@@ -142,3 +151,77 @@ def merge_scps(parts: list[PathLike], out_scp: PathLike) -> int:
     with atomic_open(out_scp) as handle:
         handle.writelines(lines)
     return len(lines)
+
+
+class MatrixHeader(NamedTuple):
+    """Where the rows of a binary Kaldi matrix lie in its ark: ``kind`` ``FM``/``DM`` (float32/float64 rows from
+    ``data_offset``) or ``CM`` (Kaldi's kSpeechFeature compression: the per-column headers from ``data_offset``,
+    then one byte per value, column after column; ``min_value`` and ``range`` scale the headers)."""
+
+    rows: int
+    cols: int
+    kind: str
+    data_offset: int
+    min_value: float = 0.0
+    range: float = 0.0
+
+
+_PLAIN_TYPES = {"FM": np.dtype("<f4"), "DM": np.dtype("<f8")}
+
+
+def _ark_position(entry: str) -> tuple[str, int] | None:
+    path, _, offset = entry.rpartition(":")
+    return (path, int(offset)) if path and offset.isdigit() else None
+
+
+def read_matrix_header(entry: str) -> MatrixHeader | None:
+    """The header of the matrix at an ``ark_path:offset`` entry when it is a binary ``FM``/``DM`` matrix or a
+    ``CM`` compressed one, whose rows can then be read alone (:func:`read_matrix_rows`); None for anything
+    else (``CM2``/``CM3`` of very short matrices, vectors, other entry forms), which is read whole."""
+    position = _ark_position(entry)
+    if position is None:
+        return None
+    path, offset = position
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        head = handle.read(21)
+    if len(head) >= 15 and head[:2] == b"\0B" and head[2:5].decode("latin-1")[:2] in _PLAIN_TYPES \
+            and head[4:6] == b" \4" and head[10] == 4:
+        rows, cols = struct.unpack("<i", head[6:10])[0], struct.unpack("<i", head[11:15])[0]
+        return MatrixHeader(rows, cols, head[2:4].decode(), offset + 15)
+    if len(head) == 21 and head[:5] == b"\0BCM ":
+        min_value, value_range, rows, cols = struct.unpack("<ffii", head[5:21])
+        return MatrixHeader(rows, cols, "CM", offset + 21, min_value, value_range)
+    return None
+
+
+def read_matrix_rows(entry: str, header: MatrixHeader, start: int, count: int) -> np.ndarray:
+    """Rows ``start .. start + count - 1`` of the matrix at ``entry`` as float32: only their bytes of a plain
+    matrix; of a ``CM`` matrix its one-byte values (a quarter of the float32 size), of which only those rows are
+    decoded, as Kaldi (and kaldiio, bit for bit) decode them."""
+    if start < 0 or count < 1 or start + count > header.rows:
+        raise DataError(f"{entry}: rows {start}..{start + count - 1} of a {header.rows}-row matrix")
+    path, _ = _ark_position(entry)  # type: ignore[misc]
+    if header.kind == "CM":
+        sizes = 8 * header.cols, header.rows * header.cols
+    else:
+        row_bytes = header.cols * _PLAIN_TYPES[header.kind].itemsize
+        sizes = count * row_bytes,
+    with open(path, "rb") as handle:
+        handle.seek(header.data_offset + (0 if header.kind == "CM" else start * row_bytes))
+        blocks = [handle.read(size) for size in sizes]
+    if [len(b) for b in blocks] != list(sizes):
+        raise DataError(f"{entry}: truncated ark: the {header.kind} matrix of {header.rows} x {header.cols} "
+                        "is cut short")
+    if header.kind != "CM":
+        return np.frombuffer(blocks[0], dtype=_PLAIN_TYPES[header.kind]).reshape(count, header.cols).astype(
+            np.float32)
+    percentiles = np.frombuffer(blocks[0], dtype="<u2").astype(np.float32)
+    percentiles = (header.min_value + percentiles * header.range / 65535.0).reshape(header.cols, 4)
+    p0, p25, p75, p100 = (percentiles[:, i:i + 1] for i in range(4))
+    values = np.frombuffer(blocks[1], dtype=np.uint8).reshape(header.cols, header.rows)[:, start:start + count]
+    values = values.astype(np.float32)
+    decoded = np.where(values <= 64, p0 + (p25 - p0) * values * (1 / 64.0),
+                       np.where(values <= 192, p25 + (p75 - p25) * (values - 64.0) * (1 / 128.0),
+                                p75 + (p100 - p75) * (values - 192.0) * (1 / 63.0)))
+    return np.ascontiguousarray(decoded.T, dtype=np.float32)

@@ -2,7 +2,9 @@
 
 A data directory holds ``wav.scp``, ``utt2spk``, ``spk2utt`` and optionally
 ``utt2dur``, ``utt2num_frames``, ``feats.scp`` and ``trials``; every file is a
-sorted table keyed by utterance (or speaker) id, as in Kaldi.
+sorted table keyed by utterance (or speaker) id, as in Kaldi. With a ``segments``
+file (:mod:`pyfunc.data.segments`; the MUSAN augmentation sources) the utterances
+are spans of recordings and ``wav.scp`` is keyed by recording.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Iterable, Mapping
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import check_wav_entry
 from pyfunc.data.badinput import read_skipped
+from pyfunc.data.segments import SEGMENTS, check_segments, read_segments
 from pyfunc.data.tables import iter_table_lines, read_map, read_scp, read_table, write_table
 from pyfunc.data.trials import parse_trial_line
 from pyfunc.errors import DataError
@@ -108,7 +111,8 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
     """Check a data directory as Kaldi's validate_data_dir.sh does; raise DataError naming the culprit.
 
     Checks sorted unique keys, that utt2spk and spk2utt agree, that wav.scp,
-    utt2dur and feats.scp cover exactly the utterances of utt2spk, that every
+    utt2dur and feats.scp cover exactly the utterances of utt2spk (with a ``segments``
+    file: that the segments do, and name exactly the recordings of wav.scp), that every
     wav file exists and is readable audio, and that trials name known utterances.
     ``feats.scp`` and ``utt2num_frames`` may lack exactly the utterances that stage 1
     listed in ``skipped_utts`` (bad audio left out with --skip-bad-audio). Without
@@ -131,7 +135,10 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
     for spk in expected:
         if spk not in spk2utt:
             raise DataError(f"{spk2utt_file}: speaker {spk!r} of utt2spk is missing")
-    _check_same_keys(path / "wav.scp", data.wav_scp, data.utt2spk)
+    if (path / SEGMENTS).is_file():  # utterances are spans of the recordings in wav.scp
+        check_segments(path / SEGMENTS, read_segments(path / SEGMENTS), data.utt2spk, data.wav_scp)
+    else:
+        _check_same_keys(path / "wav.scp", data.wav_scp, data.utt2spk)
     if data.utt2dur:
         _check_same_keys(path / "utt2dur", data.utt2dur, data.utt2spk)
     if data.feats_scp or data.utt2num_frames:

@@ -2,9 +2,10 @@
 
 One of six types with equal probability per example: none; reverberation (a
 random RIR normalised to unit energy, full convolution cut to the segment
-length); babble (3 to 7 MUSAN speech files, each at its own SNR in 13-20 dB,
-summed); music (one file, 5-15 dB); noise (one file, 0-15 dB); "television"
-(babble, then music added on top of the babbled signal). Levels use the seed's
+length); babble (3 to 8 MUSAN speech files, both included as in the seed's
+``random.randint(3, 8)``, each at its own SNR in 13-20 dB, summed); music (one
+file, 5-15 dB); noise (one file, 0-15 dB); "television" (babble, then music
+added on top of the babbled signal). Levels use the seed's
 ``10 log10(mean(x^2) + 1e-4)`` for both signals.
 
 An augmentation is drawn as a *spec* (a plain dict: which files, offsets and
@@ -14,7 +15,12 @@ stores the same specs and gives the same samples. A spec is
 
     {"op": "reverb", "rir": "/path/rir.wav"}
     {"op": "add", "sources": [{"wav": "/path/n.wav", "start": 0.37, "snr": 7.2}, ...]}
+    {"op": "add", "sources": [{"wav": "/path/n.wav", "segment": [48000, 128000], "start": 0.37, "snr": 7.2}]}
 
+A noise is a whole file, or with ``segment`` the samples ``[begin, end)`` of it:
+a MUSAN data dir with a Kaldi ``segments`` file (the seed's ``musan_split``, 5 s
+segments every 3 s; :func:`pyfunc.corpora.musan.prepare_musan`) gives one noise
+per segment, read in place; without one, each wav.scp file is one noise.
 ``start`` in [0, 1) places the noise window as the seed does: sample offset
 ``int(start * (len(noise) - len(x)))`` when the noise is longer than the
 segment, else the noise is wrap-padded from its first sample. Arithmetic is in
@@ -28,7 +34,7 @@ import math
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence, Union
 
 import numpy as np
 import soundfile
@@ -36,6 +42,7 @@ import soundfile
 from pyfunc.config import AugmentConfig
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import SAMPLE_RATE, is_pipe
+from pyfunc.data.segments import SEGMENTS, read_segments
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import ConfigError, DataError
 
@@ -51,6 +58,17 @@ TYPE_SOURCES = {"none": (), "reverb": ("rir",), "babble": ("speech",), "music": 
                 "noise": ("noise",), "television": ("speech", "music")}
 
 LEVEL_FLOOR = 1e-4  # the seed's floor inside 10 log10(mean(x^2) + 1e-4)
+
+
+class Clip(NamedTuple):
+    """Samples ``[begin, end)`` of the audio file ``wav``: one noise of a segmented source."""
+
+    wav: str
+    begin: int
+    end: int
+
+
+Noise = Union[str, Clip]  # a whole file, or a span of one
 
 
 def level_db(x: np.ndarray) -> float:
@@ -187,20 +205,30 @@ class AudioSource:
                 self._cached -= old.shape[0]
         return samples
 
-    def fitted(self, path: str, length: int, start: float) -> np.ndarray:
-        """``fit_noise(whole(path), length, start)``, reading only the needed window of a long file."""
+    def fitted(self, path: str, length: int, start: float, segment: Sequence[int] | None = None) -> np.ndarray:
+        """``fit_noise(noise, length, start)`` of the whole file or of its samples ``segment = [begin, end)``,
+        reading only the needed window of a long file."""
         total = self.frames(path)
-        if total <= length or total <= self.max_cached_frames:
-            return fit_noise(self.whole(path), length, start)
-        offset = noise_offset(total, length, start)
-        window = self._read(path, offset, length)
-        if window.shape[0] != length:
+        begin, end = (0, total) if segment is None else (int(segment[0]), int(segment[1]))
+        if not 0 <= begin < end <= total:
+            raise DataError(f"{path}: segment [{begin}, {end}) samples is not within its {total} samples")
+        span = end - begin
+        if total <= self.max_cached_frames:
+            return fit_noise(self.whole(path)[begin:end], length, start)
+        if span <= length:
+            return fit_noise(self._checked_read(path, begin, span, total), length, start)
+        return self._checked_read(path, begin + noise_offset(span, length, start), length, total)
+
+    def _checked_read(self, path: str, offset: int, frames: int, total: int) -> np.ndarray:
+        window = self._read(path, offset, frames)
+        if window.shape[0] != frames:
             raise DataError(f"{path}: header says {total} samples but only {offset + window.shape[0]} could be read")
         return window
 
 
-def load_source_list(data_dir: PathLike, what: str) -> list[str]:
-    """The audio files of a Kaldi data dir's wav.scp, in key order (plain files only, not pipes)."""
+def load_source_list(data_dir: PathLike, what: str) -> list[Noise]:
+    """The noises of a Kaldi data dir, in key order: with a ``segments`` file one :class:`Clip` per segment
+    (times rounded to samples), else the audio files of wav.scp (plain files only, not pipes)."""
     data_dir = Path(data_dir)
     scp = data_dir / "wav.scp"
     if not scp.is_file():
@@ -208,13 +236,23 @@ def load_source_list(data_dir: PathLike, what: str) -> list[str]:
     table = read_scp(scp)
     if not table:
         raise DataError(f"{scp}: no entries")
-    paths = []
+    paths = {}
     for key in sorted(table):
         entry = table[key]
         if is_pipe(entry):
             raise DataError(f"{scp}: {key}: augmentation sources must be audio files, not pipe commands")
-        paths.append(os.path.abspath(entry))
-    return paths
+        paths[key] = os.path.abspath(entry)
+    if not (data_dir / SEGMENTS).is_file():
+        return list(paths.values())
+    clips: list[Noise] = []
+    for utt, segment in read_segments(data_dir / SEGMENTS).items():
+        if segment.recording not in paths:
+            raise DataError(f"{data_dir / SEGMENTS}: segment {utt!r}: recording {segment.recording!r} is not in {scp}")
+        clips.append(Clip(paths[segment.recording], round(segment.start * SAMPLE_RATE),
+                          round(segment.end * SAMPLE_RATE)))
+    if not clips:
+        raise DataError(f"{data_dir / SEGMENTS}: no segments")
+    return clips
 
 
 def apply_spec(x: np.ndarray, spec: dict[str, Any], source: AudioSource) -> np.ndarray:
@@ -225,7 +263,7 @@ def apply_spec(x: np.ndarray, spec: dict[str, Any], source: AudioSource) -> np.n
         if step["op"] == "reverb":
             out = reverberate(out, source.whole(step["rir"]))
         elif step["op"] == "add":
-            noises = [source.fitted(s["wav"], length, float(s["start"])) for s in step["sources"]]
+            noises = [source.fitted(s["wav"], length, float(s["start"]), s.get("segment")) for s in step["sources"]]
             out = add_noise(out, noises, [float(s["snr"]) for s in step["sources"]])
         else:
             raise DataError(f"unknown augmentation step {step['op']!r}")
@@ -249,12 +287,13 @@ def _range(values: Sequence[Any], key: str, kind: type) -> tuple[Any, Any]:
 class WaveAugmenter:
     """Seed-style augmentation, callable as ``augment(samples, rng) -> samples`` (same length, float32).
 
-    ``sources`` maps "noise", "music", "speech" and "rir" to lists of audio files;
-    only those the chosen ``types`` need are required. Everything random comes
-    from the ``rng`` passed in, so a given generator state gives the same output.
+    ``sources`` maps "noise", "music", "speech" and "rir" to lists of audio files
+    (and the first three also to :class:`Clip` spans of files); only those the
+    chosen ``types`` need are required. Everything random comes from the ``rng``
+    passed in, so a given generator state gives the same output.
     """
 
-    def __init__(self, sources: dict[str, list[str]], babble_speakers: Sequence[int] = (3, 7),
+    def __init__(self, sources: dict[str, list[Noise]], babble_speakers: Sequence[int] = (3, 8),
                  snr_babble: Sequence[float] = (13.0, 20.0), snr_music: Sequence[float] = (5.0, 15.0),
                  snr_noise: Sequence[float] = (0.0, 15.0), types: Sequence[str] = AUG_TYPES,
                  cache_samples: int = 8_000_000):
@@ -275,19 +314,21 @@ class WaveAugmenter:
                     "noise": _range(snr_noise, "snr_noise", float)}
         speech = self.sources.get("speech", [])
         if speech and len(speech) < self.babble_speakers[1]:
-            logger.warning("only %d babble (speech) files: babble will use at most that many talkers", len(speech))
+            logger.warning("only %d babble (speech) noises: babble will use at most that many talkers", len(speech))
         self.source = AudioSource(cache_samples)
 
     @classmethod
     def from_config(cls, cfg: AugmentConfig, types: Sequence[str] = AUG_TYPES) -> "WaveAugmenter":
         """Build from ``AugmentConfig``: MUSAN data dirs under ``musan_dir``, RIRs in the ``rir_dir`` data dir."""
         needed = {name for kind in types if kind in TYPE_SOURCES for name in TYPE_SOURCES[kind]}
-        sources: dict[str, list[str]] = {}
+        sources: dict[str, list[Noise]] = {}
         for name in sorted(needed):
             if name == "rir":
                 if not cfg.rir_dir:
                     raise ConfigError("train.augment.rir_dir: not set; the reverb augmentation needs it")
                 sources[name] = load_source_list(cfg.rir_dir, "reverb")
+                if any(isinstance(rir, Clip) for rir in sources[name]):
+                    raise ConfigError(f"{cfg.rir_dir}: a RIR data dir cannot have a segments file")
             else:
                 if not cfg.musan_dir:
                     raise ConfigError("train.augment.musan_dir: not set; the noise, music and babble "
@@ -301,8 +342,11 @@ class WaveAugmenter:
         low, high = self.snr[name]
         sources = []
         for index in picks:
+            noise = files[int(index)]
             start = float(rng.random())
-            sources.append({"wav": files[int(index)], "start": start, "snr": float(rng.uniform(low, high))})
+            entry: dict[str, Any] = {"wav": noise} if isinstance(noise, str) else {
+                "wav": noise.wav, "segment": [noise.begin, noise.end]}
+            sources.append({**entry, "start": start, "snr": float(rng.uniform(low, high))})
         return {"op": "add", "sources": sources}
 
     def draw_spec(self, rng: np.random.Generator, kind: str | None = None) -> dict[str, Any]:

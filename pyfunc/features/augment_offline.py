@@ -81,10 +81,17 @@ def parse_augment_spec(text: str, where: str = "augmentation spec") -> dict[str,
             if not isinstance(step["sources"], list) or not step["sources"]:
                 raise _fail(where, text, "'sources' must be a non-empty list")
             for source in step["sources"]:
-                if not isinstance(source, dict) or set(source) != {"wav", "start", "snr"}:
-                    raise _fail(where, text, "each source needs exactly 'wav', 'start' and 'snr'")
+                if not isinstance(source, dict) or set(source) - {"segment"} != {"wav", "start", "snr"}:
+                    raise _fail(where, text, "each source needs exactly 'wav', 'start' and 'snr' (and may have "
+                                             "'segment')")
                 if not isinstance(source["wav"], str) or not source["wav"]:
                     raise _fail(where, text, "'wav' must be a file name")
+                segment = source.get("segment", [0, 1])
+                if not (isinstance(segment, list) and len(segment) == 2 and all(
+                        isinstance(v, int) and not isinstance(v, bool) for v in segment)
+                        and 0 <= segment[0] < segment[1]):
+                    raise _fail(where, text, f"'segment' must be [begin, end] samples, 0 <= begin < end, "
+                                             f"got {segment!r}")
                 if not _number(source["start"]) or not 0.0 <= source["start"] < 1.0:
                     raise _fail(where, text, f"'start' must be a number in [0, 1), got {source['start']!r}")
                 if not _number(source["snr"]):

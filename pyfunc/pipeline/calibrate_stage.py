@@ -38,7 +38,7 @@ from pyfunc.scoring.calibration import (
     fit_logistic,
     quality_features,
 )
-from pyfunc.scoring.cohort import load_cohort
+from pyfunc.pipeline.cohort_stage import load_cohort_means
 from pyfunc.scoring.cosine import load_trial_embeddings, raw_scores, trial_indices
 from pyfunc.scoring.embedding_mean import EmbeddingMean, mean_for_scoring
 from pyfunc.scoring.metrics import (
@@ -127,7 +127,7 @@ def utterance_qualities(trials: TrialList, measures: Sequence[str], sources: Qua
             if sources.cohort_emb_dir is None or sources.cohort_utt2spk is None:
                 raise ConfigError("the cohort_mean quality measure needs the AS-norm cohort (--cohort-data)")
             refuse_stale_embeddings(sources.cohort_emb_dir)
-            _, cohort = load_cohort(sources.cohort_emb_dir, sources.cohort_utt2spk, mean)
+            _, cohort = load_cohort_means(sources.cohort_emb_dir, sources.cohort_utt2spk, mean)
             per_utt["cohort_mean"] = cohort_stats(full, cohort, sources.top_n)[0]
     ei, ti = trial_indices(trials, keys)
     for measure in measures:

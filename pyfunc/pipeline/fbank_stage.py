@@ -38,8 +38,9 @@ MIN_FRAMES = 10  # shorter audio (under about 0.1 s) is bad input: too short to 
 
 def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_path: PathLike,
                    progress: Callable[[int], None] | None = None, skip_bad: bool = False,
-                   bad_list: PathLike | None = None) -> dict[str, int]:
-    """Compute features for every utterance of ``data_dir`` into one ark/scp pair.
+                   bad_list: PathLike | None = None, compress: bool = False) -> dict[str, int]:
+    """Compute features for every utterance of ``data_dir`` into one ark/scp pair (Kaldi-compressed
+    matrices with ``compress``).
 
     Returns utt -> number of frames. ``progress`` is called with the count done so far.
     Bad audio (unreadable, truncated, fewer than MIN_FRAMES frames, another rate,
@@ -57,7 +58,7 @@ def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_p
     seconds = 0.0
     start = time.perf_counter()
     try:
-        with ArkScpWriter(ark_path, scp_path) as writer:
+        with ArkScpWriter(ark_path, scp_path, compress=compress) as writer:
             for done, utt in enumerate(data.utts, start=1):
                 where = f"{wav_scp}: {utt}"
                 try:
@@ -97,17 +98,18 @@ def write_utt2num_frames(path: PathLike, num_frames: dict[str, int]) -> None:
 
 def make_fbank_part(part_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_path: PathLike,
                     progress: Callable[[int], None] | None = None, skip_bad: bool = False,
-                    bad_list: PathLike | None = None) -> None:
+                    bad_list: PathLike | None = None, compress: bool = False) -> None:
     """One stage-1 job: :func:`make_fbank_job` on a split of the data dir, plus its ``utt2num_frames``."""
     num_frames = make_fbank_job(part_dir, conf, ark_path, scp_path, progress=progress, skip_bad=skip_bad,
-                                bad_list=bad_list)
+                                bad_list=bad_list, compress=compress)
     write_utt2num_frames(Path(part_dir) / "utt2num_frames", num_frames)
 
 
 def fbank_stamp_spec(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, skip_bad: bool = False,
-                     wav_scp: Mapping[str, str] | None = None, options: Mapping | None = None) -> StampSpec:
+                     wav_scp: Mapping[str, str] | None = None, options: Mapping | None = None,
+                     compress: bool = False) -> StampSpec:
     """What stage 1's stamp ``DATA/.fbank.stamp`` records for these arguments: the fbank options, the
-    feature folder, ``skip_bad``; wav.scp, utt2spk, utt2aug, the conf and the trials; the audio files.
+    feature folder, ``skip_bad``, ``compress``; wav.scp, utt2spk, utt2aug, the conf and the trials; the audio files.
     ``wav_scp`` and ``options``: the data dir's wav.scp and the conf, when the caller has read them."""
     data_dir = Path(data_dir)
     options = read_kaldi_conf(conf) if options is None else options
@@ -115,13 +117,15 @@ def fbank_stamp_spec(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, ski
     trials = [data_dir / "trials"] if (data_dir / "trials").is_file() else []
     params = {"fbank": options, "skip_bad_audio": skip_bad, "feat_dir": str(Path(feat_dir).resolve()),
               "min_frames": MIN_FRAMES}
+    if compress:  # only when set, so that the stamps of plain runs stay valid
+        params["compress"] = True
     inputs = [data_dir / "wav.scp", data_dir / "utt2spk", data_dir / "utt2aug", Path(conf), *trials]
     audio = sorted({entry for entry in wav_scp.values() if not is_pipe(entry)})
     return StampSpec("make_fbank", params, inputs, audio)
 
 
 def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: PathLike, num_jobs: int = 1,
-               cmd: str = "", skip_bad: bool = False, force: bool = False) -> bool:
+               cmd: str = "", skip_bad: bool = False, force: bool = False, compress: bool = False) -> bool:
     """Stage 1: features of ``data_dir`` in ``num_jobs`` parallel jobs, merged into its feats.scp.
 
     One local job (``num_jobs`` 1, no ``cmd``) runs in this process, logging to the same
@@ -137,6 +141,10 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
 
     Bad audio: see :func:`make_fbank_job`; with ``skip_bad`` the skipped keys go to
     ``data_dir/skipped_utts``, and the stage still fails if ``data_dir/trials`` needs one.
+
+    ``compress``: Kaldi-compressed matrices (``--compress true``, as Kaldi's make_fbank.sh), about a
+    quarter of the float32 size; training decodes only the rows of each chunk
+    (:func:`pyfunc.data.arkio.read_matrix_rows`), as it reads only those rows of a plain ark.
     """
 
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)
@@ -145,7 +153,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     name = data_dir.name
     trials = [data_dir / "trials"] if (data_dir / "trials").is_file() else []
     stamp_path = data_dir / FBANK_STAMP
-    spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, data.wav_scp, options)
+    spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, data.wav_scp, options, compress)
     if not needs_work(stamp_path, spec.stage, spec.params, spec.inputs, spec.deep_inputs, data_dir / "feats.scp",
                       "features", force):
         return False
@@ -161,9 +169,9 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
         scps.append(scp)
         progress = log_dir / f".progress.{name}.{job}"
         args = ["fbank", "--conf", str(conf), "--progress", str(progress), "--bad-list", str(part / BAD_LIST_NAME)]
-        jobs.append(Job(worker_command(*args, *(["--skip-bad-audio"] if skip_bad else []), str(part), str(ark),
-                                       str(scp)), log_dir / f"make_fbank_{name}.{job}.log", progress,
-                        local_thread_env(len(parts), cmd)))
+        flags = (["--skip-bad-audio"] if skip_bad else []) + (["--compress"] if compress else [])
+        jobs.append(Job(worker_command(*args, *flags, str(part), str(ark), str(scp)),
+                        log_dir / f"make_fbank_{name}.{job}.log", progress, local_thread_env(len(parts), cmd)))
     bad = BadInputs()
     try:
         try:
@@ -171,7 +179,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
                 with in_process_job_log(jobs[0].log, f"make_fbank_part {parts[0]} {arks[0]} {scps[0]}"), \
                         tqdm(total=len(data.utt2spk), desc=f"fbank {name}", unit="utt", disable=None) as bar:
                     make_fbank_part(parts[0], conf, arks[0], scps[0], progress=lambda done: bar.update(done - bar.n),
-                                    skip_bad=skip_bad, bad_list=parts[0] / BAD_LIST_NAME)
+                                    skip_bad=skip_bad, bad_list=parts[0] / BAD_LIST_NAME, compress=compress)
             else:
                 run_jobs(jobs, cmd, total=len(data.utt2spk), desc=f"fbank {name}")
         finally:

@@ -16,6 +16,7 @@ from pyfunc.config_overrides import apply_overrides
 from pyfunc.corpora.mini import mini_corpus_params, why_corpus_not_current
 from pyfunc.corpora.mini_parts import BANK_DIRS, expected_stamps
 from pyfunc.data.atomic import PathLike
+from pyfunc.pipeline.cohort_stage import COHORT_SCP
 from pyfunc.pipeline.status import (
     RecipeStatus,
     check_corpus_part,
@@ -37,6 +38,14 @@ def _unique(paths: Sequence[PathLike]) -> list[Path]:
         if path not in out:
             out.append(path)
     return out
+
+
+def _cohort_embeddings(status: RecipeStatus, model: Path, cohort: Path, skip_bad: bool = False,
+                       force: bool = False) -> None:
+    """steps/extract.sh --cohort: the cohort's full-utterance embeddings, then its speaker means."""
+    out = model / "embeddings" / cohort.name
+    check_extraction(status, model, cohort, out, skip_bad, force, protocol="full")
+    check_derived(status, 3, "cohort means", [out / "xvector.scp", cohort / "utt2spk"], [out / COHORT_SCP])
 
 
 def _evaluation(status: RecipeStatus, models: Sequence[Path], trials_dirs: Sequence[Path], cohort: Path,
@@ -69,7 +78,8 @@ def mini_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: PathLik
                        fbank_conf: PathLike, models: Sequence[PathLike], test_data: Sequence[PathLike],
                        cohort_data: PathLike, train_set: str = "train_wide", dev_data: PathLike | None = None,
                        lm_config: PathLike | None = None, overrides: Sequence[str] = (), corpus: dict | None = None,
-                       parts: dict | None = None, skip_bad: bool = False, force: bool = False) -> RecipeStatus:
+                       parts: dict | None = None, skip_bad: bool = False, force: bool = False,
+                       compress: bool = False) -> RecipeStatus:
     """The top-level run.sh: stage 0's corpus parts, fbank of every set, training on DATA/TRAIN_SET (and the
     fine-tuning into EXP/lm with ``lm_config``), embeddings and the cohort's embedding mean, the scores of
     the test sets and ``dev_data``, the calibration on ``dev_data`` and the results tables
@@ -98,14 +108,15 @@ def mini_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: PathLik
     if cohort == data / "cohort":  # steps/subset_data_dir.py: 2 utterances of each training speaker
         check_derived(status, 0, "cohort", [data / train_set / "utt2spk"], [cohort / "utt2spk"])
     for data_dir in _unique([data / train_set, *evals, cohort]):
-        check_fbank(status, data_dir, exp / "fbank" / data_dir.name, fbank_conf, skip_bad, force)
+        check_fbank(status, data_dir, exp / "fbank" / data_dir.name, fbank_conf, skip_bad, force, compress)
     check_training(status, effective_config(config, data, overrides), data / train_set, exp, fbank_conf)
     if lm_config:
         lm = effective_config(lm_config, data, [f"train.init_model={exp.absolute()}", *overrides])
         check_training(status, lm, data / train_set, exp / "lm", fbank_conf, reads=[exp / "model.pt"])
     for model in models:
-        for data_dir in _unique([*evals, cohort]):
+        for data_dir in evals:
             check_extraction(status, model, data_dir, model / "embeddings" / data_dir.name, skip_bad, force)
+        _cohort_embeddings(status, model, cohort, skip_bad, force)
         check_derived(status, 3, "embedding mean", [model / "embeddings" / cohort.name / "xvector.scp"],
                       [model / "embedding_mean.vec"])
     _evaluation(status, models, evals, cohort)
@@ -126,10 +137,12 @@ def mini_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: PathLik
 def voxceleb_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: PathLike, config: PathLike,
                            overrides: Sequence[str], feat_dir: PathLike, fbank_conf: PathLike, lists: Sequence[str],
                            aug_kinds: Sequence[str], cohort_per_spk: int = 0, model_dir: PathLike | None = None,
-                           corpora: dict[str, str] | None = None) -> RecipeStatus:
+                           corpora: dict[str, str] | None = None, lm_config: PathLike | None = None,
+                           compress: bool = True) -> RecipeStatus:
     """egs/voxceleb/run.sh: stage 0 from the corpora given (``corpora``: vox1, vox2, musan, rirs roots), stage 1
     for the fbank front end (VoxCeleb2 dev, its augmented copies and their combination, the cohort,
-    VoxCeleb1), training, the embeddings of DATA/vox1 and the cohort, and every trial list's scores."""
+    VoxCeleb1's evaluation utterances), training (and the fine-tuning into EXP/lm with ``lm_config``), the
+    embeddings of DATA/vox1_eval and the cohort (and its speaker means), and every trial list's scores."""
     data, exp = Path(data), Path(exp)
     corpora = {k: v for k, v in (corpora or {}).items() if v}
     status = RecipeStatus(stage, stop_stage)
@@ -138,7 +151,7 @@ def voxceleb_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: Pat
     if corpora.get("vox2"):
         made += [data / "vox2_dev"] + ([data / "vox2_cohort"] if cohort_per_spk > 0 else [])
     if corpora.get("vox1"):
-        made += [data / "vox1", *lists_dirs]
+        made += [data / "vox1", data / "vox1_eval", *lists_dirs]
     made += [data / f"musan_{kind}" for kind in ("noise", "music", "speech")] if corpora.get("musan") else []
     made += [data / "rirs"] if corpora.get("rirs") else []
     fails = "" if corpora else "stage 0 needs the corpora: give --vox1-root, --vox2-root, --musan-root, --rirs-root"
@@ -149,7 +162,7 @@ def voxceleb_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: Pat
     cohort = data / ("vox2_cohort" if cohort_per_spk > 0 else "vox2_dev")
 
     def features(data_dir: Path) -> None:
-        check_fbank(status, data_dir, Path(feat_dir) / data_dir.name, fbank_conf)
+        check_fbank(status, data_dir, Path(feat_dir) / data_dir.name, fbank_conf, compress=compress)
 
     if fbank:
         features(data / "vox2_dev")
@@ -160,15 +173,21 @@ def voxceleb_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: Pat
             check_unstamped(status, 1, "combine", str(data / "vox2_dev_combined"), [data / "vox2_dev_combined"])
         if cohort_per_spk > 0:
             features(data / "vox2_cohort")
-        features(data / "vox1")
+        features(data / "vox1_eval")
     else:
         check_nothing(status, 1, "fbank", f"the {effective.model.frontend} front end reads wav.scp; nothing to do")
     train_data = data / ("vox2_dev_combined" if fbank and aug_kinds else "vox2_dev")
     check_training(status, effective, train_data, exp, fbank_conf)
-    model = Path(model_dir) if model_dir else exp
-    for data_dir in _unique([data / "vox1", cohort]):
-        check_extraction(status, model, data_dir, model / "embeddings" / data_dir.name)
-    _evaluation(status, [model], lists_dirs, cohort, embeddings="vox1")
+    final = exp
+    if lm_config:
+        final = exp / "lm"
+        lm = apply_overrides(read_config_yaml(lm_config), [*sets, f"train.init_model={exp.absolute()}", *overrides],
+                             str(lm_config))
+        check_training(status, lm, train_data, final, fbank_conf, reads=[exp / "model.pt"])
+    model = Path(model_dir) if model_dir else final
+    check_extraction(status, model, data / "vox1_eval", model / "embeddings" / "vox1_eval")
+    _cohort_embeddings(status, model, cohort)
+    _evaluation(status, [model], lists_dirs, cohort, embeddings="vox1_eval")
     check_metrics(status, [d / "trials" for d in lists_dirs], [f for d in lists_dirs for f in _score_files([model], d)],
                   [*(model / f"results_{name}" for name in lists), model / "results"])
     return status

@@ -11,9 +11,9 @@ from pyfunc.data.atomic import PathLike
 from pyfunc.data.trials import read_trial_list
 from pyfunc.data.vectors import XVECTOR_SCP
 from pyfunc.errors import DataError
+from pyfunc.pipeline.cohort_stage import load_cohort_means
 from pyfunc.pipeline.stamps import EXTRACT_STAMP, refuse_stale
 from pyfunc.scoring.asnorm import asnorm_scores
-from pyfunc.scoring.cohort import load_cohort
 from pyfunc.scoring.cosine import load_trial_embeddings, raw_scores
 from pyfunc.scoring.score_files import write_scores
 
@@ -45,17 +45,18 @@ def score_trials_asnorm(trials_path: PathLike, emb_dir: PathLike, cohort_emb_dir
                         cohort_utt2spk: PathLike, top_n: int, out_path: PathLike,
                         protocol: str = "auto", mean: np.ndarray | None = None) -> np.ndarray:
     """Stage 5: raw scores of ``trials_path`` (as stage 4, same ``protocol`` and ``mean``) normalised with
-    AS-norm against the speaker means of ``cohort_emb_dir`` (``mean`` subtracted there too); write and
-    return the scores."""
+    AS-norm against the speaker means of ``cohort_emb_dir`` (its ``spk_xvector.scp`` when current, see
+    :mod:`pyfunc.pipeline.cohort_stage`; ``mean`` subtracted there too); write and return the scores."""
     trials = read_trial_list(trials_path)
     for directory in (emb_dir, cohort_emb_dir):
         refuse_stale_embeddings(directory)
     inputs = load_trial_embeddings(trials, emb_dir, protocol, mean)
-    speakers, cohort = load_cohort(cohort_emb_dir, cohort_utt2spk, mean)
+    speakers, cohort = load_cohort_means(cohort_emb_dir, cohort_utt2spk, mean)
     if cohort.shape[1] != inputs.full.shape[1]:
         raise DataError(f"{Path(cohort_emb_dir) / XVECTOR_SCP}: cohort embeddings have dimension "
                         f"{cohort.shape[1]}, those of {Path(emb_dir) / XVECTOR_SCP} {inputs.full.shape[1]}")
-    scores = asnorm_scores(trials, inputs.keys, inputs.full, cohort, top_n, raw_scores(trials, inputs))
+    scores = asnorm_scores(trials, inputs.keys, inputs.full, cohort, top_n, raw_scores(trials, inputs),
+                           inputs.crop_means)
     write_scores(out_path, trials, scores)
     logger.info("AS-norm scored %d trials (%s protocol, cohort of %d speakers, top %d) into %s", len(trials),
                 inputs.protocol, len(speakers), min(top_n, len(speakers)), out_path)

@@ -9,8 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pyfunc.data.atomic import PathLike
-from pyfunc.data.tables import read_map
-from pyfunc.data.vectors import XVECTOR_SCP, iter_scp_arrays
+from pyfunc.data.vectors import iter_scp_arrays
 from pyfunc.errors import DataError
 from pyfunc.scoring.cosine import l2_normalise
 from pyfunc.scoring.embedding_mean import subtract_mean
@@ -83,10 +82,3 @@ def cohort_from_scp(scp_path: PathLike, utt2spk: Mapping[str, str], block: int =
     kept = [spk for spk, ok in zip(speakers, present) if ok]
     return kept, l2_normalise(sums[present] / counts[present, None])
 
-
-def load_cohort(cohort_emb_dir: PathLike, cohort_utt2spk: PathLike,
-                mean: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
-    """The cohort: ``(speakers, L2-normalised mean embeddings)`` of ``cohort_emb_dir/xvector.scp``
-    (``mean``, when given, subtracted from every embedding first)."""
-    utt2spk = read_map(cohort_utt2spk)
-    return cohort_from_scp(Path(cohort_emb_dir) / XVECTOR_SCP, utt2spk, mean=mean)

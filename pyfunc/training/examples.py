@@ -16,8 +16,8 @@ import kaldiio
 import numpy as np
 import torch
 
-from pyfunc.data.arkio import check_ark_entry
-from pyfunc.data.audio import read_audio
+from pyfunc.data.arkio import check_ark_entry, read_matrix_header, read_matrix_rows
+from pyfunc.data.audio import is_pipe, read_audio
 from pyfunc.data.badinput import read_skipped
 from pyfunc.data.datadir import load_data_dir
 from pyfunc.errors import DataError
@@ -32,13 +32,29 @@ def chunk_samples(frames: int) -> int:
     return seed_num_samples(frames)
 
 
+def crop_start(total: int, length: int, rng: np.random.Generator) -> int:
+    """Where :func:`wrap_crop` starts a crop of ``length`` of ``total`` (> ``length``) rows (the seed's draw)."""
+    return int(rng.random() * (total - length))
+
+
 def wrap_crop(array: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
     """A random crop of ``length`` along axis 0; shorter inputs are wrap-padded first (as the seed)."""
     if array.shape[0] <= length:
         pad = [(0, length - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
         return np.pad(array, pad, mode="wrap")
-    start = int(rng.random() * (array.shape[0] - length))
+    start = crop_start(array.shape[0], length, rng)
     return array[start:start + length]
+
+
+def feature_crop(entry: str, length: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`wrap_crop` of the feature matrix at ``entry`` (float32), reading (or, Kaldi-compressed, decoding)
+    only the rows of the crop (:func:`pyfunc.data.arkio.read_matrix_rows`); other entries are read whole."""
+    header = read_matrix_header(entry)
+    if header is None:
+        return wrap_crop(np.asarray(kaldiio.load_mat(entry), dtype=np.float32), length, rng)
+    if header.rows <= length:
+        return wrap_crop(read_matrix_rows(entry, header, 0, header.rows), length, rng)
+    return read_matrix_rows(entry, header, crop_start(header.rows, length, rng), length)
 
 
 @dataclass
@@ -72,6 +88,13 @@ def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
     if mode == "features":  # kaldiio would run "cmd |" entries
         for u in utts:
             check_ark_entry(table[u], f"{Path(data_dir) / table_name}: {u}")
+    else:  # a decoder per 2 s example (ffmpeg for m4a) starves any GPU: refuse, whatever --allow-pipes says
+        piped = [u for u in utts if is_pipe(table[u])]
+        if piped:
+            raise DataError(f"{Path(data_dir) / table_name}: {len(piped)} of {len(utts)} entries are pipe commands "
+                            f"(e.g. {piped[0]}: {table[piped[0]]!r}); training would run one for every example. "
+                            "Convert the audio to wav once and prepare the data dir from the wav files (egs/voxceleb: "
+                            "stage 0 does it by default, into --vox2-wav-dir; or local/convert_m4a.py --nj N SRC DST)")
     speakers = sorted({data.utt2spk[u] for u in utts})
     index = {spk: i for i, spk in enumerate(speakers)}
     labels = np.array([index[data.utt2spk[u]] for u in utts], dtype=np.int64)
@@ -110,10 +133,9 @@ class ChunkDataset(torch.utils.data.Dataset):
         label = int(self.data.labels[index])
         if self.data.mode == "features":
             try:
-                feats = kaldiio.load_mat(entry)
+                chunk = feature_crop(entry, self.chunk_frames, rng)
             except Exception as err:  # kaldiio raises many kinds on a broken ark
                 raise DataError(f"{self.data.source}: {utt}: cannot read features {entry!r}: {err}") from None
-            chunk = wrap_crop(np.asarray(feats, dtype=np.float32), self.chunk_frames, rng)
             return torch.from_numpy(np.array(chunk, dtype=np.float32)), label
         samples = read_audio(entry, f"{self.data.source}: {utt}")
         if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop

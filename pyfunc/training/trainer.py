@@ -5,8 +5,9 @@ processes: each of W processes takes ``batch_size / (W * grad_accum)`` examples
 per micro-batch, so the learning rate needs no change when W changes. Only rank
 0 writes checkpoints and logs. Rerunning resumes from the newest checkpoint.
 
-With ``train.eval_data`` set, rank 0 scores that data dir's ``trials`` after every
-``train.eval_interval``-th epoch (and the last) once its checkpoint is written: in-memory
+With ``train.eval_data`` set, the ranks score that data dir's ``trials`` after every
+``train.eval_interval``-th epoch (and the last) once its checkpoint is written, each embedding
+a share of the utterances (:mod:`pyfunc.training.evaluation`): in-memory
 embeddings with the stage-3 batching and the config's ``extract.protocol``, stage-4 cosine
 (or seed) scores and the stage-6 EER, logged and written to the ``eer`` column of
 ``EXP/log/history.tsv`` (``-`` for epochs not evaluated). The RNG states are restored
@@ -51,7 +52,7 @@ from pyfunc.models.model_dir import (
     save_model_dir,
 )
 from pyfunc.training.checks import check_gradients, check_replicas_agree, numerical_fault
-from pyfunc.training.distributed import DistInfo, setup_distributed
+from pyfunc.training.distributed import DistInfo, evaluation_group, setup_distributed, sync_batchnorm
 from pyfunc.training.evaluation import evaluate_eer, load_eval_set
 from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
 from pyfunc.training.history import append_history, record_eer
@@ -111,6 +112,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     mode = "waveform" if trains_on_waveforms(config) else "features"
     data = load_training_set(data_dir, mode)
     eval_set = load_eval_set(config)  # on every rank: a bad eval set fails before training, everywhere
+    eval_group = evaluation_group(dist) if eval_set is not None else None  # every rank evaluates its share
     config.model.num_classes = len(data.speakers) * max(1, len(cfg.speed_perturb))
     if config.train.precision == "bf16" and dist.device.type == "cpu" and dist.is_main:
         logger.info("train.precision bf16 on the CPU: fast where it has native bfloat16 (avx512_bf16, AMX), "
@@ -124,6 +126,8 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         if not cfg.init_model and not (exp_dir / "untrained" / "model.pt").is_file():  # fine-tuning: no
             save_model_dir(exp_dir / "untrained", config, encoder, head)
     net = SpeakerNet(encoder, head).to(dist.device)
+    if cfg.sync_batchnorm:
+        net = sync_batchnorm(net, dist)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.random_seed, dist.world_size, dist.rank, cfg.grad_accum)
     scheduler, per_step = build_lr_scheduler(optimizer, config, sampler.steps_per_epoch)
@@ -151,13 +155,11 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, sampler, dist, models_dir)
         start_step = 0
         if eval_set is not None and (epoch % cfg.eval_interval == 0 or epoch == cfg.epochs):
+            eer = evaluate_eer(net.encoder, eval_set, config, dist, eval_group)
             if dist.is_main:
-                eer = evaluate_eer(net.encoder, eval_set, config)
                 logger.info("epoch %d: EER %.2f%% on %s (%.1f s)", epoch, eer, eval_set.data_dir,
                             eval_set.last_seconds)
                 record_eer(exp_dir, epoch, eer)
-            if dist.world_size > 1:  # the other ranks wait here while rank 0 evaluates
-                torch_dist.barrier()
     if dist.is_main:
         if cfg.average_last > 1:
             averaged = average_into_model_dir(models_dir, cfg.average_last, config, exp_dir)

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """Stage 0 of the VoxCeleb recipe: Kaldi data directories of VoxCeleb2 dev and VoxCeleb1, and the trials.
 
-Usage: local/prepare_voxceleb.py [--vox2-root DIR] [--vox1-root DIR [DIR ...]] [--meta-dir DIR]
-           [--data data] [--vox2-audio auto|wav|m4a] [--nj N] [--lists vox1_o,vox1_e,vox1_h]
+Usage: local/prepare_voxceleb.py [--vox2-root DIR] [--vox2-wav-dir DIR] [--vox1-root DIR [DIR ...]]
+           [--meta-dir DIR] [--data data] [--vox2-audio auto|wav|m4a] [--nj N] [--lists vox1_o,vox1_e,vox1_h]
            [--trial-subsets vox1_o,...] [--cohort-per-spk N]
 
 Writes DATA/vox2_dev (training), DATA/vox1 (all of VoxCeleb1), DATA/vox1/trials/{vox1_o,vox1_e,vox1_h}
 from whichever of veri_test2.txt, list_test_all2.txt, list_test_hard2.txt are in --meta-dir (with --lists:
-exactly those lists, each of which must be there), and for each name in --trial-subsets a data directory
-DATA/NAME holding only that list's utterances, with the list as its trials file. --cohort-per-spk N also
+exactly those lists, each of which must be there), DATA/vox1_eval holding the utterances of those lists
+(what stage 3 embeds), and for each name in --trial-subsets a data directory DATA/NAME holding only that
+list's utterances, with the list as its trials file. --cohort-per-spk N also
 writes DATA/vox2_cohort, the first N utterances of each VoxCeleb2 speaker (a smaller AS-norm cohort).
-Utterance ids are id10270/x6uYqmx31kE/00001 (speaker/video/file).
-m4a input gives ffmpeg pipe entries in wav.scp (run later stages with pipes allowed) and no utt2dur;
-convert with local/convert_m4a.py first to avoid both.
+Utterance ids are id10270/x6uYqmx31kE/00001 (speaker/video/file). Speaker folders outside VoxCeleb2's
+dev/ folder (e.g. test/aac, when --vox2-root is the corpus root) are refused, counts other than the
+released 5 994 speakers and 1 092 009 utterances are a warning, and a trial list with a speaker that
+is also a training speaker (DATA/vox2_dev) is an error.
+With --vox2-wav-dir DIR (and --vox2-audio auto), VoxCeleb2's m4a files are first decoded once to 16 kHz
+wav under DIR (ffmpeg, --nj at a time, atomic per file, resuming an interrupted run) and DATA/vox2_dev
+uses those; nothing is converted when every m4a already has a wav beside it. Without it, m4a input
+gives ffmpeg pipe entries in wav.scp (stages 1 and 3 run them with pipes allowed; training refuses
+them) and no utt2dur.
 """
 
 import argparse
@@ -29,6 +36,8 @@ def main() -> None:
                         help="VoxCeleb1 folder(s): one merged wav/ or vox1_dev_wav and vox1_test_wav")
     parser.add_argument("--meta-dir", default=None, help="folder with the official trial lists (veri_test2.txt ...)")
     parser.add_argument("--data", default="data", help="where the data directories go [data]")
+    parser.add_argument("--vox2-wav-dir", default="",
+                        help="decode VoxCeleb2's m4a to wav here first ('' : no conversion, pipes) ['']")
     parser.add_argument("--vox2-audio", default="auto", choices=("auto", "wav", "m4a"),
                         help="VoxCeleb2 files to use [auto: wav if complete, else m4a]")
     parser.add_argument("--nj", type=int, default=4, help="parallel processes reading wav headers [4]")
@@ -42,10 +51,13 @@ def main() -> None:
 
     from pyfunc.corpora.voxceleb import (
         OFFICIAL_TRIALS,
+        check_disjoint_speakers,
+        convert_vox2_dev,
         make_trial_subset,
         prepare_vox1,
         prepare_vox1_trials,
         prepare_vox2_dev,
+        subset_for_trials,
         subset_per_speaker,
     )
     from pyfunc.errors import ConfigError
@@ -63,7 +75,10 @@ def main() -> None:
     lists = None if args.lists is None else [s for s in args.lists.split(",") if s]
     data = Path(args.data)
     if args.vox2_root is not None:
-        prepare_vox2_dev(args.vox2_root, data / "vox2_dev", audio=args.vox2_audio, num_jobs=args.nj)
+        vox2_root = args.vox2_root
+        if args.vox2_wav_dir and args.vox2_audio == "auto":
+            vox2_root = convert_vox2_dev(vox2_root, args.vox2_wav_dir, num_jobs=args.nj) or vox2_root
+        prepare_vox2_dev(vox2_root, data / "vox2_dev", audio=args.vox2_audio, num_jobs=args.nj)
         if args.cohort_per_spk:
             subset_per_speaker(data / "vox2_dev", data / "vox2_cohort", args.cohort_per_spk)
     if args.vox1_root:
@@ -72,6 +87,9 @@ def main() -> None:
             logging.warning("no --meta-dir: no trial lists made")
             return
         report = prepare_vox1_trials(args.meta_dir, data / "vox1", lists)
+        if (data / "vox2_dev" / "utt2spk").is_file():
+            check_disjoint_speakers(data / "vox2_dev", data / "vox1", [path for path, _ in report.written.values()])
+        subset_for_trials(data / "vox1", [path for path, _ in report.written.values()], data / "vox1_eval")
         for name in subsets:
             if name in report.written:
                 make_trial_subset(data / "vox1", report.written[name][0], data / name)
