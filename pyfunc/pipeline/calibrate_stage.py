@@ -29,6 +29,7 @@ from pyfunc.data.tables import read_map
 from pyfunc.data.trials import TrialList, read_trial_list
 from pyfunc.data.vectors import XVECTOR_SCP
 from pyfunc.errors import ConfigError, DataError
+from pyfunc.pipeline.cohort_stage import load_cohort_means
 from pyfunc.pipeline.score_stage import refuse_stale_embeddings
 from pyfunc.scoring.asnorm import cohort_stats
 from pyfunc.scoring.calibration import (
@@ -38,7 +39,6 @@ from pyfunc.scoring.calibration import (
     fit_logistic,
     quality_features,
 )
-from pyfunc.pipeline.cohort_stage import load_cohort_means
 from pyfunc.scoring.cosine import load_trial_embeddings, raw_scores, trial_indices
 from pyfunc.scoring.embedding_mean import EmbeddingMean, mean_for_scoring
 from pyfunc.scoring.metrics import (
