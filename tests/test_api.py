@@ -265,7 +265,7 @@ def test_calibration_refuses_what_verify_cannot_use_and_reads_legacy_thresholds(
     # elsewhere, a calibration with the cohort measure is fine; applied to the scores it gives LLRs
     _run_step("calibrate.py", *calibrate_args, "--quality", "cohort_mean,duration", "--cohort-data", data,
               "--top-n", "3", "--out", tmp_path / "qmf.yaml")
-    assert "cohort_mean_ratio" in yaml.safe_load((tmp_path / "qmf.yaml").read_text())["calibration"]["features"]
+    assert "cohort_mean_diff" in yaml.safe_load((tmp_path / "qmf.yaml").read_text())["calibration"]["features"]
     _run_step("apply_calibration.py", "--calibration", tmp_path / "qmf.yaml", "--trials", data / "trials",
               "--scores", model_dir / "scores" / "test_cosine", "--out", model_dir / "scores" / "test_cosine-qmf")
     llrs = read_scores(model_dir / "scores" / "test_cosine-qmf")[2]

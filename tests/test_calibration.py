@@ -148,8 +148,13 @@ def test_quality_features_by_hand() -> None:
                                         [-0.1, 4, 20, 16, 5, 1, 4, 3, 4]], atol=1e-15)
     with pytest.raises(ConfigError, match="unknown quality measure"):
         feature_names(["loudness"])
-    with pytest.raises(DataError, match="'cohort_mean' of trial 2 is -0.2"):
-        quality_features(scores, {"cohort_mean": (np.array([0.3, 0.4]), np.array([0.5, -0.2]))}, ["cohort_mean"])
+    with pytest.raises(DataError, match="'magnitude' of trial 2 is 0"):
+        quality_features(scores, {"magnitude": (np.array([0.3, 0.4]), np.array([0.5, 0.0]))}, ["magnitude"])
+    # a cohort mean is a mean cosine score: it may be negative and has no ratio feature
+    assert feature_names(["cohort_mean"]) == ["score", "cohort_mean_min", "cohort_mean_max", "cohort_mean_diff"]
+    np.testing.assert_allclose(
+        quality_features(scores, {"cohort_mean": (np.array([0.3, 0.4]), np.array([0.5, -0.2]))}, ["cohort_mean"]),
+        [[0.5, 0.3, 0.5, 0.2], [-0.1, -0.2, 0.4, 0.6]], atol=1e-15)
 
 
 def test_quality_measures_correct_what_the_score_alone_cannot() -> None:

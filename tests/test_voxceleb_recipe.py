@@ -273,7 +273,7 @@ def test_fbank_path_with_offline_augmentation_stages_0_to_6(learnable: dict, tmp
     status = _status_rows(_run_recipe(*options, "--stage", "1"))
     assert status[("stage 1", "augmented copies", str(data / "vox2_dev_aug"))].startswith("to redo: no stamp")
     assert status[("stage 1", "fbank", str(data / "vox2_dev_aug"))].startswith("to redo: stage 1 remakes")
-    assert status[("stage 1", "fbank", str(data / "vox1"))] == "up to date"
+    assert status[("stage 1", "fbank", str(data / "vox1_eval"))] == "up to date"
     assert status[("stage 2", "training", str(exp))].startswith(
         f"would fail: stage 1 remakes {data / 'vox2_dev_combined' / 'wav.scp'}; stage 2 resumes only"), status
     assert status[("stage 4", "cosine scores", str(exp / "scores" / "vox1_o_cosine"))] == "up to date"
@@ -333,7 +333,8 @@ def test_seed_path_with_on_the_fly_augmentation_stages_0_to_6(learnable: dict, t
                                       "--cohort-per-spk", "2", "--overrides",
                                       "train.random_seed=7 train.log_interval=1", "--stage", "1", "--status", "true"))
     assert all(state.startswith("up to date") for (stage, _, _), state in status.items() if stage != "stage 0")
-    assert len(status) == 1 + 1 + 1 + 2 + 2 + 2 + 1  # stage 0 (outside), 1, 2, 3 (vox1, cohort), 4, 5, 6
+    # stage 0 (outside), 1, 2, 3 (vox1_eval and cohort embeddings, cohort means), 4, 5, 6
+    assert len(status) == 1 + 1 + 1 + 3 + 2 + 2 + 1, "\n".join(map(str, status))
 
 
 def test_help_and_unknown_options() -> None:

@@ -4,9 +4,11 @@ The map is ``llr = w . x + b`` for a trial's features ``x``: the score alone (an
 calibration, ``a * s + b``), or with quality measure functions (QMF) as WeSpeaker's
 ``score_calibration.py`` gathers them: for each measure of the two sides of a trial (its
 duration in seconds, capped at ``max_duration``; the L2 norm of its embedding; the mean of
-its top-N AS-norm cohort scores), the smaller and the larger value, their difference and
-their ratio. The names of the features are ``score``, ``<measure>_min``, ``<measure>_max``,
-``<measure>_diff``, ``<measure>_ratio``.
+its top-N AS-norm cohort scores), the smaller and the larger value, their difference and,
+for the measures that are positive by nature (duration, magnitude), their ratio. A cohort
+mean is a mean cosine score and can be negative, so it has no ratio. The names of the
+features are ``score``, ``<measure>_min``, ``<measure>_max``, ``<measure>_diff`` and
+``<measure>_ratio``.
 
 It is fitted as BOSARIS's linear calibration is: ``w`` and ``b`` minimise the
 prior-weighted logistic loss::
@@ -33,19 +35,24 @@ from pyfunc.errors import ConfigError, DataError
 
 QUALITY_MEASURES = ("duration", "magnitude", "cohort_mean")
 QUALITY_FUNCTIONS = ("min", "max", "diff", "ratio")
+POSITIVE_MEASURES = ("duration", "magnitude")  # the measures with a ratio feature
 DEFAULT_MAX_DURATION = 20.0  # seconds, as WeSpeaker's recipe caps durations
 DEFAULT_L2 = 1e-8
 
 
 def feature_names(measures: Sequence[str] = ()) -> list[str]:
-    """``["score"]`` then the four functions of each quality measure, in the given order."""
+    """``["score"]`` then the functions of each quality measure, in the given order."""
     unknown = [m for m in measures if m not in QUALITY_MEASURES]
     if unknown:
         raise ConfigError(f"unknown quality measure(s) {', '.join(unknown)}; expected some of "
                           f"{', '.join(QUALITY_MEASURES)}")
     if len(set(measures)) != len(measures):
         raise ConfigError(f"quality measures listed twice: {', '.join(measures)}")
-    return ["score"] + [f"{m}_{f}" for m in measures for f in QUALITY_FUNCTIONS]
+    return ["score"] + [f"{m}_{f}" for m in measures for f in _functions(m)]
+
+
+def _functions(measure: str) -> tuple[str, ...]:
+    return QUALITY_FUNCTIONS if measure in POSITIVE_MEASURES else QUALITY_FUNCTIONS[:3]
 
 
 def quality_features(scores: np.ndarray, qualities: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -54,7 +61,7 @@ def quality_features(scores: np.ndarray, qualities: Mapping[str, tuple[np.ndarra
 
     ``qualities[m]`` holds the measure ``m`` of each trial's enrolment and test side (two
     arrays as long as ``scores``). Durations are capped at ``max_duration`` seconds first.
-    A ratio needs positive measures: a side whose measure is not positive is a DataError.
+    A duration or magnitude that is not positive is a DataError (its ratio would be meaningless).
     """
     scores = np.asarray(scores, dtype=np.float64)
     columns = [scores]
@@ -69,11 +76,13 @@ def quality_features(scores: np.ndarray, qualities: Mapping[str, tuple[np.ndarra
         if measure == "duration":
             enroll, test = np.minimum(enroll, max_duration), np.minimum(test, max_duration)
         low, high = np.minimum(enroll, test), np.maximum(enroll, test)
-        if not (low > 0).all():
-            bad = int(np.flatnonzero(~(low > 0))[0])
-            raise DataError(f"quality measure {measure!r} of trial {bad + 1} is {low[bad]:g}; its ratio "
-                            "feature needs positive values")
-        columns += [low, high, high - low, high / low]
+        columns += [low, high, high - low]
+        if measure in POSITIVE_MEASURES:
+            if not (low > 0).all():
+                bad = int(np.flatnonzero(~(low > 0))[0])
+                raise DataError(f"quality measure {measure!r} of trial {bad + 1} is {low[bad]:g}; its ratio "
+                                "feature needs positive values")
+            columns.append(high / low)
     matrix = np.stack(columns, axis=1)
     if not np.isfinite(matrix).all():
         raise DataError("quality features: non-finite values")
