@@ -420,10 +420,10 @@ class WaveAugmenter:
         """Apply a drawn spec; float32, same length."""
         return apply_spec(samples, spec, self.source).astype(np.float32)
 
-    def draw(self, length: int, rng: np.random.Generator) -> DrawnAugment:
-        """Draw a spec as :meth:`__call__` does (same random draws) and read its audio for ``length`` samples;
-        the arithmetic is left to :func:`apply_drawn` or the batched augmenter."""
-        return read_spec(self.draw_spec(rng), self.source, length)
+    def draw(self, length: int, rng: np.random.Generator, kind: str | None = None) -> DrawnAugment:
+        """Draw a spec as :meth:`__call__` does (the same random draws; ``kind`` as in :meth:`draw_spec`) and read
+        its audio for ``length`` samples; the arithmetic is left to :func:`apply_drawn` or the batched augmenter."""
+        return read_spec(self.draw_spec(rng, kind), self.source, length)
 
     def __call__(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.apply(samples, self.draw_spec(rng))
