@@ -119,6 +119,23 @@ def test_draw_makes_the_draws_of_the_cpu_augmenter(aug_cfg: AugmentConfig) -> No
         apply_batch(torch.from_numpy(x[:24]), batch)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_batched_apply_on_cuda_equals_the_cpu_path(aug_cfg: AugmentConfig) -> None:
+    """The trainer's route on a GPU: pinned batch, moved, augmented and turned into fbank there."""
+    aug = WaveAugmenter.from_config(aug_cfg)
+    x = _clean(24, random_seed=3)
+    draws = [aug.draw(LENGTH, np.random.default_rng(s)) for s in range(24)]
+    cpu = np.stack([aug(x[s], np.random.default_rng(s)) for s in range(24)])
+    batch = AugmentBatch.from_draws(draws, LENGTH).pin_memory()
+    labels = torch.arange(24)
+    wave = apply_batch(torch.from_numpy(x).cuda(), batch.to("cuda"))
+    assert wave.device.type == "cuda" and _relative_error(wave.cpu().numpy(), cpu) < 1e-5
+    feats, got = batch_to_device((torch.from_numpy(x).pin_memory(), labels, batch), torch.device("cuda"), FBANK)
+    expected = np.stack([compute_fbank(row, FBANK) for row in cpu])
+    assert feats.device.type == "cuda" and got.device.type == "cuda"
+    assert np.abs(feats.cpu().numpy() - expected).max() < 1e-2
+
+
 def test_added_noise_has_the_drawn_snr() -> None:
     """The scale by hand (the seed's levels), and the SNR measured on the result, for one noise and for babble
     (every talker against the clean signal)."""
