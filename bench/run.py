@@ -75,6 +75,8 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
         plan.append(Case("loss_curve", "loss_curve"))
         for workers in size["loader_workers"]:
             plan.append(Case(f"loader_waveform_aug_w{workers}", "loader", {"mode": "waveform_aug", "workers": workers}))
+            plan.append(Case(f"loader_waveform_augdev_w{workers}", "loader",
+                             {"mode": "waveform_aug_device", "workers": workers}))
         plan.append(Case("loader_fbank_w0", "loader", {"mode": "fbank", "workers": 0}))
     if "extract" in groups:
         plan += [Case("extract_single", "extract_single"), Case("extract_batched", "extract_batched")]
@@ -237,6 +239,7 @@ class Report:
         for workers in size["loader_workers"]:
             self._loader(bench, f"loader_waveform_aug_w{workers}", f"waveform chunks + augmentation, {workers} workers",
                          consumers.get("seed"))
+            self._device_augment(bench, workers)
         self._loader(bench, "loader_fbank_w0", "fbank chunks from the ark, 0 workers", consumers.get("fbank"))
 
     def _loader(self, bench: str, case_id: str, label: str, consumer: float | None) -> None:
@@ -248,6 +251,23 @@ class Report:
         ratio = speed / consumer if consumer else None
         self.row(bench, f"data loader alone: {label}", f"{speed:.1f} ex/s", _peak(result),
                  f"{ratio:.1f}x the fastest step" if ratio else "", ">= 3x", ratio >= 3 if ratio else None)
+
+    def _device_augment(self, bench: str, workers: int) -> None:
+        """train.augment.on_device: the workers only draw; the batch is augmented by apply_batch (here on CPU
+        tensors, in this process), against the CPU-side augmentation loader of the same run."""
+        case_id = f"loader_waveform_augdev_w{workers}"
+        result, cpu_side = self.ok(case_id), self.ok(f"loader_waveform_aug_w{workers}")
+        self.failed(bench, case_id)
+        if not result:
+            return
+        fig = result["figures"]
+        base = cpu_side["figures"]["examples_per_s"] if cpu_side else None
+        ratio = (f"{fig['examples_per_s'] / base:.2f}x the CPU-side loader; workers alone "
+                 f"{fig['loader_examples_per_s'] / base:.2f}x") if base else ""
+        self.row(bench, f"data loader, augmentation drawn in the workers and applied to the batch (apply_batch on "
+                 f"CPU tensors, {fig['threads']} threads), {workers} workers",
+                 f"{fig['examples_per_s']:.1f} ex/s (workers alone {fig['loader_examples_per_s']:.1f} ex/s; "
+                 f"apply {fig['apply_examples_per_s']:.0f} ex/s)", _peak(result), ratio)
 
     def extract(self) -> None:
         bench = "stage 3 embeddings"

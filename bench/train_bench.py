@@ -138,42 +138,61 @@ def loss_curve(size: dict, work: Path) -> dict:
 
 def loader_speed(size: dict, work: Path, mode: str, workers: int) -> dict:
     """Examples/s of the training DataLoader alone (ChunkDataset + EpochBatches); ``mode`` 'waveform_aug'
-    (waveform chunks with the seed's six-way augmentation) or 'fbank' (feature chunks from the ark)."""
+    (waveform chunks with the seed's six-way augmentation applied in the workers), 'waveform_aug_device'
+    (the workers read, crop and draw; each batch is then augmented by ``apply_batch`` on CPU tensors in
+    this process, as the trainer does on its device with ``train.augment.on_device``) or 'fbank'
+    (feature chunks from the ark)."""
     from pyfunc.config import AugmentConfig
     from pyfunc.features.augment import WaveAugmenter
     from pyfunc.training.examples import load_training_set
 
     prepared = load_prepared(work)
-    data = load_training_set(prepared["train_data"], "waveform" if mode == "waveform_aug" else "features")
+    data = load_training_set(prepared["train_data"], "features" if mode == "fbank" else "waveform")
     augmenter = None
-    if mode == "waveform_aug":
+    if mode in ("waveform_aug", "waveform_aug_device"):
         augmenter = WaveAugmenter.from_config(AugmentConfig(enabled=True, musan_dir=prepared["musan_dir"],
                                                             rir_dir=prepared["rir_dir"]))
-    return {"figures": time_loader(data, size, augmenter, workers)}
+    return {"figures": time_loader(data, size, augmenter, workers, draw_only=mode == "waveform_aug_device")}
 
 
-def time_loader(data, size: dict, augmenter, workers: int) -> dict:
+def time_loader(data, size: dict, augmenter, workers: int, draw_only: bool = False) -> dict:
     """Time ``loader_batches`` batches of the training DataLoader on the TrainingSet ``data`` (the first
-    batch, with the workers' start-up, is not timed)."""
+    batch, with the workers' start-up, is not timed). With ``draw_only`` the workers only draw the
+    augmentation and each batch is augmented here by ``apply_batch`` (CPU tensors, float32): its time is
+    part of ``examples_per_s`` and also given alone (``apply_s``; ``loader_examples_per_s`` without it)."""
     import torch
 
-    from pyfunc.training.examples import ChunkDataset, EpochBatches
+    from pyfunc.features.batch_augment import apply_batch
+    from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn
 
     batch = size["train_batch"]
     sampler = EpochBatches(len(data.utts), batch, SEED)
-    loader = torch.utils.data.DataLoader(ChunkDataset(data, size["train_frames"], augmenter), batch_sampler=sampler,
-                                         num_workers=workers, persistent_workers=workers > 0)
+    dataset = ChunkDataset(data, size["train_frames"], augmenter, draw_only=draw_only)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                         persistent_workers=workers > 0,
+                                         collate_fn=collate_drawn if draw_only else None)
     wanted = size["loader_batches"] + 1  # the first batch (worker start-up) is not timed
-    got, epoch, start = 0, 0, 0.0
+    got, epoch, start, apply_s = 0, 0, 0.0, 0.0
     while got < wanted:
         epoch += 1
         sampler.set_epoch(epoch)
-        for x, _ in loader:
+        for items in loader:
             got += 1
             if got == 1:
-                start = time.perf_counter()
+                start, apply_s = time.perf_counter(), 0.0
+            if draw_only:
+                began = time.perf_counter()
+                x = apply_batch(items[0], items[2])
+                apply_s += time.perf_counter() - began
+            else:
+                x = items[0]
             if got == wanted:
                 break
     elapsed = time.perf_counter() - start
-    return {"examples_per_s": size["loader_batches"] * batch / elapsed, "seconds": elapsed,
-            "workers": workers, "batches": size["loader_batches"], "chunk_shape": list(x.shape)}
+    examples = size["loader_batches"] * batch
+    figures = {"examples_per_s": examples / elapsed, "seconds": elapsed, "workers": workers,
+               "batches": size["loader_batches"], "chunk_shape": list(x.shape)}
+    if draw_only:
+        figures.update(apply_s=apply_s, loader_examples_per_s=examples / max(elapsed - apply_s, 1e-9),
+                       apply_examples_per_s=examples / max(apply_s, 1e-9), threads=torch.get_num_threads())
+    return figures

@@ -52,6 +52,11 @@ class AugmentConfig:
     snr_babble: list = field(default_factory=lambda: [13.0, 20.0])
     snr_music: list = field(default_factory=lambda: [5.0, 15.0])
     snr_noise: list = field(default_factory=lambda: [0.0, 15.0])
+    # Apply the augmentation to whole batches on the training device (torch ops, after the batch is moved
+    # there): the loader's workers only read, crop and draw, and on-the-fly fbank features are computed on
+    # the device after it. The same draws as on the CPU: the examples differ by float32 rounding only.
+    # No effect unless enabled.
+    on_device: bool = False
 
 
 @dataclass

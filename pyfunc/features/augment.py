@@ -25,6 +25,12 @@ per segment, read in place; without one, each wav.scp file is one noise.
 ``int(start * (len(noise) - len(x)))`` when the noise is longer than the
 segment, else the noise is wrap-padded from its first sample. Arithmetic is in
 float64 (the seed reads audio as float64); the augmenter returns float32.
+
+Applying a spec is two parts: :func:`read_spec` reads its audio (a
+:class:`DrawnAugment`: the RIR, the noises fitted to the segment, the SNRs) and
+:func:`apply_drawn` does the arithmetic. The training loader's workers can stop
+after the first (:meth:`WaveAugmenter.draw`) and leave the second to
+:mod:`pyfunc.features.batch_augment`, on a whole batch on the training device.
 """
 
 from __future__ import annotations
@@ -255,19 +261,61 @@ def load_source_list(data_dir: PathLike, what: str) -> list[Noise]:
     return clips
 
 
-def apply_spec(x: np.ndarray, spec: dict[str, Any], source: AudioSource) -> np.ndarray:
-    """Apply a spec (see the module docstring) to ``x``; float64, same length."""
-    out = np.asarray(x, dtype=np.float64)
-    length = out.shape[0]
+class ReverbDraw(NamedTuple):
+    """A drawn reverberation: the RIR's samples as read (float64; normalised when applied)."""
+
+    rir: np.ndarray
+
+
+class AddDraw(NamedTuple):
+    """A drawn additive step: its noises already fitted to the segment, (k, length) float64, and their SNRs (k,)."""
+
+    noises: np.ndarray
+    snrs: np.ndarray
+
+
+class DrawnAugment(NamedTuple):
+    """A spec with its audio read: what is left to do is arithmetic (:func:`apply_drawn`, or batched on a device
+    by :mod:`pyfunc.features.batch_augment`)."""
+
+    type: str
+    steps: tuple[ReverbDraw | AddDraw, ...]
+
+
+def read_spec(spec: dict[str, Any], source: AudioSource, length: int) -> DrawnAugment:
+    """Read the RIR and noise audio of a spec for a segment of ``length`` samples (noises cropped or wrapped)."""
+    steps: list[ReverbDraw | AddDraw] = []
     for step in spec["steps"]:
         if step["op"] == "reverb":
-            out = reverberate(out, source.whole(step["rir"]))
+            rir = source.whole(step["rir"])
+            energy = float(np.sum(rir ** 2))
+            if not energy > 0.0 or not math.isfinite(energy):
+                raise DataError(f"{step['rir']}: a RIR must have finite, non-zero energy, got {energy}")
+            steps.append(ReverbDraw(rir))
         elif step["op"] == "add":
             noises = [source.fitted(s["wav"], length, float(s["start"]), s.get("segment")) for s in step["sources"]]
-            out = add_noise(out, noises, [float(s["snr"]) for s in step["sources"]])
+            snrs = np.array([float(s["snr"]) for s in step["sources"]], dtype=np.float64)
+            stacked = np.stack(noises) if noises else np.zeros((0, length))
+            steps.append(AddDraw(stacked, snrs))
         else:
             raise DataError(f"unknown augmentation step {step['op']!r}")
+    return DrawnAugment(str(spec.get("type", "")), tuple(steps))
+
+
+def apply_drawn(x: np.ndarray, drawn: DrawnAugment) -> np.ndarray:
+    """Apply the steps of a drawn augmentation to ``x`` in order; float64, same length."""
+    out = np.asarray(x, dtype=np.float64)
+    for step in drawn.steps:
+        if isinstance(step, ReverbDraw):
+            out = reverberate(out, step.rir)
+        else:
+            out = add_noise(out, list(step.noises), list(step.snrs))
     return out
+
+
+def apply_spec(x: np.ndarray, spec: dict[str, Any], source: AudioSource) -> np.ndarray:
+    """Apply a spec (see the module docstring) to ``x``; float64, same length."""
+    return apply_drawn(x, read_spec(spec, source, np.asarray(x).shape[0]))
 
 
 def _range(values: Sequence[Any], key: str, kind: type) -> tuple[Any, Any]:
@@ -371,6 +419,11 @@ class WaveAugmenter:
     def apply(self, samples: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
         """Apply a drawn spec; float32, same length."""
         return apply_spec(samples, spec, self.source).astype(np.float32)
+
+    def draw(self, length: int, rng: np.random.Generator, kind: str | None = None) -> DrawnAugment:
+        """Draw a spec as :meth:`__call__` does (the same random draws; ``kind`` as in :meth:`draw_spec`) and read
+        its audio for ``length`` samples; the arithmetic is left to :func:`apply_drawn` or the batched augmenter."""
+        return read_spec(self.draw_spec(rng, kind), self.source, length)
 
     def __call__(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.apply(samples, self.draw_spec(rng))

@@ -57,6 +57,16 @@ def compute_fbank(samples: np.ndarray, options: dict[str, Any]) -> np.ndarray:
     return feats.numpy()
 
 
+def compute_fbank_batch(samples: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+    """:func:`compute_fbank` of each row of ``samples`` (batch, samples), on their device: (batch, frames, bins)
+    float32. With ``dither`` each row draws its own noise."""
+    if samples.ndim != 2:
+        raise ValueError(f"expected (batch, samples), got shape {tuple(samples.shape)}")
+    wave = samples.to(torch.float32) * _INT16_SCALE
+    with torch.no_grad():
+        return torch.func.vmap(lambda row: kaldi.fbank(row.unsqueeze(0), **options), randomness="different")(wave)
+
+
 def count_frames(num_samples: int, options: dict[str, Any]) -> int:
     """Frames that Kaldi's framing (``snip_edges``, frame length and shift of ``options``) gives."""
     rate = options.get("sample_frequency", _FBANK_PARAMS["sample_frequency"].default)

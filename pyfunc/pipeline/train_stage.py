@@ -38,10 +38,11 @@ logger = logging.getLogger(__name__)
 # is learnt from the examples (the effective batch stays train.batch_size whatever the
 # number of processes and train.grad_accum), or they only say how long to train, what to log
 # or what to evaluate on (train.eval_data, train.eval_interval: evaluation leaves training as it is), or
-# how the trained model is used (the extract and score sections).
+# how the trained model is used (the extract and score sections), or where the same augmentation draws are
+# applied (train.augment.on_device: the examples differ by float rounding only).
 RESUME_SAFE_KEYS = ("train.epochs", "train.num_workers", "train.log_interval", "train.checkpoint_interval",
                     "train.keep_checkpoints", "train.grad_accum", "train.eval_data", "train.eval_interval",
-                    "train.average_last", "model.num_classes", "extract", "score")
+                    "train.average_last", "train.augment.on_device", "model.num_classes", "extract", "score")
 
 
 def _drop(tree: dict, dotted: str) -> None:

@@ -21,7 +21,9 @@ from pyfunc.data.audio import is_pipe, read_audio
 from pyfunc.data.badinput import read_skipped
 from pyfunc.data.datadir import load_data_dir
 from pyfunc.errors import DataError
+from pyfunc.features.augment import DrawnAugment, WaveAugmenter
 from pyfunc.features.augment_offline import apply_augment_spec, read_utt2aug
+from pyfunc.features.batch_augment import AugmentBatch
 from pyfunc.features.kaldi_fbank import compute_fbank
 from pyfunc.features.seed_logmel import seed_num_samples
 from pyfunc.features.speed_perturb import perturbed_crop
@@ -110,23 +112,34 @@ class ChunkDataset(torch.utils.data.Dataset):
     mode gives ``chunk_samples(chunk_frames)`` samples, optionally speed-perturbed (then the
     label is ``label + k * num_speakers`` for the k-th factor of ``speeds``), augmented and,
     with ``fbank_options``, turned into (chunk_frames, num_mel_bins) Kaldi fbank features.
+
+    With ``draw_only`` (waveform mode, ``augment`` a :class:`WaveAugmenter`) the augmentation is
+    drawn and its audio read (the same draws) but not applied: items are ``(chunk, label,
+    DrawnAugment or None)``, batched by :func:`collate_drawn` and applied on the training device
+    (:func:`pyfunc.features.batch_augment.apply_batch`), features after that.
     """
 
     def __init__(self, data: TrainingSet, chunk_frames: int,
                  augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-                 speeds: Sequence[float] = (), fbank_options: dict[str, Any] | None = None):
+                 speeds: Sequence[float] = (), fbank_options: dict[str, Any] | None = None, draw_only: bool = False):
         if fbank_options is not None and data.mode != "waveform":
             raise ValueError("fbank features on the fly need the waveform training set (wav.scp)")
+        if draw_only and (data.mode != "waveform" or fbank_options is not None):
+            raise ValueError("draw_only gives augmentation draws of waveform chunks: it needs the waveform training "
+                             "set and no fbank options (the features come after the augmentation, on the device)")
+        if draw_only and augment is not None and not isinstance(augment, WaveAugmenter):
+            raise ValueError(f"draw_only needs a WaveAugmenter (it draws without applying), got {type(augment)}")
         self.data = data
         self.chunk_frames = chunk_frames
         self.augment = augment
         self.speeds = tuple(float(f) for f in speeds)
         self.fbank_options = fbank_options
+        self.draw_only = draw_only
 
     def __len__(self) -> int:
         return len(self.data.utts)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, Any]:
         index, random_seed = item
         rng = np.random.default_rng(random_seed)
         entry, utt = self.data.entries[index], self.data.utts[index]
@@ -148,11 +161,23 @@ class ChunkDataset(torch.utils.data.Dataset):
             chunk = wrap_crop(samples, length, rng) if factor == 1.0 else perturbed_crop(samples, length, factor, rng)
         else:
             chunk = wrap_crop(samples, length, rng)
+        if self.draw_only:
+            drawn = self.augment.draw(length, rng) if self.augment is not None else None
+            return torch.from_numpy(np.array(chunk, dtype=np.float32)), label, drawn
         if self.augment is not None:
             chunk = self.augment(chunk, rng)
         if self.fbank_options is not None:
             chunk = compute_fbank(np.asarray(chunk, dtype=np.float32), self.fbank_options)
         return torch.from_numpy(np.array(chunk, dtype=np.float32)), label
+
+
+def collate_drawn(items: Sequence[tuple[torch.Tensor, int, DrawnAugment | None]]
+                  ) -> tuple[torch.Tensor, torch.Tensor, AugmentBatch]:
+    """Batch the items of a ``draw_only`` :class:`ChunkDataset`: chunks (B, T) float32, labels (B,) int64 and
+    the draws packed as an :class:`AugmentBatch` (float32 audio)."""
+    chunks = torch.stack([item[0] for item in items])
+    labels = torch.tensor([item[1] for item in items], dtype=torch.int64)
+    return chunks, labels, AugmentBatch.from_draws([item[2] for item in items], chunks.shape[1])
 
 
 class EpochBatches(torch.utils.data.Sampler):

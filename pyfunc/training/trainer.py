@@ -52,9 +52,10 @@ from pyfunc.models.model_dir import (
     save_model_dir,
 )
 from pyfunc.training.checks import check_gradients, check_replicas_agree, numerical_fault
+from pyfunc.training.device_batch import batch_to_device
 from pyfunc.training.distributed import DistInfo, evaluation_group, setup_distributed, sync_batchnorm
 from pyfunc.training.evaluation import evaluate_eer, load_eval_set
-from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
+from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn, load_training_set
 from pyfunc.training.history import append_history, record_eer
 from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
 
@@ -144,15 +145,22 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         model = nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda"
                                                     else None)
     augmenter = build_augmenter(cfg.augment)
-    dataset = ChunkDataset(data, cfg.chunk_frames, augmenter, cfg.speed_perturb,
-                           fbank_options if cfg.on_the_fly_features else None)
+    on_device = augmenter is not None and cfg.augment.on_device  # workers draw; augmented (and fbank) on the device
+    fbank = fbank_options if cfg.on_the_fly_features else None
+    dataset = ChunkDataset(data, cfg.chunk_frames, augmenter, cfg.speed_perturb, None if on_device else fbank,
+                           draw_only=on_device)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
-                                         pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+                                         pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+                                         collate_fn=collate_drawn if on_device else None)
+    if on_device and dist.is_main:
+        logger.info("augmentation%s on %s (train.augment.on_device)", " and fbank" if fbank else "", dist.device)
     schedule = Schedule(scheduler, per_step)
+    device_fbank = fbank if on_device else None  # fbank features follow the augmentation on the device
 
     for epoch in range(epochs_done + 1, cfg.epochs + 1):
         sampler.set_epoch(epoch, start_step)
-        _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, sampler, dist, models_dir)
+        _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, sampler, dist, models_dir,
+                     device_fbank)
         start_step = 0
         if eval_set is not None and (epoch % cfg.eval_interval == 0 or epoch == cfg.epochs):
             eer = evaluate_eer(net.encoder, eval_set, config, dist, eval_group)
@@ -238,7 +246,8 @@ def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: tor
 
 
 def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, net: SpeakerNet, optimizer,
-                 schedule: Schedule, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path) -> None:
+                 schedule: Schedule, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path,
+                 device_fbank: dict[str, Any] | None = None) -> None:
     cfg = config.train
     scheduler = schedule.scheduler
     net.train()
@@ -247,9 +256,8 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
     step, part = start_step, 0
     bar = tqdm(total=sampler.steps_per_epoch, initial=start_step, desc=f"epoch {epoch}", unit="step",
                disable=not dist.is_main or None, dynamic_ncols=True, leave=False)
-    for x, labels in loader:
-        x = x.to(dist.device, non_blocking=True)
-        labels = labels.to(dist.device, non_blocking=True)
+    for batch in loader:
+        x, labels = batch_to_device(batch, dist.device, device_fbank)
         last_part = part == cfg.grad_accum - 1
         if part == 0 and config.loss.margin_ramp:
             net.head.set_margin(margin_at(epoch - 1 + step / sampler.steps_per_epoch, config.loss.margin,
