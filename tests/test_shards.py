@@ -189,3 +189,27 @@ def test_make_shards_command_line(tmp_path: Path) -> None:
     proc = subprocess.run(command + ["--feats", str(data), str(tmp_path / "out2")], env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 1 and f"error: {data / 'feats.scp'}: missing" in proc.stderr, proc.stderr
+
+
+def test_training_from_shards(tmp_path: Path) -> None:
+    """steps/train.py --shards trains the fbank model from feature shards (two workers), and resumes only
+    from the same shards."""
+    from test_train import _config, _feature_data_dir
+
+    data = _feature_data_dir(tmp_path / "feats", speakers=3, utts=4)
+    shards = make_shards(data, tmp_path / "shards", utts_per_shard=5, features=True, progress=False)
+    config = _config(tmp_path / "tiny.yaml", epochs=2, batch_size=4, num_workers=2)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(REPO / "steps" / "train.py"), "--config", str(config), "--data", str(data),
+               "--exp", str(tmp_path / "exp"), "--device", "cpu", "--shards"]
+    proc = subprocess.run(command + [str(shards)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "reading the examples from the 3 shards" in (tmp_path / "exp" / "log" / "train.log").read_text()
+    history = (tmp_path / "exp" / "log" / "history.tsv").read_text().splitlines()[1:]
+    assert len(history) == 2 and all(np.isfinite(float(line.split("\t")[1])) for line in history)
+    assert (tmp_path / "exp" / "model.pt").is_file()
+
+    (tmp_path / "exp" / "model.pt").unlink()  # so the next run has work to do
+    other = make_shards(data, tmp_path / "other", utts_per_shard=4, features=True, progress=False)
+    proc = subprocess.run(command + [str(other)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "data.shards.utterances was" in proc.stderr, proc.stderr

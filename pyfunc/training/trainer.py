@@ -57,6 +57,7 @@ from pyfunc.training.evaluation import evaluate_eer, load_eval_set
 from pyfunc.training.examples import ChunkDataset, EpochBatches, load_training_set
 from pyfunc.training.history import append_history, record_eer
 from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
+from pyfunc.training.shard_examples import ShardDataset, load_shard_set
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +99,12 @@ def _autocast(config: Config, device: torch.device):
 
 
 def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str = "auto",
-          fbank_options: dict[str, Any] | None = None) -> None:
+          fbank_options: dict[str, Any] | None = None, shards: str | Path | None = None) -> None:
     """Train on ``data_dir`` into ``exp_dir`` (checkpoints in ``models/``, final model dir in ``exp_dir``).
 
     ``fbank_options`` (Kaldi fbank options, :func:`pyfunc.features.kaldi_fbank.read_kaldi_conf`) are
-    needed with ``train.on_the_fly_features``.
+    needed with ``train.on_the_fly_features``. ``shards``: a shard list of ``data_dir``
+    (steps/make_shards.py) to read the examples from instead of its wav.scp or feats.scp.
     """
     exp_dir = Path(exp_dir)
     check_training_config(config, fbank_options)
@@ -146,13 +148,22 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     augmenter = build_augmenter(cfg.augment)
     dataset = ChunkDataset(data, cfg.chunk_frames, augmenter, cfg.speed_perturb,
                            fbank_options if cfg.on_the_fly_features else None)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
-                                         pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+    plan: EpochBatches | ShardDataset = sampler
+    if shards is None:
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                             pin_memory=dist.device.type == "cuda",
+                                             persistent_workers=cfg.num_workers > 0)
+    else:  # workers start each epoch anew: they take the dataset's epoch when they start
+        plan = ShardDataset(dataset, load_shard_set(shards, data), sampler, cfg.num_workers)
+        loader = torch.utils.data.DataLoader(plan, batch_size=sampler.micro, num_workers=cfg.num_workers,
+                                             pin_memory=dist.device.type == "cuda")
+        if dist.is_main:
+            logger.info("reading the examples from the %d shards of %s", len(plan.shards.shards), shards)
     schedule = Schedule(scheduler, per_step)
 
     for epoch in range(epochs_done + 1, cfg.epochs + 1):
-        sampler.set_epoch(epoch, start_step)
-        _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, sampler, dist, models_dir)
+        plan.set_epoch(epoch, start_step)
+        _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, plan, dist, models_dir)
         start_step = 0
         if eval_set is not None and (epoch % cfg.eval_interval == 0 or epoch == cfg.epochs):
             eer = evaluate_eer(net.encoder, eval_set, config, dist, eval_group)
@@ -238,7 +249,8 @@ def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: tor
 
 
 def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, net: SpeakerNet, optimizer,
-                 schedule: Schedule, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path) -> None:
+                 schedule: Schedule, loader, sampler: EpochBatches | ShardDataset, dist: DistInfo,
+                 models_dir: Path) -> None:
     cfg = config.train
     scheduler = schedule.scheduler
     net.train()
@@ -309,7 +321,7 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
 
 
 def _save_checkpoint(models_dir: Path, net: SpeakerNet, optimizer, scheduler, epochs_done: int, step: int,
-                     sampler: EpochBatches, dist: DistInfo, keep: int) -> None:
+                     sampler: EpochBatches | ShardDataset, dist: DistInfo, keep: int) -> None:
     if not dist.is_main:
         return
     state = {
