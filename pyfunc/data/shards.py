@@ -151,12 +151,12 @@ def iter_shard(shard: ShardInfo, skip: int = 0) -> Iterator[ShardRecord]:
     """
     where = f"{shard.where}: {shard.path}"
     try:
-        with tarfile.open(shard.path, "r|") as tar:
+        with tarfile.open(shard.path, "r:") as tar:
             members = iter(tar)
             first = next(members, None)
             if first is None or first.name != INDEX_NAME:
                 raise DataError(f"{where}: not a shard: its first member is not {INDEX_NAME}")
-            for position, utt in enumerate(shard.utts):  # a stream: read each member before the next
+            for position, utt in enumerate(shard.utts):  # front to back; skipped data is seeked past
                 label_member = _next_member(members, utt + LABEL_SUFFIX, where)
                 label_text = tar.extractfile(label_member).read().decode("utf-8") if position >= skip else ""
                 data_member = _next_member(members, utt + ".", where)
