@@ -44,8 +44,7 @@ def loader_shards(size: dict, work: Path, source: str, workers: int = 0) -> dict
 
 
 def time_shard_loader(data, list_path: Path, size: dict, workers: int) -> dict:
-    """:func:`bench.train_bench.time_loader` for the shard DataLoader (its workers start again each epoch,
-    as in training; that is timed)."""
+    """:func:`bench.train_bench.time_loader` for the shard DataLoader (persistent workers, as in training)."""
     import torch
 
     from pyfunc.training.examples import ChunkDataset, EpochBatches
@@ -54,7 +53,8 @@ def time_shard_loader(data, list_path: Path, size: dict, workers: int) -> dict:
     batch = size["train_batch"]
     plan = EpochBatches(len(data.utts), batch, SEED)
     dataset = ShardDataset(ChunkDataset(data, size["train_frames"]), load_shard_set(list_path, data), plan, workers)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=plan.micro, num_workers=workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=plan.micro, num_workers=workers,
+                                         persistent_workers=workers > 0)
     wanted = size["loader_batches"] + 1  # the first batch (worker start-up) is not timed
     got, epoch, start = 0, 0, 0.0
     while got < wanted:

@@ -51,14 +51,16 @@ def _wav_examples(chunks: ChunkDataset, batch: int, epoch: int) -> list[tuple[st
             for micro in plan for i, s in micro for x, label in [chunks[(i, s)]]]
 
 
-def _shard_batches(chunks: ChunkDataset, shards, batch: int, world: int, rank: int, workers: int, epoch: int,
-                   accum: int = 1, start_step: int = 0) -> tuple[ShardDataset, list[list[tuple[int, bytes]]]]:
+def _shard_loader(chunks: ChunkDataset, shards, batch: int, world: int, rank: int, workers: int,
+                  accum: int = 1) -> tuple[ShardDataset, torch.utils.data.DataLoader]:
     plan = EpochBatches(len(chunks), batch, SEED, world, rank, accum)
     dataset = ShardDataset(chunks, shards, plan, workers, buffer_size=3)
-    dataset.set_epoch(epoch, start_step)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=plan.micro, num_workers=workers)
-    batches = [[(int(label), row.numpy().tobytes()) for row, label in zip(x, labels)] for x, labels in loader]
-    return dataset, batches
+    return dataset, torch.utils.data.DataLoader(dataset, batch_size=plan.micro, num_workers=workers,
+                                                persistent_workers=workers > 0)
+
+
+def _batches(loader) -> list[list[tuple[int, bytes]]]:
+    return [[(int(label), row.numpy().tobytes()) for row, label in zip(x, labels)] for x, labels in loader]
 
 
 def test_shards_hold_the_audio_bytes_and_labels(sharded) -> None:
@@ -108,13 +110,15 @@ def test_an_epoch_from_shards_has_the_examples_of_wav_scp(sharded, world: int, w
     data = load_training_set(data_dir, "waveform")
     chunks = ChunkDataset(data, FRAMES)
     shards = load_shard_set(list_path, data)
+    loaders = [_shard_loader(chunks, shards, 4, world, rank, workers) for rank in range(world)]
     orders = []
-    for epoch in (1, 2):
+    for epoch in (1, 2):  # persistent workers see the epoch
         expected = _wav_examples(chunks, batch=4, epoch=epoch)
         utt_of = {x: utt for utt, _, x in expected}
         got = []
-        for rank in range(world):
-            dataset, batches = _shard_batches(chunks, shards, 4, world, rank, workers, epoch)
+        for rank, (dataset, loader) in enumerate(loaders):
+            dataset.set_epoch(epoch)
+            batches = _batches(loader)
             assert len(batches) == 3 and len(dataset) == 3 * 4 // world
             for step, batch in enumerate(batches):
                 assert [utt_of[x] for _, x in batch] == [data.utts[i] for i in dataset.micro_batch(step, rank)]
@@ -130,8 +134,11 @@ def test_a_resumed_epoch_reads_the_examples_not_yet_taken(sharded, workers: int)
     data = load_training_set(data_dir, "waveform")
     chunks = ChunkDataset(data, FRAMES)
     shards = load_shard_set(list_path, data)
-    _, full = _shard_batches(chunks, shards, 4, 1, 0, workers, epoch=3, accum=2)
-    _, rest = _shard_batches(chunks, shards, 4, 1, 0, workers, epoch=3, accum=2, start_step=1)
+    dataset, loader = _shard_loader(chunks, shards, 4, 1, 0, workers, accum=2)
+    dataset.set_epoch(3)
+    full = _batches(loader)
+    dataset.set_epoch(3, start_step=1)
+    rest = _batches(loader)
     assert len(full) == 6 and len(rest) == 4
     assert Counter(e for b in full[2:] for e in b) == Counter(e for b in rest for e in b)
 

@@ -123,8 +123,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
 
     ``batches`` gives the run's shape (batch size, ranks, accumulation steps) and each utterance's seed;
     use it in a DataLoader with ``batch_size=batches.micro`` and the ``num_workers`` given here,
-    and call :meth:`set_epoch` before each epoch (the workers start with the dataset as it is then,
-    so the DataLoader must not keep persistent workers).
+    and call :meth:`set_epoch` before each epoch. The epoch is kept in shared memory, so persistent
+    workers see it too.
     """
 
     def __init__(self, chunks: ChunkDataset, shards: ShardSet, batches: EpochBatches, num_workers: int = 0,
@@ -134,7 +134,15 @@ class ShardDataset(torch.utils.data.IterableDataset):
         self.chunks, self.shards, self.batches = chunks, shards, batches
         self.data = chunks.data
         self.workers, self.buffer_size = max(1, num_workers), buffer_size
-        self.epoch, self.start_step = 0, 0
+        self._progress = torch.zeros(2, dtype=torch.int64).share_memory_()  # epoch, start step: seen by workers
+
+    @property
+    def epoch(self) -> int:
+        return int(self._progress[0])
+
+    @property
+    def start_step(self) -> int:
+        return int(self._progress[1])
 
     @property
     def steps_per_epoch(self) -> int:
@@ -142,7 +150,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         """Choose the epoch to read and the optimiser step to start from (for resuming)."""
-        self.epoch, self.start_step = epoch, start_step
+        self._progress[0], self._progress[1] = epoch, start_step
         self.batches.set_epoch(epoch, start_step)
 
     def __len__(self) -> int:

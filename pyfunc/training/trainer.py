@@ -153,10 +153,11 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                                              pin_memory=dist.device.type == "cuda",
                                              persistent_workers=cfg.num_workers > 0)
-    else:  # workers start each epoch anew: they take the dataset's epoch when they start
+    else:
         plan = ShardDataset(dataset, load_shard_set(shards, data), sampler, cfg.num_workers)
         loader = torch.utils.data.DataLoader(plan, batch_size=sampler.micro, num_workers=cfg.num_workers,
-                                             pin_memory=dist.device.type == "cuda")
+                                             pin_memory=dist.device.type == "cuda",
+                                             persistent_workers=cfg.num_workers > 0)
         if dist.is_main:
             logger.info("reading the examples from the %d shards of %s", len(plan.shards.shards), shards)
     schedule = Schedule(scheduler, per_step)
