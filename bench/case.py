@@ -31,6 +31,8 @@ CASES = {
     "storage_prepare": "bench.storage_bench:storage_prepare",
     "loader_m4a": "bench.storage_bench:loader_m4a",
     "loader_feats": "bench.storage_bench:loader_feats",
+    "shards_prepare": "bench.shards_bench:shards_prepare",
+    "loader_shards": "bench.shards_bench:loader_shards",
     "extract_batched": "bench.extract_bench:batched",
     "extract_single": "bench.extract_bench:one_at_a_time",
     "metrics": "bench.scoring_bench:metrics",

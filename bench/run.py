@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, RESULT_TAG, SIZES  # noqa: E402
 
-GROUPS = ("features", "train", "extract", "scoring", "storage")
+GROUPS = ("features", "train", "extract", "scoring", "storage", "shards")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -49,13 +49,14 @@ class Case:
 def build_plan(size: dict, groups: set[str]) -> list[Case]:
     """The cases to run, in order (baselines next to what they are compared with)."""
     plan: list[Case] = []
-    if groups & {"features", "train", "extract", "storage"}:
+    if groups & {"features", "train", "extract", "storage", "shards"}:
         plan.append(Case("prepare", "prepare"))
     plan += _group_plan(size, groups & {"features"}, "features")
     plan += _group_plan(size, groups & {"train"}, "train")
     plan += _group_plan(size, groups & {"extract"}, "extract")
     plan += _group_plan(size, groups & {"scoring"}, "scoring")
     plan += _group_plan(size, groups & {"storage"}, "storage")
+    plan += _group_plan(size, groups & {"shards"}, "shards")
     return plan
 
 
@@ -97,6 +98,11 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
                  Case("loader_m4a_wav_w0", "loader_m4a", {"source": "wav"})]
         plan += [Case(f"loader_feats_{arks}_w0", "loader_feats", {"arks": arks})
                  for arks in ("whole", "rows", "compressed")]
+    if "shards" in groups:
+        plan.append(Case("shards_prepare", "shards_prepare"))
+        for workers in size["loader_workers"]:
+            plan += [Case(f"loader_{source}_w{workers}", "loader_shards", {"source": source, "workers": workers})
+                     for source in ("wav_scp", "shards")]
     for case in plan:
         case.group = group
     return plan
@@ -384,6 +390,28 @@ class Report:
                 base = feats["whole"]["figures"]["examples_per_s"] if feats["whole"] and arks != "whole" else None
                 self.row(bench, f"{labels[arks]}, 0 workers", f"{speed:.0f} ex/s", _peak(result),
                          f"{speed / base:.2f}x" if base else "")
+
+    def shards(self) -> None:
+        bench = "shards"
+        prepared = self.ok("shards_prepare")
+        self.failed(bench, "shards_prepare")
+        if prepared:
+            fig = prepared["figures"]
+            self.row(bench, f"steps/make_shards.py: the training set as {fig['shards']} shards of "
+                     f"{fig['utts_per_shard']} utterances ({fig['bytes'] / 2**20:.1f} MB)", f"{fig['seconds']:.1f} s",
+                     _peak(prepared))
+        for workers in self.size["loader_workers"]:
+            base, shards = self.ok(f"loader_wav_scp_w{workers}"), self.ok(f"loader_shards_w{workers}")
+            for source in ("wav_scp", "shards"):
+                self.failed(bench, f"loader_{source}_w{workers}")
+            if base:
+                self.row(bench, f"baseline: training loader on wav.scp (a file per example), {workers} workers",
+                         f"{base['figures']['examples_per_s']:.1f} ex/s", _peak(base))
+            if shards:
+                speed = shards["figures"]["examples_per_s"]
+                ratio = speed / base["figures"]["examples_per_s"] if base else None
+                self.row(bench, f"training loader on the same examples from the shards (local disk, warm cache), "
+                         f"{workers} workers", f"{speed:.1f} ex/s", _peak(shards), f"{ratio:.2f}x" if ratio else "")
 
     def markdown(self) -> str:
         header = "| stage | what | figure | peak RSS (MB) | vs baseline | target | met |"

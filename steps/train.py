@@ -8,7 +8,9 @@ data it was made with: EXP/models/.train.stamp). --allow-pipes runs feats.scp pi
 (ffmpeg for m4a) are refused: they would run once per example, so convert to wav first. After training, the main
 process draws EXP/plots/learning_curve.png from EXP/log/history.tsv and, with
 --fbank-conf, stores the fbank options of the training features as EXP/fbank.conf (and
-EXP/untrained/fbank.conf), where the verify/embed tools and the ONNX export read them.
+EXP/untrained/fbank.conf), where the verify/embed tools and the ONNX export read them. --shards LIST reads
+the examples from the tar shards of DATA (steps/make_shards.py; --feats for the fbank front end) instead
+of its wav.scp or feats.scp files: the same examples, from a few large files.
 """
 
 import argparse
@@ -24,6 +26,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--fbank-conf", default=None,
                         help="fbank options of the training features, copied into the model directories")
+    parser.add_argument("--shards", default=None,
+                        help="shard list of the data dir (steps/make_shards.py): read the examples from its shards")
     parser.add_argument("--allow-pipes", action="store_true", help="run 'command |' entries of wav.scp/feats.scp")
     args = parser.parse_args()
 
@@ -31,7 +35,7 @@ def main() -> None:
     from pyfunc.pipeline.train_stage import run_training
 
     allow_pipes(args.allow_pipes)
-    run_training(args.config, args.data, args.exp, args.device, args.fbank_conf)
+    run_training(args.config, args.data, args.exp, args.device, args.fbank_conf, args.shards)
 
 
 if __name__ == "__main__":

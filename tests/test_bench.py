@@ -104,7 +104,8 @@ def test_plan_covers_every_benchmark() -> None:
                    "extract_single", "extract_batched",
                    "metrics_ours_10000000", "metrics_seed_2000000", "asnorm_ours_1", "asnorm_plain_8",
                    "storage_prepare", "loader_m4a_pipe_w0", "loader_m4a_wav_w0", "loader_feats_whole_w0",
-                   "loader_feats_rows_w0", "loader_feats_compressed_w0"):
+                   "loader_feats_rows_w0", "loader_feats_compressed_w0", "shards_prepare", "loader_wav_scp_w0",
+                   "loader_shards_w0", "loader_wav_scp_w2", "loader_shards_w2"):
         assert wanted in ids
     assert len(ids) == len(set(ids))
     assert [c.id for c in build_plan(SIZES["quick"], {"scoring"})] == [

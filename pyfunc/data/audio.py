@@ -101,6 +101,19 @@ def read_audio(entry: str, where: str = "", expected_rate: int | None = SAMPLE_R
     """
     where = where or entry
     samples, rate = read_samples(entry, where)
+    return _checked_mono(samples, rate, where, expected_rate)
+
+
+def read_audio_bytes(data: bytes, where: str, expected_rate: int | None = SAMPLE_RATE) -> np.ndarray:
+    """:func:`read_audio` of the bytes of an audio file (e.g. a member of a training shard)."""
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError, ValueError) as err:
+        raise DataError(f"{where}: cannot read audio: {err}") from None
+    return _checked_mono(samples, rate, where, expected_rate)
+
+
+def _checked_mono(samples: np.ndarray, rate: int, where: str, expected_rate: int | None) -> np.ndarray:
     if samples.shape[1] != 1:
         raise DataError(f"{where}: expected mono audio, got {samples.shape[1]} channels")
     if expected_rate is not None and rate != expected_rate:

@@ -12,6 +12,7 @@ from pathlib import Path
 from pyfunc.config import config_to_dict, load_config, rename_aliases, training_table
 from pyfunc.data.atomic import PathLike, atomic_path
 from pyfunc.data.badinput import SKIPPED_NAME
+from pyfunc.data.shards import read_shard_list
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import ConfigError
 from pyfunc.features.kaldi_fbank import read_kaldi_conf
@@ -30,6 +31,7 @@ from pyfunc.pipeline.stamps import (
     write_stamp,
 )
 from pyfunc.training.learning_curve import plot_learning_curve
+from pyfunc.training.shard_examples import SHUFFLE_BUFFER
 from pyfunc.training.trainer import train
 
 logger = logging.getLogger(__name__)
@@ -61,9 +63,9 @@ def _value_at(tree: object, dotted: str) -> object:
 
 
 def training_params(config, data_dir: PathLike, fbank_options: dict | None = None,
-                    fbank_stamp: Stamp | None = None) -> dict:
+                    fbank_stamp: Stamp | None = None, shards: PathLike | None = None) -> dict:
     """What a stage-2 run is made of, as far as resuming is concerned: config and training data (and the
-    fbank options when features are computed on the fly).
+    fbank options when features are computed on the fly, the shards when read from shards).
 
     ``fbank_stamp``: the stamp stage 1 is about to write for ``data_dir`` (``--status`` asks what
     stage 2 will find after stage 1), instead of the one there now.
@@ -84,6 +86,10 @@ def training_params(config, data_dir: PathLike, fbank_options: dict | None = Non
                                                           sort_keys=True).encode()).hexdigest()
     else:  # arks are renamed by every stage-1 run, so the scp text only stands in when there is no stamp
         data[table_name] = text_digest(table)
+    if shards is not None:  # what orders the examples: the shards' utterances in order (not where they are)
+        indexes = "\n".join(" ".join(shard.utts) for shard in read_shard_list(shards))
+        data["shards"] = {"utterances": hashlib.sha256(indexes.encode()).hexdigest(),
+                          "shuffle buffer": SHUFFLE_BUFFER}
     params = {"config": settings, "data": data}
     if config.train.on_the_fly_features:
         params["fbank"] = fbank_options
@@ -91,11 +97,12 @@ def training_params(config, data_dir: PathLike, fbank_options: dict | None = Non
 
 
 def why_not_resumable(config, data_dir: PathLike, exp_dir: PathLike, fbank_stamp: Stamp | None = None,
-                      fbank_options: dict | None = None) -> tuple[str | None, dict, Stamp | None]:
+                      fbank_options: dict | None = None,
+                      shards: PathLike | None = None) -> tuple[str | None, dict, Stamp | None]:
     """Whether stage 2 may resume the checkpoints in ``EXP/models``: (the refusal, or None; this run's
-    parameters; the recorded stamp). ``fbank_stamp``, ``fbank_options``: see :func:`training_params`."""
+    parameters; the recorded stamp). ``fbank_stamp``, ``fbank_options``, ``shards``: see :func:`training_params`."""
     models = Path(exp_dir) / "models"
-    params = as_json_value(training_params(config, data_dir, fbank_options, fbank_stamp))
+    params = as_json_value(training_params(config, data_dir, fbank_options, fbank_stamp, shards))
     stamp_path = models / TRAIN_STAMP
     old = read_stamp(stamp_path)
     if old is not None and isinstance(old.params.get("config"), dict):  # a run from before a key was renamed
@@ -111,7 +118,8 @@ def why_not_resumable(config, data_dir: PathLike, exp_dir: PathLike, fbank_stamp
     return None, params, old
 
 
-def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike, fbank_options: dict | None = None) -> None:
+def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike, fbank_options: dict | None = None,
+                          shards: PathLike | None = None) -> None:
     """Stage 2: refuse to resume checkpoints made with another config or other data; record this run's.
 
     Resuming is only right when the run is the same run: the checkpoints in
@@ -123,7 +131,7 @@ def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike, fbank_o
     data_dir, models = Path(data_dir), Path(exp_dir) / "models"
     if training_table(config) == "feats.scp":
         refuse_stale(data_dir / FBANK_STAMP, data_dir / "feats.scp", "rerun stage 1 (steps/make_fbank.py)")
-    refusal, params, old = why_not_resumable(config, data_dir, exp_dir, fbank_options=fbank_options)
+    refusal, params, old = why_not_resumable(config, data_dir, exp_dir, fbank_options=fbank_options, shards=shards)
     if refusal is not None:
         raise ConfigError(refusal)
     checkpoint = latest_checkpoint(models) if models.is_dir() else None
@@ -169,23 +177,24 @@ def why_training_not_complete(config, exp_dir: PathLike, fbank_conf: PathLike | 
 
 
 def run_training(config_path: PathLike, data_dir: PathLike, exp_dir: PathLike, device: str = "auto",
-                 fbank_conf: PathLike | None = None) -> None:
+                 fbank_conf: PathLike | None = None, shards: PathLike | None = None) -> None:
     """Stage 2: train (resuming the same run only), then, on the main process, finish the model directory.
 
     Does nothing when training is complete and the model directory up to date
     (:func:`why_training_not_complete`). ``fbank_conf`` (the fbank options of the training
     features) is checked before training and copied into ``EXP`` and ``EXP/untrained``
     afterwards, where the verify/embed tools and the ONNX export read it; the learning curve
-    is drawn from ``EXP/log/history.tsv``.
+    is drawn from ``EXP/log/history.tsv``. ``shards``: read the examples from this shard list of
+    ``data_dir`` (steps/make_shards.py).
     """
     fbank_options = read_kaldi_conf(fbank_conf) if fbank_conf else None  # a bad file fails now, not after training
     config = load_config(config_path)
-    check_training_inputs(config, data_dir, exp_dir, fbank_options)  # resume only the same run (.train.stamp)
+    check_training_inputs(config, data_dir, exp_dir, fbank_options, shards)  # resume only the same run
     if why_training_not_complete(config, exp_dir, fbank_conf) is None:
         logger.info("%s: training is complete (%d epochs) and the model directory is up to date; nothing to do",
                     exp_dir, config.train.epochs)
         return
-    train(config, data_dir, exp_dir, device, fbank_options)
+    train(config, data_dir, exp_dir, device, fbank_options, shards)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     exp = Path(exp_dir)

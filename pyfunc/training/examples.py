@@ -143,14 +143,24 @@ class ChunkDataset(torch.utils.data.Dataset):
         index, random_seed = item
         rng = np.random.default_rng(random_seed)
         entry, utt = self.data.entries[index], self.data.utts[index]
-        label = int(self.data.labels[index])
         if self.data.mode == "features":
             try:
                 chunk = feature_crop(entry, self.chunk_frames, rng)
             except Exception as err:  # kaldiio raises many kinds on a broken ark
                 raise DataError(f"{self.data.source}: {utt}: cannot read features {entry!r}: {err}") from None
-            return torch.from_numpy(np.array(chunk, dtype=np.float32)), label
-        samples = read_audio(entry, f"{self.data.source}: {utt}")
+            return torch.from_numpy(np.array(chunk, dtype=np.float32)), int(self.data.labels[index])
+        return self.waveform_example(index, read_audio(entry, f"{self.data.source}: {utt}"), rng)
+
+    def feature_example(self, index: int, matrix: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        """The example of utterance ``index`` from its whole feature matrix (the crop :func:`feature_crop` reads)."""
+        chunk = wrap_crop(np.asarray(matrix, dtype=np.float32), self.chunk_frames, rng)
+        return torch.from_numpy(np.array(chunk, dtype=np.float32)), int(self.data.labels[index])
+
+    def waveform_example(self, index: int, samples: np.ndarray,
+                         rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        """The example of utterance ``index`` from its samples: offline augmentation, speed perturbation,
+        crop, augmentation and (``fbank_options``) fbank features, all drawn from ``rng``."""
+        utt, label = self.data.utts[index], int(self.data.labels[index])
         if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop
             samples = apply_augment_spec(samples, self.data.utt2aug[utt])
         length = chunk_samples(self.chunk_frames)

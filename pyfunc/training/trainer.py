@@ -58,6 +58,7 @@ from pyfunc.training.evaluation import evaluate_eer, load_eval_set
 from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn, load_training_set
 from pyfunc.training.history import append_history, record_eer
 from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
+from pyfunc.training.shard_examples import ShardDataset, load_shard_set
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +100,12 @@ def _autocast(config: Config, device: torch.device):
 
 
 def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str = "auto",
-          fbank_options: dict[str, Any] | None = None) -> None:
+          fbank_options: dict[str, Any] | None = None, shards: str | Path | None = None) -> None:
     """Train on ``data_dir`` into ``exp_dir`` (checkpoints in ``models/``, final model dir in ``exp_dir``).
 
     ``fbank_options`` (Kaldi fbank options, :func:`pyfunc.features.kaldi_fbank.read_kaldi_conf`) are
-    needed with ``train.on_the_fly_features``.
+    needed with ``train.on_the_fly_features``. ``shards``: a shard list of ``data_dir``
+    (steps/make_shards.py) to read the examples from instead of its wav.scp or feats.scp.
     """
     exp_dir = Path(exp_dir)
     check_training_config(config, fbank_options)
@@ -149,17 +151,27 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     fbank = fbank_options if cfg.on_the_fly_features else None
     dataset = ChunkDataset(data, cfg.chunk_frames, augmenter, cfg.speed_perturb, None if on_device else fbank,
                            draw_only=on_device)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
-                                         pin_memory=dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
-                                         collate_fn=collate_drawn if on_device else None)
+    collate = collate_drawn if on_device else None
+    plan: EpochBatches | ShardDataset = sampler
+    if shards is None:
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                             pin_memory=dist.device.type == "cuda",
+                                             persistent_workers=cfg.num_workers > 0, collate_fn=collate)
+    else:
+        plan = ShardDataset(dataset, load_shard_set(shards, data), sampler, cfg.num_workers)
+        loader = torch.utils.data.DataLoader(plan, batch_size=sampler.micro, num_workers=cfg.num_workers,
+                                             pin_memory=dist.device.type == "cuda",
+                                             persistent_workers=cfg.num_workers > 0, collate_fn=collate)
+        if dist.is_main:
+            logger.info("reading the examples from the %d shards of %s", len(plan.shards.shards), shards)
     if on_device and dist.is_main:
         logger.info("augmentation%s on %s (train.augment.on_device)", " and fbank" if fbank else "", dist.device)
     schedule = Schedule(scheduler, per_step)
     device_fbank = fbank if on_device else None  # fbank features follow the augmentation on the device
 
     for epoch in range(epochs_done + 1, cfg.epochs + 1):
-        sampler.set_epoch(epoch, start_step)
-        _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, sampler, dist, models_dir,
+        plan.set_epoch(epoch, start_step)
+        _train_epoch(config, epoch, start_step, model, net, optimizer, schedule, loader, plan, dist, models_dir,
                      device_fbank)
         start_step = 0
         if eval_set is not None and (epoch % cfg.eval_interval == 0 or epoch == cfg.epochs):
@@ -246,8 +258,8 @@ def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: tor
 
 
 def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, net: SpeakerNet, optimizer,
-                 schedule: Schedule, loader, sampler: EpochBatches, dist: DistInfo, models_dir: Path,
-                 device_fbank: dict[str, Any] | None = None) -> None:
+                 schedule: Schedule, loader, sampler: EpochBatches | ShardDataset, dist: DistInfo,
+                 models_dir: Path, device_fbank: dict[str, Any] | None = None) -> None:
     cfg = config.train
     scheduler = schedule.scheduler
     net.train()
@@ -317,7 +329,7 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
 
 
 def _save_checkpoint(models_dir: Path, net: SpeakerNet, optimizer, scheduler, epochs_done: int, step: int,
-                     sampler: EpochBatches, dist: DistInfo, keep: int) -> None:
+                     sampler: EpochBatches | ShardDataset, dist: DistInfo, keep: int) -> None:
     if not dist.is_main:
         return
     state = {
