@@ -28,7 +28,9 @@ from pyfunc.features.batch_augment import (
 from pyfunc.features.kaldi_fbank import compute_fbank, compute_fbank_batch, read_kaldi_conf
 from pyfunc.pipeline.train_stage import training_params
 from pyfunc.training.device_batch import batch_to_device
-from pyfunc.training.examples import ChunkDataset, chunk_samples, collate_drawn, load_training_set
+from pyfunc.training.examples import ChunkDataset, EpochBatches, chunk_samples, collate_drawn, load_training_set
+from pyfunc.training.shard_examples import ShardDataset, load_shard_set
+from pyfunc.training.shard_writer import make_shards
 from pyfunc.training.trainer import train
 
 RATE = 16000
@@ -263,3 +265,27 @@ def test_training_with_augmentation_on_the_device(aug_cfg: AugmentConfig, tmp_pa
     assert len(losses[True]) == 2 and all(np.isfinite(losses[True]))
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3)
     assert "augmentation and fbank on cpu" in (tmp_path / "exp_True" / "log" / "train.log").read_text()
+
+
+def test_shard_loader_with_draws_gives_the_examples_augmented_in_the_workers(aug_cfg: AugmentConfig,
+                                                                             tmp_path: Path) -> None:
+    """Shards and augmentation on the device combine: the shard loader collates the draws, and applying them
+    gives the examples that the shard loader augmenting in its workers gives."""
+    data_dir = make_tone_data_dir(tmp_path, speakers=2, utts=4)
+    data = load_training_set(data_dir, "waveform")
+    shards = load_shard_set(make_shards(data_dir, tmp_path / "shards", utts_per_shard=3, progress=False), data)
+    aug = WaveAugmenter.from_config(aug_cfg)
+
+    def epoch_batches(chunks: ChunkDataset, collate) -> list:
+        plan = EpochBatches(len(chunks), 4, 5)
+        dataset = ShardDataset(chunks, shards, plan, 0, buffer_size=3)
+        dataset.set_epoch(1)
+        return list(torch.utils.data.DataLoader(dataset, batch_size=plan.micro, collate_fn=collate))
+
+    plain = epoch_batches(ChunkDataset(data, 50, aug), None)
+    drawn = epoch_batches(ChunkDataset(data, 50, aug, draw_only=True), collate_drawn)
+    assert len(plain) == len(drawn) == 2
+    for (x, labels), batch in zip(plain, drawn):
+        wave, got_labels = batch_to_device(batch, torch.device("cpu"))
+        assert torch.equal(got_labels, labels)
+        assert _relative_error(wave.numpy(), x.numpy()) < 1e-5
