@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, RESULT_TAG, SIZES  # noqa: E402
 
-GROUPS = ("features", "train", "extract", "scoring", "storage")
+GROUPS = ("features", "train", "extract", "scoring", "storage", "peers")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -56,6 +56,7 @@ def build_plan(size: dict, groups: set[str]) -> list[Case]:
     plan += _group_plan(size, groups & {"extract"}, "extract")
     plan += _group_plan(size, groups & {"scoring"}, "scoring")
     plan += _group_plan(size, groups & {"storage"}, "storage")
+    plan += _group_plan(size, groups & {"peers"}, "peers")
     return plan
 
 
@@ -97,6 +98,8 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
                  Case("loader_m4a_wav_w0", "loader_m4a", {"source": "wav"})]
         plan += [Case(f"loader_feats_{arks}_w0", "loader_feats", {"arks": arks})
                  for arks in ("whole", "rows", "compressed")]
+    if "peers" in groups:
+        plan.append(Case("peer_speechbrain", "peer_speechbrain"))
     for case in plan:
         case.group = group
     return plan
@@ -384,6 +387,27 @@ class Report:
                 base = feats["whole"]["figures"]["examples_per_s"] if feats["whole"] and arks != "whole" else None
                 self.row(bench, f"{labels[arks]}, 0 workers", f"{speed:.0f} ex/s", _peak(result),
                          f"{speed / base:.2f}x" if base else "")
+
+    def peers(self) -> None:
+        bench = "peer: SpeechBrain"
+        result = self.ok("peer_speechbrain")
+        self.failed(bench, "peer_speechbrain")
+        if not result:
+            return
+        fig = result["figures"]
+        if "skipped" in fig:
+            self.row(bench, "SpeechBrain's ECAPA-TDNN beside ours", "skipped: " + fig["skipped"])
+            return
+        shape = (f"C={fig['channels']}, batch {fig['batch']} x {fig['frames']} frames of 80-dim fbank, "
+                 f"{fig['device']}, {fig['threads']} threads")
+        for kind, unit, label in (("train", "examples_per_s", "training step"),
+                                  ("extract", "utts_per_s", "extraction")):
+            sb, ours = fig[kind]["speechbrain"], fig[kind]["ours"]
+            short = "ex/s" if kind == "train" else "utt/s"
+            self.row(bench, f"{label}, SpeechBrain's ECAPA-TDNN (baseline; {shape})", f"{sb[unit]:.2f} {short}",
+                     _peak(result))
+            self.row(bench, f"{label}, ours, same input", f"{ours[unit]:.2f} {short}", _peak(result),
+                     f"{fig[kind]['ratio']:.2f}x (median of {ours['runs']} rounds)")
 
     def markdown(self) -> str:
         header = "| stage | what | figure | peak RSS (MB) | vs baseline | target | met |"
