@@ -46,7 +46,8 @@ def _step(net: torch.nn.Module, precision: str) -> tuple[torch.Tensor, dict[str,
     with autocast(precision, CPU):
         loss, _ = net(x, labels, example_generator(7, 1, 0, 0))
     loss.backward()
-    return loss.detach(), {name: p.grad.clone() for name, p in net.named_parameters() if p.grad is not None}
+    return loss.detach(), {name.removeprefix("_orig_mod."): p.grad.clone() for name, p in net.named_parameters()
+                           if p.grad is not None}
 
 
 def test_auto_on_the_cpu_is_the_fp32_step_bit_for_bit() -> None:
