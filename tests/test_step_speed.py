@@ -81,7 +81,8 @@ def test_compiled_training_on_the_cpu(tmp_path: Path) -> None:
     eager_loss, eager_grads = _step(copy.deepcopy(net), "fp32")
     compiled_loss, compiled_grads = _step(maybe_compile(net, True), "fp32")
     assert float(compiled_loss) == pytest.approx(float(eager_loss), rel=1e-4)
-    assert all(torch.allclose(compiled_grads[k], eager_grads[k], rtol=1e-3, atol=1e-5) for k in eager_grads)
+    # per parameter, to float rounding (biases before a BatchNorm have gradients ~1e-7 that are rounding only)
+    assert all(float((compiled_grads[k] - g).norm()) <= 1e-3 * float(g.norm()) + 1e-5 for k, g in eager_grads.items())
 
     data = _feature_data_dir(tmp_path / "feats")
     proc = _run_train(_config(tmp_path / "c.yaml", epochs=1, compile=True), data, tmp_path / "exp")
