@@ -37,6 +37,7 @@ CASES = {
     "extract_single": "bench.extract_bench:one_at_a_time",
     "metrics": "bench.scoring_bench:metrics",
     "asnorm": "bench.scoring_bench:asnorm",
+    "peer_speechbrain": "bench.peer_speechbrain:peer_case",
 }
 
 

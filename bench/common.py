@@ -28,6 +28,7 @@ SIZES: dict[str, dict] = {
         "metrics_trials": 10_000_000, "metrics_compare_trials": 2_000_000,
         "asnorm_trials": 580_000, "asnorm_utts": 145_000, "asnorm_cohort": 6000, "asnorm_top_n": 300,
         "asnorm_compare_scale": 8,
+        "peer_channels": 1024, "peer_batch": 32, "peer_frames": 200, "peer_warmup": 1, "peer_rounds": 3,
     },
     "quick": {
         "fbank_seconds": 300.0, "fbank_utt_seconds": (3.0, 15.0),
@@ -40,6 +41,7 @@ SIZES: dict[str, dict] = {
         "metrics_trials": 1_000_000, "metrics_compare_trials": 1_000_000,
         "asnorm_trials": 58_000, "asnorm_utts": 14_500, "asnorm_cohort": 6000, "asnorm_top_n": 300,
         "asnorm_compare_scale": 1,
+        "peer_channels": 1024, "peer_batch": 32, "peer_frames": 200, "peer_warmup": 0, "peer_rounds": 1,
     },
     "tiny": {
         "fbank_seconds": 30.0, "fbank_utt_seconds": (1.0, 4.0), "fbank_stage_cases": ["nj1", "nj2_t1", "fixed"],
@@ -52,6 +54,7 @@ SIZES: dict[str, dict] = {
         "metrics_trials": 20_000, "metrics_compare_trials": 20_000,
         "asnorm_trials": 2_000, "asnorm_utts": 500, "asnorm_cohort": 100, "asnorm_top_n": 20,
         "asnorm_compare_scale": 1,
+        "peer_channels": 32, "peer_batch": 4, "peer_frames": 50, "peer_warmup": 0, "peer_rounds": 1,
         "one_process_per_group": True,  # saves the start-up of a process per case; peak memory is then cumulative
     },
 }
@@ -101,3 +104,22 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
 def summarise_times(times: list[float]) -> dict[str, float]:
     """Best and median of repeated timings (the best is the least disturbed by other load)."""
     return {"best_s": min(times), "median_s": statistics.median(times), "runs": len(times)}
+
+
+def alternate_timed(steps: dict[str, Callable[[int], object]], warmup: int, rounds: int,
+                    sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Wall seconds of each of ``steps`` (called with the round number), taken in turn round after round so
+    that load from other processes hits them alike; the ``warmup`` first rounds are not kept. ``sync`` (e.g.
+    ``torch.cuda.synchronize``) runs before each clock reading."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(warmup + rounds):
+        for name, step in steps.items():
+            if sync:
+                sync()
+            start = time.perf_counter()
+            step(i)
+            if sync:
+                sync()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times

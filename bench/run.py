@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, RESULT_TAG, SIZES  # noqa: E402
 
-GROUPS = ("features", "train", "extract", "scoring", "storage", "shards")
+GROUPS = ("features", "train", "extract", "scoring", "storage", "shards", "peers")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -57,6 +57,7 @@ def build_plan(size: dict, groups: set[str]) -> list[Case]:
     plan += _group_plan(size, groups & {"scoring"}, "scoring")
     plan += _group_plan(size, groups & {"storage"}, "storage")
     plan += _group_plan(size, groups & {"shards"}, "shards")
+    plan += _group_plan(size, groups & {"peers"}, "peers")
     return plan
 
 
@@ -103,6 +104,8 @@ def _group_plan(size: dict, groups: set[str], group: str) -> list[Case]:
         for workers in size["loader_workers"]:
             plan += [Case(f"loader_{source}_w{workers}", "loader_shards", {"source": source, "workers": workers})
                      for source in ("wav_scp", "shards")]
+    if "peers" in groups:
+        plan.append(Case("peer_speechbrain", "peer_speechbrain"))
     for case in plan:
         case.group = group
     return plan
@@ -412,6 +415,27 @@ class Report:
                 ratio = speed / base["figures"]["examples_per_s"] if base else None
                 self.row(bench, f"training loader on the same examples from the shards (local disk, warm cache), "
                          f"{workers} workers", f"{speed:.1f} ex/s", _peak(shards), f"{ratio:.2f}x" if ratio else "")
+
+    def peers(self) -> None:
+        bench = "peer: SpeechBrain"
+        result = self.ok("peer_speechbrain")
+        self.failed(bench, "peer_speechbrain")
+        if not result:
+            return
+        fig = result["figures"]
+        if "skipped" in fig:
+            self.row(bench, "SpeechBrain's ECAPA-TDNN beside ours", "skipped: " + fig["skipped"])
+            return
+        shape = (f"C={fig['channels']}, batch {fig['batch']} x {fig['frames']} frames of 80-dim fbank, "
+                 f"{fig['device']}, {fig['threads']} threads")
+        for kind, unit, label in (("train", "examples_per_s", "training step"),
+                                  ("extract", "utts_per_s", "extraction")):
+            sb, ours = fig[kind]["speechbrain"], fig[kind]["ours"]
+            short = "ex/s" if kind == "train" else "utt/s"
+            self.row(bench, f"{label}, SpeechBrain's ECAPA-TDNN (baseline; {shape})", f"{sb[unit]:.2f} {short}",
+                     _peak(result))
+            self.row(bench, f"{label}, ours, same input", f"{ours[unit]:.2f} {short}", _peak(result),
+                     f"{fig[kind]['ratio']:.2f}x (median of {ours['runs']} rounds)")
 
     def markdown(self) -> str:
         header = "| stage | what | figure | peak RSS (MB) | vs baseline | target | met |"

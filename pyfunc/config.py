@@ -77,7 +77,9 @@ class TrainConfig:
     specaug_freq: int = 8  # frequency mask width drawn from [0, specaug_freq)
     num_workers: int = 2
     random_seed: int = 1234
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward pass, CUDA or CPU)
+    # "auto": bf16 on CUDA, fp32 on the CPU; "fp32"; or "bf16" (autocast of the forward pass, CUDA or CPU)
+    precision: str = "auto"
+    compile: bool = False  # torch.compile the model (the first steps take longer while it compiles)
     log_interval: int = 50  # steps between progress log lines
     grad_accum: int = 1  # micro-batches per optimiser step and process
     sync_batchnorm: bool = False  # several GPUs: BatchNorm statistics over all processes' micro-batches
@@ -144,7 +146,7 @@ def training_table(config: Config) -> str:
 _CHOICES = {
     "model.frontend": ("fbank", "seed"),
     "train.lr_schedule": ("step", "warmup_exp"),
-    "train.precision": ("fp32", "bf16"),
+    "train.precision": ("auto", "fp32", "bf16"),
     "extract.protocol": ("full", "seed"),
 }
 

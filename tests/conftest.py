@@ -54,3 +54,17 @@ def make_tone_data_dir(root: Path, speakers: int = 3, utts: int = 3, seconds: fl
 @pytest.fixture
 def tone_data_dir(tmp_path: Path) -> Path:
     return make_tone_data_dir(tmp_path)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (skipped otherwise)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked slow (minutes on 2 cores, e.g. torch.compile's first step) run only with --runslow."""
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="marked slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -45,6 +45,9 @@ class SeedLogMel(nn.Sequential):
                 f_min=20, f_max=7600, window_fn=torch.hamming_window, n_mels=SEED_N_MELS),
         )
 
+    # Not compiled (train.compile): a fixed float32 front end without gradient, and dynamo cannot trace it
+    # (torch 2.11 fails on its no_grad/autocast block around torchaudio's spectrogram).
+    @torch.compiler.disable
     def forward(self, wav: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         with torch.no_grad(), torch.autocast(device_type=wav.device.type, enabled=False):
             x = super().forward(wav.float()) + 1e-6

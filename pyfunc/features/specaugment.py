@@ -23,6 +23,9 @@ def _mask_along_axis(x: torch.Tensor, dim: int, max_width: int, generator: torch
     return x.masked_fill_(mask.to(x.device, non_blocking=True), 0.0)
 
 
+# Not compiled (train.compile): the band starts depend on drawn widths (a data-dependent shape that breaks the
+# graph anyway), and the draws come from a CPU generator; it is a few masked fills between compiled graphs.
+@torch.compiler.disable
 def spec_augment(x: torch.Tensor, time_width: int = 10, freq_width: int = 8,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """SpecAugment-like masking of (batch, freq, time) features, in place: one time mask, then one frequency mask.

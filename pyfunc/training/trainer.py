@@ -59,6 +59,7 @@ from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn, 
 from pyfunc.training.history import append_history, record_eer
 from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
 from pyfunc.training.shard_examples import ShardDataset, load_shard_set
+from pyfunc.training.step_speed import autocast, configure_backends, maybe_compile, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +93,6 @@ def _setup_logging(exp_dir: Path, is_main: bool) -> None:
     logging.getLogger().setLevel(logging.INFO)
 
 
-def _autocast(config: Config, device: torch.device):
-    """bfloat16 autocast of the forward pass when ``train.precision: bf16`` (CUDA or CPU), else nothing."""
-    if config.train.precision == "bf16" and device.type in ("cuda", "cpu"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str = "auto",
           fbank_options: dict[str, Any] | None = None, shards: str | Path | None = None) -> None:
     """Train on ``data_dir`` into ``exp_dir`` (checkpoints in ``models/``, final model dir in ``exp_dir``).
@@ -117,7 +111,9 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     eval_set = load_eval_set(config)  # on every rank: a bad eval set fails before training, everywhere
     eval_group = evaluation_group(dist) if eval_set is not None else None  # every rank evaluates its share
     config.model.num_classes = len(data.speakers) * max(1, len(cfg.speed_perturb))
-    if config.train.precision == "bf16" and dist.device.type == "cpu" and dist.is_main:
+    configure_backends(dist.device)
+    precision = resolve_precision(cfg.precision, dist.device)
+    if precision == "bf16" and dist.device.type == "cpu" and dist.is_main:
         logger.info("train.precision bf16 on the CPU: fast where it has native bfloat16 (avx512_bf16, AMX), "
                     "slower than float32 elsewhere")
 
@@ -140,12 +136,14 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
         _initialise_from(net, cfg.init_model)
     if dist.is_main:
         logger.info("%d utterances, %d speakers, %d steps/epoch of %d examples on %d process(es) x %d "
-                    "accumulation step(s), device %s", len(data.utts), len(data.speakers),
-                    sampler.steps_per_epoch, cfg.batch_size, dist.world_size, cfg.grad_accum, dist.device)
+                    "accumulation step(s), device %s, precision %s%s", len(data.utts), len(data.speakers),
+                    sampler.steps_per_epoch, cfg.batch_size, dist.world_size, cfg.grad_accum, dist.device, precision,
+                    ", compiled" if cfg.compile else "")
     model = net
     if dist.world_size > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda"
                                                     else None)
+    model = maybe_compile(model, cfg.compile)  # DDP first, then compile: DDP's graph breaks at its buckets
     augmenter = build_augmenter(cfg.augment)
     on_device = augmenter is not None and cfg.augment.on_device  # workers draw; augmented (and fbank) on the device
     fbank = fbank_options if cfg.on_the_fly_features else None
@@ -277,7 +275,7 @@ def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, 
         sync = contextlib.nullcontext() if last_part or dist.world_size == 1 else model.no_sync()
         generator = example_generator(cfg.random_seed, epoch, step, dist.rank * cfg.grad_accum + part)
         with sync:
-            with _autocast(config, dist.device):
+            with autocast(cfg.precision, dist.device):
                 loss, accuracy = model(x, labels, generator)
             # one device sync per micro-batch, before backward, serves the check and the totals
             loss_value, accuracy_value = torch.stack((loss.detach().double(), accuracy.detach().double())).tolist()

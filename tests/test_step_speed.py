@@ -1,0 +1,93 @@
+"""Speed options of the training step: train.precision (auto, fp32, bf16) and train.compile."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import _config, _feature_data_dir, _run_train
+
+from pyfunc.config import config_from_dict
+from pyfunc.errors import ConfigError
+from pyfunc.models.aam_softmax import AAMSoftmax
+from pyfunc.models.model_dir import build_encoder
+from pyfunc.training.step_speed import autocast, compile_unavailable, maybe_compile, resolve_precision
+from pyfunc.training.trainer import SpeakerNet, example_generator
+
+CPU = torch.device("cpu")
+
+
+def test_precision_auto_is_bf16_on_cuda_and_fp32_on_the_cpu() -> None:
+    assert config_from_dict({}).train.precision == "auto"
+    assert config_from_dict({}).train.compile is False
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
+    assert resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"  # explicit values stay as they are
+    assert resolve_precision("bf16", CPU) == "bf16"
+    with pytest.raises(ConfigError, match="train.precision"):
+        config_from_dict({"train": {"precision": "fp16"}})
+    with pytest.raises(ConfigError, match="train.compile"):
+        config_from_dict({"train": {"compile": "yes"}})
+
+
+def _net() -> SpeakerNet:
+    torch.manual_seed(3)
+    config = config_from_dict({"model": {"channels": 16, "embed_dim": 8}})
+    return SpeakerNet(build_encoder(config.model), AAMSoftmax(8, 4))
+
+
+def _step(net: torch.nn.Module, precision: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One training step's loss and gradients on a fixed batch, as the trainer takes it."""
+    x = torch.randn(8, 30, 80, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(8) % 4
+    net.train()
+    with autocast(precision, CPU):
+        loss, _ = net(x, labels, example_generator(7, 1, 0, 0))
+    loss.backward()
+    return loss.detach(), {name.removeprefix("_orig_mod."): p.grad.clone() for name, p in net.named_parameters()
+                           if p.grad is not None}
+
+
+def test_auto_on_the_cpu_is_the_fp32_step_bit_for_bit() -> None:
+    loss_fp32, grads_fp32 = _step(_net(), "fp32")
+    loss_auto, grads_auto = _step(_net(), "auto")
+    assert torch.equal(loss_auto, loss_fp32)
+    assert grads_auto.keys() == grads_fp32.keys()
+    assert all(torch.equal(grads_auto[k], grads_fp32[k]) for k in grads_fp32)
+
+
+def test_bf16_step_on_the_cpu() -> None:
+    loss_fp32, _ = _step(_net(), "fp32")
+    net = _net()
+    loss_bf16, grads = _step(net, "bf16")
+    assert loss_bf16.dtype == torch.float32 and torch.isfinite(loss_bf16)
+    assert loss_bf16 != loss_fp32 and float(loss_bf16) == pytest.approx(float(loss_fp32), rel=0.02)
+    assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads.values())  # fp32 weights
+
+
+def test_compile_off_is_the_model_itself() -> None:
+    net = _net()
+    assert maybe_compile(net, False) is net
+
+
+@pytest.mark.slow  # torch.compile's first step compiles C++ (inductor): about a minute on 2 loaded cores
+@pytest.mark.skipif(compile_unavailable(CPU) is not None, reason=str(compile_unavailable(CPU)))
+def test_compiled_training_on_the_cpu(tmp_path: Path) -> None:
+    """train.compile: true trains through steps/train.py; the compiled step computes the eager step's loss and
+    the model dir has the same keys."""
+    net = _net()
+    eager_loss, eager_grads = _step(copy.deepcopy(net), "fp32")
+    compiled_loss, compiled_grads = _step(maybe_compile(net, True), "fp32")
+    assert float(compiled_loss) == pytest.approx(float(eager_loss), rel=1e-4)
+    # per parameter, to float rounding (biases before a BatchNorm have gradients ~1e-7 that are rounding only)
+    assert all(float((compiled_grads[k] - g).norm()) <= 1e-3 * float(g.norm()) + 1e-5 for k, g in eager_grads.items())
+
+    data = _feature_data_dir(tmp_path / "feats")
+    proc = _run_train(_config(tmp_path / "c.yaml", epochs=1, compile=True), data, tmp_path / "exp")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    assert ", compiled" in (tmp_path / "exp" / "log" / "train.log").read_text()
+    state = torch.load(tmp_path / "exp" / "model.pt", weights_only=True)
+    assert set(state["encoder"]) == set(net.encoder.state_dict())  # no _orig_mod. prefixes
