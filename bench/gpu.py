@@ -10,7 +10,7 @@ Rows, each with its ratio to a baseline measured in the same run:
     bench/baseline_ecapa.py (fp32, the baseline), ours in fp32, bf16 (autocast) and bf16 + torch.compile;
   - the whole pipeline from wav (DataLoader workers reading, cropping and augmenting synthetic data written
     to a temporary directory, then our bf16 step), with the augmentation in the workers and on the device
-    (train.augment.on_device), against the step alone; a shard reader row (skipped: the repo has none);
+    (train.augment.on_device), and from tar shards with the augmentation on the device, against the step alone;
   - extraction utterances/s, batched (extract_embeddings) against one utterance at a time;
   - SpeechBrain's ECAPA-TDNN beside ours (bench/peer_speechbrain.py; skipped without bench/.peers);
   - the peak GPU memory of each row.
@@ -46,6 +46,8 @@ from pyfunc.models.model_dir import build_encoder, load_model_dir, save_model_di
 from pyfunc.pipeline.extract_job import extract_embeddings  # noqa: E402
 from pyfunc.training.device_batch import batch_to_device  # noqa: E402
 from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn, load_training_set  # noqa: E402
+from pyfunc.training.shard_examples import ShardDataset, load_shard_set  # noqa: E402
+from pyfunc.training.shard_writer import make_shards  # noqa: E402
 from pyfunc.training.step_speed import autocast, compile_unavailable, configure_backends  # noqa: E402
 from pyfunc.training.trainer import SpeakerNet, example_generator  # noqa: E402
 
@@ -178,19 +180,31 @@ def pipeline(size: dict, device: torch.device, work: Path, step_rate: float, row
     musan, rir = make_augment_sources(work / "augment", random_seed=3, scale=1.0 if size["train_utts"] > 16 else 0.2)
     augmenter = WaveAugmenter.from_config(AugmentConfig(enabled=True, musan_dir=musan, rir_dir=rir))
     data = load_training_set(data_dir, "waveform")
-    for name, on_device in (("pipeline_wav_aug_workers", False), ("pipeline_wav_aug_device", True)):
+    shard_list = make_shards(data_dir, work / "shards", utts_per_shard=max(2, size["train_utts"] // 8),
+                             progress=False)
+    cases = (("pipeline_wav_aug_workers", False, False), ("pipeline_wav_aug_device", True, False),
+             ("pipeline_shards", True, True))
+    for name, on_device, from_shards in cases:
         net, opt = _our_net(size, device)
         sampler = EpochBatches(len(data.utts), size["batch"], SEED)
         dataset = ChunkDataset(data, size["frames"], augmenter, draw_only=on_device)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=size["workers"],
-                                             pin_memory=device.type == "cuda", persistent_workers=size["workers"] > 0,
-                                             collate_fn=collate_drawn if on_device else None)
+        collate = collate_drawn if on_device else None
+        if from_shards:
+            plan = ShardDataset(dataset, load_shard_set(shard_list, data), sampler, size["workers"])
+            loader = torch.utils.data.DataLoader(plan, batch_size=sampler.micro, num_workers=size["workers"],
+                                                 pin_memory=device.type == "cuda",
+                                                 persistent_workers=size["workers"] > 0, collate_fn=collate)
+        else:
+            plan = sampler
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=size["workers"],
+                                                 pin_memory=device.type == "cuda",
+                                                 persistent_workers=size["workers"] > 0, collate_fn=collate)
         peak = PeakMemory(device)
         got, epoch, start = 0, 0, 0.0
         wanted = size["loader_batches"] + 1  # the first batch (workers starting, cuDNN tuning) is not timed
         while got < wanted:
             epoch += 1
-            sampler.set_epoch(epoch)
+            plan.set_epoch(epoch)
             for batch in loader:
                 peak.wrap(_our_step(net, opt, "bf16", device, lambda i, b=batch: batch_to_device(b, device)))(got)
                 got += 1
@@ -206,10 +220,9 @@ def pipeline(size: dict, device: torch.device, work: Path, step_rate: float, row
             sync()
         rate = size["loader_batches"] * size["batch"] / (time.perf_counter() - start)
         where = "on the device (train.augment.on_device)" if on_device else "in the workers"
-        rows.add(name, f"wav -> loader ({size['workers']} workers) -> augmentation {where} -> bf16 step",
+        source = "wav tar shards (steps/make_shards.py)" if from_shards else "wav"
+        rows.add(name, f"{source} -> loader ({size['workers']} workers) -> augmentation {where} -> bf16 step",
                  rate, "ex/s", peak.mb, f"{rate / step_rate:.2f} of the bf16 step alone")
-    rows.add("pipeline_shards", "wav shards -> loader -> step", None,
-             note="skipped: the repo has no shard reader (reads wav.scp entries one file each)")
 
 
 def extraction(size: dict, device: torch.device, work: Path, rows: Rows) -> None:
