@@ -72,6 +72,20 @@ def test_compile_off_is_the_model_itself() -> None:
     assert maybe_compile(net, False) is net
 
 
+def test_compile_wiring_with_dynamo_only(monkeypatch) -> None:
+    """The fast part of train.compile, in every run of the suite: dynamo traces our step (the eager backend,
+    no C++ code generation) and the compiled module computes the eager loss and gradients."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: real_compile(model, backend="eager"))
+    net = _net()
+    eager_loss, eager_grads = _step(copy.deepcopy(net), "fp32")
+    compiled = maybe_compile(net, True)
+    assert compiled is not net
+    compiled_loss, compiled_grads = _step(compiled, "fp32")
+    assert float(compiled_loss) == pytest.approx(float(eager_loss), rel=1e-5)
+    assert all(torch.allclose(compiled_grads[k], g, rtol=1e-4, atol=1e-6) for k, g in eager_grads.items())
+
+
 @pytest.mark.slow  # torch.compile's first step compiles C++ (inductor): about a minute on 2 loaded cores
 @pytest.mark.skipif(compile_unavailable(CPU) is not None, reason=str(compile_unavailable(CPU)))
 def test_compiled_training_on_the_cpu(tmp_path: Path) -> None:
