@@ -31,6 +31,7 @@
 #   --lm-overrides "K=V ..."   overrides of the fine-tuning configs, e.g. "train.epochs=1" []
 #   --rows "ROW ..."    rows to run and tabulate [all ten, in the order above]
 #   --nj N --device auto|cpu|cuda    as in run.sh [2 auto]
+#   --table-only true   only tabulate the models that earlier runs made (e.g. seeds run in parallel) [false]
 set -euo pipefail
 script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
@@ -46,6 +47,7 @@ lm_overrides=""
 rows="noaug seed warmup margin speed average mean lm qmf all"
 nj=2
 device=auto
+table_only=false
 . utils/parse_options.sh
 log() { echo "$(date '+%F %T') run_ablation.sh: $*"; }
 
@@ -85,12 +87,14 @@ wanted() { [[ " $rows " == *" $1 "* ]]; }
 # One config per trained row (and the fine-tuning configs of the seed and all rows).
 mkdir -p "$exp/conf"
 sets() { for o in $*; do echo --set "$o"; done; }
-for row in "${!trained[@]}"; do
+[ "$table_only" = true ] || for row in "${!trained[@]}"; do
   steps/make_config.py $(sets $seed_recipe ${trained[$row]} $overrides) "$config" "$exp/conf/$row.yaml"
 done
-steps/make_config.py $(sets score.subtract_mean=false train.speed_perturb=[] $lm_overrides) "$lm_config" \
-  "$exp/conf/seed_lm.yaml"
-steps/make_config.py $(sets score.subtract_mean=true "$speed" $lm_overrides) "$lm_config" "$exp/conf/all_lm.yaml"
+if [ "$table_only" != true ]; then
+  steps/make_config.py $(sets score.subtract_mean=false train.speed_perturb=[] $lm_overrides) "$lm_config" \
+    "$exp/conf/seed_lm.yaml"
+  steps/make_config.py $(sets score.subtract_mean=true "$speed" $lm_overrides) "$lm_config" "$exp/conf/all_lm.yaml"
+fi
 
 train() {  # train ROW SEED [LM_CONFIG]: run.sh stage 2 into EXP/ROW/seedSEED (and its lm)
   local row=$1 seed=$2
@@ -117,6 +121,7 @@ derive() {  # derive ROW SEED LAST [KEY=VALUE]: the seed row's last LAST checkpo
 }
 
 for seed in $seeds; do
+  [ "$table_only" = true ] && break
   for row in noaug warmup margin speed; do
     if wanted $row; then log "$row, seed $seed"; train $row "$seed"; evaluate "$exp/$row/seed$seed"; fi
   done
