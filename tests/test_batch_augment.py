@@ -3,7 +3,6 @@ CPU path; the SNRs and the convolution by hand; a training run with ``train.augm
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -232,18 +231,6 @@ def test_on_device_is_a_boolean_config_key_safe_to_change_on_resume(tmp_path: Pa
     params = [training_params(config_from_dict({"train": {"augment": {"on_device": flag}}}), data_dir)
               for flag in (False, True)]
     assert params[0] == params[1]
-
-
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
 
 
 def test_training_with_augmentation_on_the_device(aug_cfg: AugmentConfig, tmp_path: Path, restore_logging) -> None:

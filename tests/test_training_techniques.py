@@ -3,7 +3,6 @@ fbank on the fly, starting from a model dir, and checkpoint averaging."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -186,19 +185,6 @@ def _tiny_config(**train) -> Config:
     return config_from_dict({"model": {"channels": 16, "embed_dim": 8},
                              "train": {"epochs": 3, "batch_size": 6, "lr": 0.01, "chunk_frames": 30, "num_workers": 0,
                                        "log_interval": 1, "random_seed": 3, **train}})
-
-
-@pytest.fixture
-def restore_logging():
-    """train() adds a file handler to the root logger; take it off again."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
 
 
 def test_training_with_fbank_on_the_fly_speed_perturbation_and_margin_ramp(tmp_path: Path, restore_logging) -> None:

@@ -3,7 +3,6 @@ the offline-augmentation CLIs, config overrides, and the augmentation wiring of 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -587,18 +586,6 @@ def test_recipe_configs_are_the_seed_setup() -> None:
 
 # ----------------------------------------------------------------------------------------------
 # The augmentation wiring of stage 2 (pyfunc.train)
-
-
-@pytest.fixture
-def restore_logging():
-    """pyfunc.train.train adds a file handler to the root logger; take it off again."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(level)
 
 
 def _wave_config(**augment) -> Config:
