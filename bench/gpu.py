@@ -46,7 +46,7 @@ from pyfunc.models.model_dir import build_encoder, load_model_dir, save_model_di
 from pyfunc.pipeline.extract_job import extract_embeddings  # noqa: E402
 from pyfunc.training.device_batch import batch_to_device  # noqa: E402
 from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn, load_training_set  # noqa: E402
-from pyfunc.training.shard_examples import ShardDataset, load_shard_set  # noqa: E402
+from pyfunc.training.shard_examples import load_shard_set, training_loader  # noqa: E402
 from pyfunc.training.shard_writer import make_shards  # noqa: E402
 from pyfunc.training.step_speed import autocast, compile_unavailable, configure_backends  # noqa: E402
 from pyfunc.training.trainer import SpeakerNet, example_generator  # noqa: E402
@@ -188,17 +188,9 @@ def pipeline(size: dict, device: torch.device, work: Path, step_rate: float, row
         net, opt = _our_net(size, device)
         sampler = EpochBatches(len(data.utts), size["batch"], SEED)
         dataset = ChunkDataset(data, size["frames"], augmenter, draw_only=on_device)
-        collate = collate_drawn if on_device else None
-        if from_shards:
-            plan = ShardDataset(dataset, load_shard_set(shard_list, data), sampler, size["workers"])
-            loader = torch.utils.data.DataLoader(plan, batch_size=sampler.micro, num_workers=size["workers"],
-                                                 pin_memory=device.type == "cuda",
-                                                 persistent_workers=size["workers"] > 0, collate_fn=collate)
-        else:
-            plan = sampler
-            loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=size["workers"],
-                                                 pin_memory=device.type == "cuda",
-                                                 persistent_workers=size["workers"] > 0, collate_fn=collate)
+        shards = load_shard_set(shard_list, data) if from_shards else None
+        plan, loader = training_loader(dataset, sampler, shards, size["workers"], device.type == "cuda",
+                                       collate_drawn if on_device else None)
         peak = PeakMemory(device)
         got, epoch, start = 0, 0, 0.0
         wanted = size["loader_batches"] + 1  # the first batch (workers starting, cuDNN tuning) is not timed

@@ -228,3 +228,16 @@ class ShardDataset(torch.utils.data.IterableDataset):
         worker, turn = round_robin(left)[(step - self.start_step) * b.grad_accum + local]
         stream = list(self._stream(rank, worker, read=False))
         return stream[turn * b.micro:(turn + 1) * b.micro]
+
+
+def training_loader(dataset: ChunkDataset, sampler: EpochBatches, shards: ShardSet | None, num_workers: int,
+                    pin_memory: bool, collate=None
+                    ) -> tuple[EpochBatches | ShardDataset, torch.utils.data.DataLoader]:
+    """The epoch plan (``set_epoch``, ``micro_batch``) and the DataLoader of training: ``dataset`` batched by
+    ``sampler`` from wav.scp or feats.scp, or with ``shards`` read through a :class:`ShardDataset`."""
+    common = dict(num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                  collate_fn=collate)
+    if shards is None:
+        return sampler, torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)
+    plan = ShardDataset(dataset, shards, sampler, num_workers)
+    return plan, torch.utils.data.DataLoader(plan, batch_size=sampler.micro, **common)

@@ -58,7 +58,7 @@ from pyfunc.training.evaluation import evaluate_eer, load_eval_set
 from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn, load_training_set
 from pyfunc.training.history import append_history, record_eer
 from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
-from pyfunc.training.shard_examples import ShardDataset, load_shard_set
+from pyfunc.training.shard_examples import ShardDataset, load_shard_set, training_loader
 from pyfunc.training.step_speed import autocast, configure_backends, maybe_compile, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -150,18 +150,10 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     dataset = ChunkDataset(data, cfg.chunk_frames, augmenter, cfg.speed_perturb, None if on_device else fbank,
                            draw_only=on_device)
     collate = collate_drawn if on_device else None
-    plan: EpochBatches | ShardDataset = sampler
-    if shards is None:
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
-                                             pin_memory=dist.device.type == "cuda",
-                                             persistent_workers=cfg.num_workers > 0, collate_fn=collate)
-    else:
-        plan = ShardDataset(dataset, load_shard_set(shards, data), sampler, cfg.num_workers)
-        loader = torch.utils.data.DataLoader(plan, batch_size=sampler.micro, num_workers=cfg.num_workers,
-                                             pin_memory=dist.device.type == "cuda",
-                                             persistent_workers=cfg.num_workers > 0, collate_fn=collate)
-        if dist.is_main:
-            logger.info("reading the examples from the %d shards of %s", len(plan.shards.shards), shards)
+    shard_set = None if shards is None else load_shard_set(shards, data)
+    plan, loader = training_loader(dataset, sampler, shard_set, cfg.num_workers, dist.device.type == "cuda", collate)
+    if shard_set is not None and dist.is_main:
+        logger.info("reading the examples from the %d shards of %s", len(shard_set.shards), shards)
     if on_device and dist.is_main:
         logger.info("augmentation%s on %s (train.augment.on_device)", " and fbank" if fbank else "", dist.device)
     schedule = Schedule(scheduler, per_step)
