@@ -77,7 +77,7 @@ class TrainConfig:
     specaug_freq: int = 8  # frequency mask width drawn from [0, specaug_freq)
     num_workers: int = 2
     random_seed: int = 1234
-    # "auto": bf16 on CUDA, fp32 on the CPU; "fp32"; or "bf16" (autocast of the forward pass, CUDA or CPU)
+    # "auto": bf16 on CUDA and AMX CPUs, else fp32; "fp32"; or "bf16" (autocast of the forward pass)
     precision: str = "auto"
     compile: bool = False  # torch.compile the model (the first steps take longer while it compiles)
     log_interval: int = 50  # steps between progress log lines

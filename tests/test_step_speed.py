@@ -13,23 +13,46 @@ from pyfunc.config import config_from_dict
 from pyfunc.errors import ConfigError
 from pyfunc.models.aam_softmax import AAMSoftmax
 from pyfunc.models.model_dir import build_encoder
-from pyfunc.training.step_speed import autocast, compile_unavailable, maybe_compile, resolve_precision
+from pyfunc.training import step_speed
+from pyfunc.training.step_speed import (
+    autocast,
+    compile_unavailable,
+    cpu_has_native_bf16,
+    maybe_compile,
+    resolve_precision,
+)
 from pyfunc.training.trainer import SpeakerNet, example_generator
 
 CPU = torch.device("cpu")
 
 
-def test_precision_auto_is_bf16_on_cuda_and_fp32_on_the_cpu() -> None:
+def test_precision_auto_is_bf16_where_bfloat16_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config_from_dict({}).train.precision == "auto"
     assert config_from_dict({}).train.compile is False
     assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
-    assert resolve_precision("auto", CPU) == "fp32"
+    monkeypatch.setattr(step_speed, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", CPU) == "fp32"  # emulated bf16 would be slower than fp32
+    monkeypatch.setattr(step_speed, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", CPU) == "bf16"  # AMX
     assert resolve_precision("fp32", torch.device("cuda")) == "fp32"  # explicit values stay as they are
+    assert resolve_precision("fp32", CPU) == "fp32"
+    monkeypatch.setattr(step_speed, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("bf16", CPU) == "bf16"
     with pytest.raises(ConfigError, match="train.precision"):
         config_from_dict({"train": {"precision": "fp16"}})
     with pytest.raises(ConfigError, match="train.compile"):
         config_from_dict({"train": {"compile": "yes"}})
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="needs Linux's /proc/cpuinfo")
+def test_native_bf16_probe_agrees_with_the_kernel_cpu_flags() -> None:
+    """The probe says yes exactly where the kernel lists the AMX tile and bf16 flags (Linux)."""
+    flags: set[str] = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    assert cpu_has_native_bf16() == ({"amx_tile", "amx_bf16"} <= flags)
 
 
 def _net() -> SpeakerNet:
@@ -50,12 +73,15 @@ def _step(net: torch.nn.Module, precision: str) -> tuple[torch.Tensor, dict[str,
                            if p.grad is not None}
 
 
-def test_auto_on_the_cpu_is_the_fp32_step_bit_for_bit() -> None:
-    loss_fp32, grads_fp32 = _step(_net(), "fp32")
+@pytest.mark.parametrize("native_bf16, same_as", [(False, "fp32"), (True, "bf16")])
+def test_auto_on_the_cpu_is_one_of_the_explicit_steps_bit_for_bit(monkeypatch: pytest.MonkeyPatch,
+                                                                  native_bf16: bool, same_as: str) -> None:
+    monkeypatch.setattr(step_speed, "cpu_has_native_bf16", lambda: native_bf16)
+    loss_explicit, grads_explicit = _step(_net(), same_as)
     loss_auto, grads_auto = _step(_net(), "auto")
-    assert torch.equal(loss_auto, loss_fp32)
-    assert grads_auto.keys() == grads_fp32.keys()
-    assert all(torch.equal(grads_auto[k], grads_fp32[k]) for k in grads_fp32)
+    assert torch.equal(loss_auto, loss_explicit)
+    assert grads_auto.keys() == grads_explicit.keys()
+    assert all(torch.equal(grads_auto[k], grads_explicit[k]) for k in grads_explicit)
 
 
 def test_bf16_step_on_the_cpu() -> None:

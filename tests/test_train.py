@@ -248,7 +248,7 @@ def test_bf16_autocast_on_the_cpu(tmp_path: Path) -> None:
         log = (tmp_path / precision / "log" / "train.log").read_text()  # step 1: same weights in both runs
         losses[precision] = float(log.split("epoch 1 step 1/", 1)[1].split(" loss ", 1)[1].split()[0])
         weights[precision] = torch.load(tmp_path / precision / "model.pt", weights_only=True)["encoder"]
-    assert "bf16 on the CPU" in (tmp_path / "bf16" / "log" / "train.log").read_text()
+    assert "device cpu, precision bf16" in (tmp_path / "bf16" / "log" / "train.log").read_text()
     assert losses["bf16"] != losses["fp32"]  # the forward pass really ran in bfloat16 ...
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)  # ... to bfloat16 precision
     assert all(weights["bf16"][k].dtype == v.dtype for k, v in weights["fp32"].items())

@@ -1,7 +1,8 @@
 """Speed options of the training step: precision, cuDNN autotuning and ``torch.compile``.
 
-``train.precision: auto`` is bfloat16 autocast on CUDA and float32 elsewhere, so the CPU
-path is the float32 step it always was. Channels-last memory format is left out on
+``train.precision: auto`` is bfloat16 autocast where the hardware multiplies bfloat16 matrices
+natively (CUDA; CPUs with Intel AMX tiles, Sapphire Rapids and later) and float32 elsewhere, where
+bfloat16 would be emulated and slower than float32. Channels-last memory format is left out on
 purpose: it applies to 4-D (NCHW) tensors, and ECAPA-TDNN's 1-D convolutions run on 3-D
 (batch, channels, time) tensors, for which cuDNN picks its kernels without it.
 """
@@ -16,10 +17,20 @@ import torch
 from torch import nn
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX tiles, as oneDNN uses them)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.11; absent means no
+    return bool(probe()) if probe is not None else False
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``fp32`` or ``bf16`` for ``train.precision`` on ``device`` (``auto``: bf16 on CUDA, else fp32)."""
+    """``fp32`` or ``bf16`` for ``train.precision`` on ``device``.
+
+    ``auto``: bf16 on CUDA and on CPUs with native bfloat16 matrix units, fp32 on other CPUs.
+    """
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        return "bf16" if native else "fp32"
     return precision
 
 

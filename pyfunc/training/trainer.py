@@ -59,7 +59,13 @@ from pyfunc.training.examples import ChunkDataset, EpochBatches, collate_drawn, 
 from pyfunc.training.history import append_history, record_eer
 from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
 from pyfunc.training.shard_examples import ShardDataset, load_shard_set, training_loader
-from pyfunc.training.step_speed import autocast, configure_backends, maybe_compile, resolve_precision
+from pyfunc.training.step_speed import (
+    autocast,
+    configure_backends,
+    cpu_has_native_bf16,
+    maybe_compile,
+    resolve_precision,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +119,9 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     config.model.num_classes = len(data.speakers) * max(1, len(cfg.speed_perturb))
     configure_backends(dist.device)
     precision = resolve_precision(cfg.precision, dist.device)
-    if precision == "bf16" and dist.device.type == "cpu" and dist.is_main:
-        logger.info("train.precision bf16 on the CPU: fast where it has native bfloat16 (avx512_bf16, AMX), "
-                    "slower than float32 elsewhere")
+    if precision == "bf16" and dist.device.type == "cpu" and dist.is_main and not cpu_has_native_bf16():
+        logger.warning("train.precision bf16 on a CPU without AMX: bfloat16 is emulated here and slower than "
+                       "float32 (train.precision: auto picks fp32 on such a CPU)")
 
     torch.manual_seed(cfg.random_seed)
     encoder = build_encoder(config.model, specaug_time=cfg.specaug_time, specaug_freq=cfg.specaug_freq)
