@@ -10,7 +10,8 @@
 #   0  data preparation (docs/mini-corpus.md): DATA/train_wide (training), the test sets DATA/test (clean),
 #      DATA/test_hard (1-3 s, noise, babble, rooms) and DATA/test_unseen (held-out voices and texts),
 #      DATA/dev (calibration), DATA/cohort (for AS-norm) and DATA/augment (noises, music, babble, rooms)
-#   1  Kaldi fbank features: feats.scp + ark, utt2num_frames (--nj jobs, --cmd launcher)
+#   1  Kaldi fbank features: feats.scp + ark, utt2num_frames (--nj jobs, --cmd launcher) of the test, dev and
+#      cohort sets, and of the training set when stage 2 reads feats.scp (not train.on_the_fly_features)
 #   2  training through torchrun (--nproc-per-node, --nnodes, --node-rank, --rdzv-endpoint); with
 #      --lm-config, large-margin fine-tuning of the trained model into EXP/lm
 #   3  embeddings (xvector.scp/ark) of the test, dev and cohort data, for the trained and untrained model;
@@ -150,7 +151,15 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "stage 1: fbank features"
-  for d in "$data/$train_set" "${eval_dirs[@]}" "$cohort_data"; do
+  fbank_dirs=("${eval_dirs[@]}" "$cohort_data")
+  # The training set's fbank only when stage 2 reads feats.scp (not with train.on_the_fly_features).
+  sets=(); for o in $overrides; do sets+=(--set "$o"); done
+  for c in "$config" $lm_config; do
+    if [ "$(steps/make_config.py --training-table "${sets[@]}" "$c")" = feats.scp ]; then
+      fbank_dirs=("$data/$train_set" "${eval_dirs[@]}" "$cohort_data")
+    fi
+  done
+  for d in "${fbank_dirs[@]}"; do
     steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" --compress "$compress" "${redo[@]}" \
       "$d" "$exp/fbank/$(basename "$d")" "$exp/fbank/log"
   done

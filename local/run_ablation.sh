@@ -51,7 +51,7 @@ table_only=false
 . utils/parse_options.sh
 log() { echo "$(date '+%F %T') run_ablation.sh: $*"; }
 
-for d in "$data"/{train_wide,test,test_hard,test_unseen,dev,cohort}; do
+for d in "$data"/{test,test_hard,test_unseen,dev,cohort}; do  # every row trains on the fly from wav.scp
   [ -f "$d/feats.scp" ] || { echo "$0: $d/feats.scp not found: run 'bash run.sh --data $data --stop-stage 1'" \
     "first" >&2; exit 1; }
 done

@@ -53,9 +53,14 @@ def apply_overrides(data: dict, overrides: Sequence[str], source: str = "<config
     return config_from_dict(tree, f"{source} with overrides {' '.join(overrides)}" if overrides else source)
 
 
+def read_config_with_overrides(base: PathLike, overrides: Sequence[str] = ()) -> Config:
+    """``base`` read with ``overrides`` applied, checked against the schema."""
+    return apply_overrides(read_config_yaml(base), overrides, str(base))
+
+
 def write_effective_config(base: PathLike, out: PathLike, overrides: Sequence[str] = ()) -> Config:
     """Read ``base``, apply ``overrides``, check the result and write it to ``out`` (atomically)."""
-    config = apply_overrides(read_config_yaml(base), overrides, str(base))
+    config = read_config_with_overrides(base, overrides)
     save_config(out, config)
     return config
 
@@ -70,4 +75,4 @@ def get_value(config: Config, key: str) -> Any:
     return node
 
 
-__all__ = ["apply_overrides", "get_value", "parse_override", "write_effective_config"]
+__all__ = ["apply_overrides", "read_config_with_overrides", "get_value", "parse_override", "write_effective_config"]

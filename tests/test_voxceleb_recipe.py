@@ -566,6 +566,21 @@ def test_config_overrides() -> None:
         get_value(config, "train.nope")
 
 
+def test_make_config_names_the_table_stage_2_reads() -> None:
+    """run.sh's stage 1 computes the training set's fbank only when this prints feats.scp."""
+    def table(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "steps" / "make_config.py"), "--training-table", *args],
+                              capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    mini = str(REPO / "conf" / "ecapa_mini.yaml")
+    assert table(mini).stdout == "wav.scp\n"  # fbank on the fly
+    assert table("--set", "train.on_the_fly_features=false", mini).stdout == "feats.scp\n"
+    assert table(str(RECIPE / "conf" / "ecapa_c1024_fbank.yaml")).stdout == "feats.scp\n"
+    assert table(str(RECIPE / "conf" / "ecapa_c1024.yaml")).stdout == "wav.scp\n"  # the seed's front end
+    bad = table("--set", "train.epoch=3", mini)
+    assert bad.returncode != 0 and "unknown key train.epoch" in bad.stderr
+
+
 def test_recipe_configs_are_the_seed_setup() -> None:
     c1024 = load_config(RECIPE / "conf" / "ecapa_c1024.yaml")
     assert (c1024.model.frontend, c1024.model.channels, c1024.model.embed_dim) == ("seed", 1024, 192)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from pyfunc.config import read_config_yaml
-from pyfunc.config_overrides import apply_overrides
+from pyfunc.config import training_table
+from pyfunc.config_overrides import read_config_with_overrides
 from pyfunc.corpora.mini import mini_corpus_params, why_corpus_not_current
 from pyfunc.corpora.mini_parts import BANK_DIRS, expected_stamps
 from pyfunc.data.atomic import PathLike
@@ -71,7 +71,7 @@ def effective_config(config: PathLike, data: Path, overrides: Sequence[str]):
     """The config stage 2 writes: the YAML, the augmentation sources of stage 0 (DATA/augment), the overrides."""
     sets = [f"train.augment.musan_dir={data.absolute() / 'augment'}",
             f"train.augment.rir_dir={data.absolute() / 'augment' / 'rirs'}"]
-    return apply_overrides(read_config_yaml(config), [*sets, *overrides], str(config))
+    return read_config_with_overrides(config, [*sets, *overrides])
 
 
 def mini_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: PathLike, config: PathLike,
@@ -107,11 +107,13 @@ def mini_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: PathLik
         check_corpus_part(status, part_dir, stamps.get(part_dir.resolve()))
     if cohort == data / "cohort":  # steps/subset_data_dir.py: 2 utterances of each training speaker
         check_derived(status, 0, "cohort", [data / train_set / "utt2spk"], [cohort / "utt2spk"])
-    for data_dir in _unique([data / train_set, *evals, cohort]):
+    trained = effective_config(config, data, overrides)
+    lm = effective_config(lm_config, data, [f"train.init_model={exp.absolute()}", *overrides]) if lm_config else None
+    reads_feats = any(training_table(c) == "feats.scp" for c in (trained, lm) if c is not None)
+    for data_dir in _unique([*([data / train_set] if reads_feats else []), *evals, cohort]):
         check_fbank(status, data_dir, exp / "fbank" / data_dir.name, fbank_conf, skip_bad, force, compress)
-    check_training(status, effective_config(config, data, overrides), data / train_set, exp, fbank_conf)
-    if lm_config:
-        lm = effective_config(lm_config, data, [f"train.init_model={exp.absolute()}", *overrides])
+    check_training(status, trained, data / train_set, exp, fbank_conf)
+    if lm is not None:
         check_training(status, lm, data / train_set, exp / "lm", fbank_conf, reads=[exp / "model.pt"])
     for model in models:
         for data_dir in evals:
@@ -157,7 +159,7 @@ def voxceleb_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: Pat
     fails = "" if corpora else "stage 0 needs the corpora: give --vox1-root, --vox2-root, --musan-root, --rirs-root"
     check_unstamped(status, 0, "data preparation", str(data), made or [data / "vox2_dev", data / "vox1"], fails)
     sets = [f"train.augment.musan_dir={data.absolute()}", f"train.augment.rir_dir={data.absolute() / 'rirs'}"]
-    effective = apply_overrides(read_config_yaml(config), [*sets, *overrides], str(config))
+    effective = read_config_with_overrides(config, [*sets, *overrides])
     fbank = effective.model.frontend == "fbank"
     cohort = data / ("vox2_cohort" if cohort_per_spk > 0 else "vox2_dev")
 
@@ -181,8 +183,7 @@ def voxceleb_recipe_status(stage: int, stop_stage: int, data: PathLike, exp: Pat
     final = exp
     if lm_config:
         final = exp / "lm"
-        lm = apply_overrides(read_config_yaml(lm_config), [*sets, f"train.init_model={exp.absolute()}", *overrides],
-                             str(lm_config))
+        lm = read_config_with_overrides(lm_config, [*sets, f"train.init_model={exp.absolute()}", *overrides])
         check_training(status, lm, train_data, final, fbank_conf, reads=[exp / "model.pt"])
     model = Path(model_dir) if model_dir else final
     check_extraction(status, model, data / "vox1_eval", model / "embeddings" / "vox1_eval")
