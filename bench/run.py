@@ -237,6 +237,13 @@ class Report:
                 self.row(bench, f"our step, {label} (C={channels})", _speed(ours), ours["peak_rss_mb"],
                          f"{ratio:.2f}x ({cpu_ratio:.2f}x in CPU time; median of {ours['runs']} rounds)",
                          ">= 1.3x", ratio >= 1.3)
+            if "fbank_bf16" in fig:  # train.precision bf16 (what auto picks on CPUs with AMX)
+                bf16 = fig["fbank_bf16"]
+                over_fp32 = bf16["examples_per_s"] / fig["fbank"]["examples_per_s"]
+                amx = "AMX" if fig["native_bf16"] else "no AMX: bf16 emulated"
+                self.row(bench, f"our step, fbank features in, bf16 autocast (C={channels}; this CPU: {amx})",
+                         _speed(bf16), bf16["peak_rss_mb"],
+                         f"{over_fp32:.2f}x our fp32 step, {bf16['speedup_vs_base']:.2f}x the baseline")
         curve = self.ok("loss_curve")
         self.failed(bench, "loss_curve")
         if curve:

@@ -53,11 +53,16 @@ def _ours(channels: int, frontend: str, num_classes: int):
     return net, torch.optim.Adam(net.parameters(), lr=0.001, weight_decay=2e-5)
 
 
-def _our_step(net, optimizer, x, labels, step: int) -> float:
-    """One step as pyfunc.train's loop does it: forward with the step's SpecAugment stream, backward, Adam."""
+def _our_step(net, optimizer, x, labels, step: int, precision: str = "fp32") -> float:
+    """One step as pyfunc.train's loop does it: forward (under ``precision``'s autocast) with the step's
+    SpecAugment stream, backward, Adam."""
+    import torch
+
+    from pyfunc.training.step_speed import autocast
     from pyfunc.training.trainer import example_generator
 
-    loss, _ = net(x, labels, example_generator(SEED, 1, step, 0))
+    with autocast(precision, torch.device("cpu")):
+        loss, _ = net(x, labels, example_generator(SEED, 1, step, 0))
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -66,11 +71,13 @@ def _our_step(net, optimizer, x, labels, step: int) -> float:
 
 def step_speed(size: dict, work: Path, channels: int) -> dict:
     """Examples/s of training steps of the baseline ('base') and ours with the seed front end ('seed') and
-    with fbank features ('fbank'), at ``channels``. The three take their steps in turn, so that load from
-    other processes hits them alike; each step's wall time and process CPU time are recorded."""
+    with fbank features ('fbank'; under bf16 autocast 'fbank_bf16'), at ``channels``. They take their steps
+    in turn, so that load from other processes hits them alike; each step's wall time and process CPU time
+    are recorded."""
     import torch
 
     from bench.baseline_ecapa import BaselineSpeakerNet
+    from pyfunc.training.step_speed import cpu_has_native_bf16
     from pyfunc.training.trainer import example_generator
 
     x, labels = _wave_batch(size, work)
@@ -79,10 +86,11 @@ def step_speed(size: dict, work: Path, channels: int) -> dict:
     base = BaselineSpeakerNet(channels, size["train_classes"])
     base_optimizer = torch.optim.Adam(base.parameters(), lr=0.001, weight_decay=2e-5)
     models = {"base": (base, lambda i: base.train_step(base_optimizer, x, labels, example_generator(SEED, 1, i, 0)))}
-    for frontend, inputs in (("seed", x), ("fbank", feats)):
+    for name, frontend, inputs, precision in (("seed", "seed", x, "fp32"), ("fbank", "fbank", feats, "fp32"),
+                                              ("fbank_bf16", "fbank", feats, "bf16")):
         net, optimizer = _ours(channels, frontend, size["train_classes"])
-        models[frontend] = (net, lambda i, net=net, optimizer=optimizer, inputs=inputs:
-                            _our_step(net, optimizer, inputs, labels, i))
+        models[name] = (net, lambda i, net=net, optimizer=optimizer, inputs=inputs, precision=precision:
+                        _our_step(net, optimizer, inputs, labels, i, precision))
     wall: dict[str, list[float]] = {name: [] for name in models}
     cpu: dict[str, list[float]] = {name: [] for name in models}
     peak: dict[str, float] = {name: 0.0 for name in models}
@@ -99,7 +107,7 @@ def step_speed(size: dict, work: Path, channels: int) -> dict:
                 cpu[name].append(time.process_time() - start_cpu)
             peak[name] = max(peak[name], peak_rss_since_reset_mb())
     batch = size["train_batch"]
-    figures = {"threads": torch.get_num_threads(), "batch": batch}
+    figures = {"threads": torch.get_num_threads(), "batch": batch, "native_bf16": cpu_has_native_bf16()}
     for name in models:
         summary = summarise_times(wall[name])
         figures[name] = {**summary, "examples_per_s": batch / summary["best_s"],
