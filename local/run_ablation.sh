@@ -31,7 +31,8 @@
 #   --lm-overrides "K=V ..."   overrides of the fine-tuning configs, e.g. "train.epochs=1" []
 #   --rows "ROW ..."    rows to run and tabulate [all ten, in the order above]
 #   --nj N --device auto|cpu|cuda    as in run.sh [2 auto]
-#   --table-only true   only tabulate the models that earlier runs made (e.g. seeds run in parallel) [false]
+#   --table-only true   only tabulate the models that earlier runs evaluated (e.g. seeds run in parallel);
+#                       seeds and rows not evaluated yet are left out [false]
 set -euo pipefail
 script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
@@ -137,7 +138,15 @@ for seed in $seeds; do
   if wanted all; then log "all, seed $seed"; train all "$seed" "$exp/conf/all_lm.yaml"; evaluate "$exp/all/seed$seed/lm" qmf; fi
 done
 
-dirs() { for seed in $seeds; do printf '%s ' "$exp/$1/seed$seed$2"; done; }
+# The model dirs of ROW's seeds (SUFFIX: /lm). With --table-only, the seeds not evaluated yet are left
+# out (the table's "seeds" column says how many each row has), and so is a row with none.
+dirs() {
+  local seed dir
+  for seed in $seeds; do
+    dir=$exp/$1/seed$seed$2
+    if [ "$table_only" != true ] || [ -f "$dir/results" ]; then printf '%s ' "$dir"; fi
+  done
+}
 {
   echo "# label, cosine scoring, AS-norm scoring, one model dir per seed (local/run_ablation.sh)"
   for row in $rows; do
@@ -148,7 +157,9 @@ dirs() { for seed in $seeds; do printf '%s ' "$exp/$1/seed$seed$2"; done; }
       *) model=$row suffix="" scorings="cosine asnorm" ;;
     esac
     read -r cosine asnorm <<< "$scorings"
-    printf '%s\t%s\t%s\t%s\n' "${label[$row]}" "$cosine" "$asnorm" "$(dirs $model "$suffix")"
+    found=$(dirs $model "$suffix")
+    if [ -z "$found" ]; then echo "$0: row $row: no evaluated seed yet; left out of the table" >&2; continue; fi
+    printf '%s\t%s\t%s\t%s\n' "${label[$row]}" "$cosine" "$asnorm" "$found"
   done
 } > "$exp/manifest.tsv.tmp"
 mv "$exp/manifest.tsv.tmp" "$exp/manifest.tsv"

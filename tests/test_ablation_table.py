@@ -64,3 +64,27 @@ def test_missing_results_and_bad_manifest_lines_are_named(tmp_path: Path) -> Non
     with pytest.raises(DataError, match="never_evaluated/results: not found"):
         write_ablation_table(manifest, ["test"], tmp_path / "out.md")
     assert not (tmp_path / "out.md").exists()
+
+
+def test_driver_tabulates_the_seeds_evaluated_so_far(tmp_path: Path) -> None:
+    """local/run_ablation.sh --table-only true: seeds and rows not evaluated yet are left out, and said so."""
+    data, exp = tmp_path / "mini", tmp_path / "abl"
+    for name in ("test", "test_hard", "test_unseen", "dev", "cohort"):
+        (data / name).mkdir(parents=True)
+        (data / name / "feats.scp").write_text("")
+    def scores(eer: float) -> dict[str, tuple[float, float]]:
+        return {f"{test}_{scoring}": (eer, eer / 10) for test in ("test", "test_unseen", "test_hard")
+                for scoring in ("cosine", "asnorm")}
+
+    _model(exp / "seed", "seed1", scores(1.0))
+    _model(exp / "seed", "seed3", scores(3.0))
+    (exp / "warmup" / "seed1").mkdir(parents=True)  # trained, not evaluated: no results table yet
+    proc = subprocess.run(["bash", str(REPO / "local" / "run_ablation.sh"), "--data", str(data), "--exp", str(exp),
+                           "--rows", "seed warmup", "--table-only", "true"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "row warmup: no evaluated seed yet; left out of the table" in proc.stderr
+    manifest = (exp / "manifest.tsv").read_text().splitlines()
+    assert manifest[1:] == [f"seed recipe (StepLR, fixed margin, augmentation)\tcosine\tasnorm\t"
+                            f"{exp / 'seed' / 'seed1'} {exp / 'seed' / 'seed3'} "]
+    assert "| seed recipe (StepLR, fixed margin, augmentation) | 2 | 2.00 ± 1.41 | 2.00 ± 1.41 |" in (
+        exp / "ablation.md").read_text()  # mean 2, sample std sqrt(2)
