@@ -22,20 +22,26 @@ logger = logging.getLogger(__name__)
 COMPRESSION_METHODS = range(1, 8)  # Kaldi's CompressionMethod: 1 automatic ... 7 one byte in [0, 1]
 
 
-def _vectors(rspecifier: str) -> Iterator[tuple[str, np.ndarray]]:
+_KINDS = {1: ("vector", "copy-feats and feat-to-len read matrices"),
+          2: ("matrix", "copy-vector and vector-norms read vectors")}
+
+
+def _arrays(rspecifier: str, ndim: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The entries of ``rspecifier``; a DataError naming the key at the first one that is not ``ndim``-D."""
+    kind, hint = _KINDS[ndim]
     for key, array in read_table(rspecifier):
-        if array.ndim != 1:
-            raise DataError(f"rspecifier {rspecifier}: key {key!r}: expected a vector, got a matrix of shape "
-                            f"{array.shape} (copy-feats and feat-to-len read matrices)")
+        if array.ndim != ndim:
+            got = f"a matrix of shape {array.shape}" if array.ndim == 2 else f"a vector of dimension {array.shape[0]}"
+            raise DataError(f"rspecifier {rspecifier}: key {key!r}: expected a {kind}, got {got} ({hint})")
         yield key, array
+
+
+def _vectors(rspecifier: str) -> Iterator[tuple[str, np.ndarray]]:
+    return _arrays(rspecifier, 1)
 
 
 def _matrices(rspecifier: str) -> Iterator[tuple[str, np.ndarray]]:
-    for key, array in read_table(rspecifier):
-        if array.ndim != 2:
-            raise DataError(f"rspecifier {rspecifier}: key {key!r}: expected a matrix, got a vector of dimension "
-                            f"{array.shape[0]} (copy-vector and vector-norms read vectors)")
-        yield key, array
+    return _arrays(rspecifier, 2)
 
 
 def copy_vectors(rspecifier: str, wspecifier: str) -> int:
