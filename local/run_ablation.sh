@@ -15,6 +15,7 @@
 #   margin   + the AAM margin ramped from 0 (epoch 1) to 0.2 (epoch 3)
 #   speed    + speed perturbation 0.9/1.0/1.1, each speed its own speakers
 #   average  + the average of the last 3 epoch checkpoints (from the seed row's checkpoints)
+#   warmup_average  warm-up with exponential decay and the average of its last 3 checkpoints (the warmup row's)
 #   mean     + subtraction of the cohort's mean embedding before scoring (the seed row's model)
 #   lm       + large-margin fine-tuning (--lm-config) of the seed row's model
 #   qmf      + calibration with quality measures (duration, magnitude, cohort mean) on dev
@@ -45,7 +46,7 @@ lm_config=conf/ecapa_mini_lm.yaml
 seeds="1 2 3"
 overrides=""
 lm_overrides=""
-rows="noaug seed warmup margin speed average mean lm qmf all"
+rows="noaug seed warmup margin speed average warmup_average mean lm qmf all"
 nj=2
 device=auto
 table_only=false
@@ -71,6 +72,7 @@ declare -A label=(
   [margin]="+ margin ramp"
   [speed]="+ speed perturbation (3x speakers)"
   [average]="+ average of the last 3 checkpoints"
+  [warmup_average]="+ warm-up and exponential decay, and the average of the last 3"
   [mean]="+ embedding mean subtraction"
   [lm]="+ large-margin fine-tuning"
   [qmf]="+ QMF calibration on dev"
@@ -111,12 +113,12 @@ evaluate() {  # evaluate MODEL_DIR [qmf]: run.sh stages 3-6, and with qmf the co
       --scorings cosine,cosine-cal,cosine-qmf,asnorm,asnorm-qmf --out "$1/results" "$1"
   fi
 }
-derive() {  # derive ROW SEED LAST [KEY=VALUE]: the seed row's last LAST checkpoints averaged into EXP/ROW/seedN
+derive() {  # derive ROW SEED LAST FROM [KEY=VALUE]: row FROM's last LAST checkpoints averaged into EXP/ROW/seedN
   local out=$exp/$1/seed$2
   if [ ! -f "$out/model.pt" ]; then
     rm -rf "$out.tmp"
-    steps/average_checkpoints.py --exp "$exp/seed/seed$2" --last "$3" --out "$out.tmp"
-    if [ -n "${4:-}" ]; then steps/make_config.py --set "$4" "$out.tmp/config.yaml" "$out.tmp/config.yaml"; fi
+    steps/average_checkpoints.py --exp "$exp/$4/seed$2" --last "$3" --out "$out.tmp"
+    if [ -n "${5:-}" ]; then steps/make_config.py --set "$5" "$out.tmp/config.yaml" "$out.tmp/config.yaml"; fi
     rm -rf "$out" && mv "$out.tmp" "$out"
   fi
 }
@@ -126,12 +128,16 @@ for seed in $seeds; do
   for row in noaug warmup margin speed; do
     if wanted $row; then log "$row, seed $seed"; train $row "$seed"; evaluate "$exp/$row/seed$seed"; fi
   done
+  if wanted warmup_average; then
+    [ -f "$exp/warmup/seed$seed/model.pt" ] || { log "warmup, seed $seed"; train warmup "$seed"; }
+    log "warmup_average, seed $seed"; derive warmup_average "$seed" 3 warmup; evaluate "$exp/warmup_average/seed$seed"
+  fi
   if wanted seed || wanted average || wanted mean || wanted lm || wanted qmf; then
     log "seed recipe, seed $seed"; train seed "$seed"; evaluate "$exp/seed/seed$seed" qmf
   fi
-  if wanted average; then log "average, seed $seed"; derive average "$seed" 3; evaluate "$exp/average/seed$seed"; fi
+  if wanted average; then log "average, seed $seed"; derive average "$seed" 3 seed; evaluate "$exp/average/seed$seed"; fi
   if wanted mean; then
-    log "mean subtraction, seed $seed"; derive mean "$seed" 1 score.subtract_mean=true
+    log "mean subtraction, seed $seed"; derive mean "$seed" 1 seed score.subtract_mean=true
     evaluate "$exp/mean/seed$seed"
   fi
   if wanted lm; then log "lm, seed $seed"; train seed "$seed" "$exp/conf/seed_lm.yaml"; evaluate "$exp/seed/seed$seed/lm"; fi
