@@ -317,7 +317,12 @@ def test_info_of_a_model_dir(tmp_path: Path, capsysbinary) -> None:
     rows = _rows(first)
     assert rows["C"] == "512" and rows["classes"] == "5 training speakers"
     assert rows["parameters"].startswith("6 978 176 (encoder) + 960 (AAM-softmax head")
-    assert rows["origin"].startswith("trained by stage 2: 3 epochs") and "loss 1.234, accuracy 87.50 %" in first
+    assert rows["origin"].startswith("trained by stage 2: 3 epochs (") and "loss 1.234, accuracy 87.50 %" in first
+    config.train.average_last = 3  # train.average_last: model.pt is not the last checkpoint
+    save_model_dir(exp, config, build_encoder(config.model), build_head(config))
+    code, out, err = tool(capsysbinary, "info", exp)
+    assert _rows(out.decode())["origin"].startswith(
+        "trained by stage 2: 3 epochs, model.pt the average of the last 3 epoch checkpoints (last checkpoint ")
     assert rows["operating point"].startswith("0.420000 on the cosine score: the EER threshold of "
                                               "exp/scores/dev_cosine against data/dev/trials")
     rows = _rows("\n" + second)

@@ -56,12 +56,15 @@ def _count(number: int) -> str:
     return f"{number:,}".replace(",", " ")
 
 
-def _origin(model_dir: Path) -> str:
-    """Where a model directory came from, as far as the files around it tell."""
+def _origin(model_dir: Path, average_last: int) -> str:
+    """Where a model directory came from, as far as the files around it tell (``average_last``: its
+    config's train.average_last)."""
     checkpoint = latest_checkpoint(model_dir / "models") if (model_dir / "models").is_dir() else None
     if checkpoint is not None:
         epochs, steps = progress_of(checkpoint)
         done = f"{epochs} epochs" + (f" and {steps} steps" if steps else "")
+        if average_last > 1 and not steps:
+            done += f", {MODEL_NAME} the average of the last {min(average_last, epochs)} epoch checkpoints"
         history = model_dir / "log" / "history.tsv"
         last = ""
         if history.is_file():
@@ -104,7 +107,7 @@ def describe_model_dir(path: PathLike) -> Description:
                            f"{config.loss.margin}, scale {config.loss.scale})")
     info.add("classes", f"{model.num_classes} training speakers")
     info.add("protocol", f"extract.protocol {config.extract.protocol}")
-    info.add("origin", _origin(model_dir))
+    info.add("origin", _origin(model_dir, config.train.average_last))
     names = (CONFIG_NAME, MODEL_NAME, "fbank.conf", CALIBRATION_NAME, "embedding_mean.vec", "threshold.yaml")
     info.add("files", ", ".join(f"{name} ({size_text((model_dir / name).stat().st_size)})"
                                 for name in names if (model_dir / name).is_file()))
