@@ -220,3 +220,15 @@ def test_training_from_shards(tmp_path: Path) -> None:
     other = make_shards(data, tmp_path / "other", utts_per_shard=4, features=True, progress=False)
     proc = subprocess.run(command + [str(other)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "data.shards.utterances was" in proc.stderr, proc.stderr
+
+    # a checkpoint from the middle of epoch 2, read by 2 loader streams: another num_workers is refused there
+    models = tmp_path / "exp" / "models"
+    state = torch.load(models / "epoch_1.pt", weights_only=True)
+    torch.save({**state, "step": 1, "shard_streams": 2}, models / "step_2_1.pt")
+    (models / "epoch_2.pt").unlink()
+    one_worker = _config(tmp_path / "one.yaml", epochs=2, batch_size=4, num_workers=0)
+    command[command.index(str(config))] = str(one_worker)
+    proc = subprocess.run(command + [str(shards)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and (f"{models / 'step_2_1.pt'}: saved in the middle of epoch 2 while 2 loader "
+                                     "stream(s) read the shards") in proc.stderr, proc.stderr
+    assert "resume with train.num_workers 2" in proc.stderr

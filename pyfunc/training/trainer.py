@@ -137,7 +137,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     sampler = EpochBatches(len(data.utts), cfg.batch_size, cfg.random_seed, dist.world_size, dist.rank, cfg.grad_accum)
     scheduler, per_step = build_lr_scheduler(optimizer, config, sampler.steps_per_epoch)
     models_dir = exp_dir / "models"
-    epochs_done, start_step = _resume(models_dir, net, optimizer, scheduler, dist.device)
+    epochs_done, start_step, saved_streams = _resume(models_dir, net, optimizer, scheduler, dist.device)
     if epochs_done == 0 and start_step == 0 and cfg.init_model:
         _initialise_from(net, cfg.init_model)
     if dist.is_main:
@@ -160,6 +160,11 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     plan, loader = training_loader(dataset, sampler, shard_set, cfg.num_workers, dist.device.type == "cuda", collate)
     if shard_set is not None and dist.is_main:
         logger.info("reading the examples from the %d shards of %s", len(shard_set.shards), shards)
+    if start_step and isinstance(plan, ShardDataset) and saved_streams not in (None, plan.workers):
+        raise ConfigError(f"{latest_checkpoint(models_dir)}: saved in the middle of epoch {epochs_done + 1} while "
+                          f"{saved_streams} loader stream(s) read the shards; with train.num_workers "
+                          f"{cfg.num_workers} the rest of that epoch would repeat or skip examples: resume with "
+                          f"train.num_workers {saved_streams} (another count is fine from an epoch checkpoint)")
     if on_device and dist.is_main:
         logger.info("augmentation%s on %s (train.augment.on_device)", " and fbank" if fbank else "", dist.device)
     schedule = Schedule(scheduler, per_step)
@@ -236,10 +241,13 @@ class Schedule:
     per_step: bool
 
 
-def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: torch.device) -> tuple[int, int]:
+def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler,
+            device: torch.device) -> tuple[int, int, int | None]:
+    """(epochs done, steps done of the next epoch, the loader streams that read its shards) of the newest
+    checkpoint, whose states are loaded; (0, 0, None) when there is none."""
     path = latest_checkpoint(models_dir)
     if path is None:
-        return 0, 0
+        return 0, 0, None
     state = load_checkpoint(path, device)  # checks the keys of a training checkpoint
     load_state_checked(net.encoder, state["encoder"], f"{path} (encoder)")  # wrong architecture: named keys
     load_state_checked(net.head, state["head"], f"{path} (head)")
@@ -250,7 +258,7 @@ def _resume(models_dir: Path, net: SpeakerNet, optimizer, scheduler, device: tor
         raise PyfuncError(f"{path}: the optimiser state does not fit the model: {err}") from None
     set_rng_states(state["rng"])
     logger.info("resuming from %s (epoch %d done, step %d of the next)", path, state["epoch"], state["step"])
-    return state["epoch"], state["step"]
+    return state["epoch"], state["step"], state.get("shard_streams")
 
 
 def _train_epoch(config: Config, epoch: int, start_step: int, model: nn.Module, net: SpeakerNet, optimizer,
@@ -337,6 +345,8 @@ def _save_checkpoint(models_dir: Path, net: SpeakerNet, optimizer, scheduler, ep
         "step": step,
         "rng": rng_states(),
     }
+    if step and isinstance(sampler, ShardDataset):  # how the rest of this epoch's examples are split
+        state["shard_streams"] = sampler.workers
     name = f"epoch_{epochs_done}.pt" if step == 0 else f"step_{epochs_done + 1}_{step}.pt"
     save_checkpoint(models_dir / name, state)
     for old in models_dir.glob("step_*.pt"):
