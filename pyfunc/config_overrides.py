@@ -75,4 +75,4 @@ def get_value(config: Config, key: str) -> Any:
     return node
 
 
-__all__ = ["apply_overrides", "read_config_with_overrides", "get_value", "parse_override", "write_effective_config"]
+__all__ = ["apply_overrides", "get_value", "parse_override", "read_config_with_overrides", "write_effective_config"]
