@@ -156,7 +156,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   sets=(); for o in $overrides; do sets+=(--set "$o"); done
   for c in "$config" $lm_config; do
     if [ "$(steps/make_config.py --training-table "${sets[@]}" "$c")" = feats.scp ]; then
-      fbank_dirs=("$data/$train_set" "${eval_dirs[@]}" "$cohort_data")
+      fbank_dirs=("$data/$train_set" "${fbank_dirs[@]}")
+      break
     fi
   done
   for d in "${fbank_dirs[@]}"; do
