@@ -129,7 +129,7 @@ for seed in $seeds; do
     if wanted $row; then log "$row, seed $seed"; train $row "$seed"; evaluate "$exp/$row/seed$seed"; fi
   done
   if wanted warmup_average; then
-    [ -f "$exp/warmup/seed$seed/model.pt" ] || { log "warmup, seed $seed"; train warmup "$seed"; }
+    log "warmup, seed $seed"; train warmup "$seed"  # stage 2 skips a training that is complete
     log "warmup_average, seed $seed"; derive warmup_average "$seed" 3 warmup; evaluate "$exp/warmup_average/seed$seed"
   fi
   if wanted seed || wanted average || wanted mean || wanted lm || wanted qmf; then
