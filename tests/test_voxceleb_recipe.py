@@ -26,10 +26,9 @@ from fake_trees import (
 from pyfunc.config import AugmentConfig, Config, config_from_dict, load_config
 from pyfunc.config_overrides import apply_overrides, get_value, parse_override
 from pyfunc.corpora.musan import prepare_musan, prepare_rirs
-from pyfunc.corpora.voxceleb import subset_per_speaker
 from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.audio import read_audio
-from pyfunc.data.datadir import load_data_dir, validate_data_dir
+from pyfunc.data.datadir import load_data_dir, subset_per_speaker, validate_data_dir
 from pyfunc.data.trials import read_trials
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.features.augment_offline import (
@@ -539,6 +538,22 @@ def test_random_subset_and_subset_per_speaker(corpora: dict, tmp_path: Path) -> 
     per = subset_per_speaker(tmp_path / "vox2_dev", tmp_path / "cohort", 4)
     assert {s: len(u) for s, u in per.spk2utt.items()} == {s: 4 for s in corpora["vox2"].speakers}
     assert all(u == sorted(load_data_dir(tmp_path / "vox2_dev").spk2utt[s])[:4] for s, u in per.spk2utt.items())
+    # The same subset again leaves the files alone (stamps of them still hold); another one replaces them and
+    # drops what belonged to the old directory.
+    cohort = tmp_path / "cohort"
+    mtimes = {f.name: f.stat().st_mtime_ns for f in cohort.iterdir()}
+    (cohort / "feats.scp").write_text("")
+    assert subset_per_speaker(tmp_path / "vox2_dev", cohort, 4) == per
+    assert {f.name: f.stat().st_mtime_ns for f in cohort.iterdir() if f.name != "feats.scp"} == mtimes
+    (cohort / "split2").mkdir()
+    (cohort / "trials").write_text("")
+    two = subset_per_speaker(tmp_path / "vox2_dev", cohort, 2)
+    assert load_data_dir(cohort) == two and {len(u) for u in two.spk2utt.values()} == {2}
+    assert not any((cohort / name).exists() for name in ("feats.scp", "trials", "split2"))
+    with pytest.raises(ConfigError, match="at least 1"):
+        subset_per_speaker(tmp_path / "vox2_dev", tmp_path / "f", 0)
+    with pytest.raises(DataError, match="not found"):
+        subset_per_speaker(tmp_path / "missing", tmp_path / "f", 2)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -658,26 +658,10 @@ def subset_for_trials(data_dir: PathLike, trials_files: Sequence[PathLike], out_
     return subset
 
 
-def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) -> DataDir:
-    """Write a data directory of the first ``per_speaker`` utterances (sorted ids) of each speaker of
-    ``data_dir`` (all of a speaker's when fewer), e.g. a smaller AS-norm cohort; feats.scp and the other
-    per-utterance tables go along."""
-    if per_speaker < 1:
-        raise ConfigError(f"utterances per speaker must be at least 1, got {per_speaker}")
-    data = load_data_dir(data_dir)
-    subset = data.subset(u for utts in data.spk2utt.values() for u in utts[:per_speaker])
-    out_dir = Path(out_dir)
-    (out_dir / "trials").unlink(missing_ok=True)
-    write_checked_data_dir(out_dir, subset, check_wavs=False)
-    logger.info("%s: at most %d utterances of each of the %d speakers of %s", out_dir, per_speaker,
-                len(data.spk2utt), data_dir)
-    return subset
-
-
 __all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "VOX2_DEV_SPEAKERS",
            "VOX2_DEV_UTTERANCES", "check_dev_only", "check_disjoint_speakers", "check_scp_path", "convert_m4a_tree",
            "convert_vox2_dev",
            "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
            "prepare_vox1_trials", "prepare_vox2_dev", "report_vox2_counts", "require_ffmpeg", "scan_audio_tree",
-           "subset_for_trials", "subset_per_speaker", "trials_path", "walk_files", "wav_durations",
+           "subset_for_trials", "trials_path", "walk_files", "wav_durations",
            "write_checked_data_dir"]

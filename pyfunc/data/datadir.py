@@ -9,7 +9,9 @@ are spans of recordings and ``wav.scp`` is keyed by recording.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,8 +24,9 @@ from pyfunc.data.badinput import read_skipped
 from pyfunc.data.segments import SEGMENTS, check_segments, read_segments
 from pyfunc.data.tables import iter_table_lines, read_map, read_scp, read_table, write_table
 from pyfunc.data.trials import parse_trial_line
-from pyfunc.errors import DataError
+from pyfunc.errors import ConfigError, DataError
 
+logger = logging.getLogger(__name__)
 
 @dataclass
 class DataDir:
@@ -206,20 +209,31 @@ def split_data_dir(path: PathLike, num_jobs: int, features: bool = True) -> list
 
 def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) -> DataDir:
     """Write ``out_dir``: the first ``per_speaker`` utterances (sorted ids) of each speaker of ``data_dir`` (all
-    of a speaker's when fewer), with their per-utterance tables; e.g. a smaller AS-norm cohort. Checked, and
-    written over whatever data dir was there (its trials and features dropped), unless it already holds
-    this subset."""
+    of a speaker's when fewer), with wav.scp, utt2spk and utt2dur; e.g. a smaller AS-norm cohort. Checked, and
+    written over whatever data dir was there (its trials, features, segments and split folders dropped), unless
+    it already holds this subset: then nothing is written, so stamps of it still hold.
+
+    Raises ConfigError when ``per_speaker`` is below 1, DataError when ``data_dir`` is not a valid data dir.
+    """
     if per_speaker < 1:
-        raise DataError(f"utterances per speaker must be at least 1, got {per_speaker}")
+        raise ConfigError(f"utterances per speaker must be at least 1, got {per_speaker}")
     data = load_data_dir(data_dir, features=False)
     subset = data.subset(u for utts in data.spk2utt.values() for u in utts[:per_speaker])
     out_dir = Path(out_dir)
-    if out_dir.is_dir() and (out_dir / "utt2spk").is_file() and not (out_dir / "trials").exists():
+    if out_dir.is_dir() and (out_dir / "utt2spk").is_file() and not (out_dir / "trials").exists() \
+            and not (out_dir / SEGMENTS).exists():
         old = load_data_dir(out_dir, features=False)
         if (old.wav_scp, old.utt2spk, old.utt2dur) == (subset.wav_scp, subset.utt2spk, subset.utt2dur):
+            logger.info("%s: already the first %d utterances of each speaker of %s", out_dir, per_speaker, data_dir)
             return subset  # already there: left as it is, so stage 1's stamp of it still holds
-    for name in ("trials", "feats.scp", "utt2num_frames", "skipped_utts"):
+    for name in ("trials", "feats.scp", "utt2num_frames", "skipped_utts", SEGMENTS):
         (out_dir / name).unlink(missing_ok=True)
+    if out_dir.is_dir():
+        for child in out_dir.iterdir():
+            if child.is_dir() and re.fullmatch(r"split\d+", child.name):
+                shutil.rmtree(child)
     write_data_dir(out_dir, subset)
     validate_data_dir(out_dir, check_wavs=False)
+    logger.info("%s: at most %d utterances of each of the %d speakers of %s", out_dir, per_speaker,
+                len(data.spk2utt), data_dir)
     return subset

@@ -58,8 +58,8 @@ def main() -> None:
         prepare_vox1_trials,
         prepare_vox2_dev,
         subset_for_trials,
-        subset_per_speaker,
     )
+    from pyfunc.data.datadir import subset_per_speaker
     from pyfunc.errors import ConfigError
 
     subsets = [s for s in args.trial_subsets.split(",") if s]
