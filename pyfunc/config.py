@@ -93,7 +93,7 @@ class TrainConfig:
     # Speed perturbation factors, e.g. [1.0, 0.9, 1.1]: each example is resampled by one drawn at random, and
     # each factor's copies are new speakers (len(factors) x the classes; the index of 1.0 keeps the labels).
     speed_perturb: list = field(default_factory=list)
-    init_model: str = ""  # a model dir to start from (large-margin fine-tuning); "" starts from random weights
+    init_model: str = ""  # a model dir to start from ("": random weights); its AAM head only if it has as many classes
     average_last: int = 0  # model.pt = the average of the last N epoch checkpoints (0 or 1: the last one)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

@@ -21,7 +21,7 @@ from pyfunc.models.checkpoint import load_checkpoint, save_checkpoint
 from pyfunc.models.model_dir import build_encoder, build_head, load_model_dir_with_head, save_model_dir
 from pyfunc.training.examples import ChunkDataset, chunk_samples, load_training_set, wrap_crop
 from pyfunc.training.schedules import build_lr_scheduler, check_schedules, margin_at
-from pyfunc.training.trainer import check_training_config, train
+from pyfunc.training.trainer import SpeakerNet, _initialise_from, check_training_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 FBANK = read_kaldi_conf(REPO / "conf" / "fbank.conf")
@@ -221,6 +221,34 @@ def test_init_model_starts_from_its_weights(tmp_path: Path, restore_logging) -> 
     config.train.init_model = str(tmp_path / "start")
     with pytest.raises(PyfuncError, match=r"train\.init_model.*mis-shaped key\(s\): .*conv1.weight"):
         train(config, data_dir, tmp_path / "exp_other", device="cpu", fbank_options=FBANK)
+
+
+def test_init_model_of_other_speakers_loads_the_encoder_and_starts_the_head_afresh(tmp_path: Path,
+                                                                                  restore_logging) -> None:
+    data_dir = make_tone_data_dir(tmp_path, speakers=3, utts=4)
+    config = _tiny_config(on_the_fly_features=True, epochs=1, lr=0.0, weight_decay=0.0)
+    config.model.num_classes = 5  # a model trained on 5 speakers; this training set has 3
+    torch.manual_seed(42)
+    encoder, head = build_encoder(config.model), build_head(config)
+    save_model_dir(tmp_path / "start", config, encoder, head)
+    config.train.init_model = str(tmp_path / "start")
+    train(config, data_dir, tmp_path / "exp", device="cpu", fbank_options=FBANK)
+    trained_encoder, trained_head, saved = load_model_dir_with_head(tmp_path / "exp")
+    trained = dict(trained_encoder.named_parameters())  # lr 0: the source's weights, bit for bit
+    for key, value in encoder.named_parameters():  # (the BatchNorm statistics move with the forward passes)
+        assert torch.equal(trained[key], value), key
+    config.model.num_classes = 3  # the fresh head of a run from random weights with the same seed
+    torch.manual_seed(config.train.random_seed)
+    build_encoder(config.model)
+    fresh = build_head(config)
+    assert saved.model.num_classes == 3 and torch.equal(trained_head.weight, fresh.weight)
+    log = (tmp_path / "exp" / "log" / "train.log").read_text()
+    assert (f"train.init_model: encoder from {tmp_path / 'start'}; classifier head started afresh "
+            f"({tmp_path / 'start'} has 5 speakers, this training set 3)") in log
+    net = SpeakerNet(build_encoder(config.model), fresh)  # the whole encoder state, BatchNorm statistics too
+    _initialise_from(net, str(tmp_path / "start"))
+    assert all(torch.equal(net.encoder.state_dict()[k], v) for k, v in encoder.state_dict().items())
+    assert torch.equal(net.head.weight, fresh.weight)
 
 
 def test_averaging_identical_checkpoints_gives_the_same_weights_and_two_give_their_mean(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     models_dir = exp_dir / "models"
     epochs_done, start_step, saved_streams = _resume(models_dir, net, optimizer, scheduler, dist.device)
     if epochs_done == 0 and start_step == 0 and cfg.init_model:
-        _initialise_from(net, cfg.init_model)
+        _initialise_from(net, cfg.init_model, bool(cfg.speed_perturb))
     if dist.is_main:
         logger.info("%d utterances, %d speakers, %d steps/epoch of %d examples on %d process(es) x %d "
                     "accumulation step(s), device %s, precision %s%s", len(data.utts), len(data.speakers),
@@ -225,12 +225,28 @@ def check_training_config(config: Config, fbank_options: dict[str, Any] | None) 
         raise ConfigError(f"train.average_last {cfg.average_last} is more than train.epochs {cfg.epochs}")
 
 
-def _initialise_from(net: SpeakerNet, model_dir: str) -> None:
-    """Start from the weights of a model directory (``train.init_model``: large-margin fine-tuning)."""
-    encoder, head, _ = load_model_dir_with_head(model_dir, "cpu")
+def _initialise_from(net: SpeakerNet, model_dir: str, speed_perturb: bool = False) -> None:
+    """Start from the weights of a model directory (``train.init_model``).
+
+    The encoder is always loaded, strictly: an encoder of another architecture is a PyfuncError
+    naming the keys. The AAM-softmax head is loaded when it has this training set's number of
+    classes (large-margin fine-tuning on the same data stays exact); a head of another size
+    (a model trained on other speakers) is left at its fresh initialisation, and the log says so.
+    A model directory does not record the speakers it was trained on (``config.yaml`` holds
+    ``model.num_classes`` only; the training data is a command-line argument of stage 2), so the
+    head is judged by its shape: a head of the same size trained on other speakers of the same
+    number is loaded too, its rows then being other speakers' centres, which training re-learns.
+    """
+    encoder, head, source = load_model_dir_with_head(model_dir, "cpu")
     load_state_checked(net.encoder, encoder.state_dict(), f"{model_dir} (encoder; train.init_model)")
-    load_state_checked(net.head, head.state_dict(), f"{model_dir} (head; train.init_model)")
-    logger.info("initialised the weights from %s (train.init_model)", model_dir)
+    theirs, ours = int(head.weight.shape[0]), int(net.head.weight.shape[0])
+    if theirs == ours:
+        load_state_checked(net.head, head.state_dict(), f"{model_dir} (head; train.init_model)")
+        logger.info("train.init_model: encoder and classifier head from %s (%d classes)", model_dir, ours)
+        return
+    unit = "classes (speakers x speed factors)" if speed_perturb or source.train.speed_perturb else "speakers"
+    logger.warning("train.init_model: encoder from %s; classifier head started afresh (%s has %d %s, "
+                   "this training set %d)", model_dir, model_dir, theirs, unit, ours)
 
 
 @dataclass
