@@ -39,7 +39,7 @@ from pyfunc.corpora.voices import (
     voice_partition,
 )
 from pyfunc.data.datadir import load_data_dir, validate_data_dir
-from pyfunc.data.tables import read_map, read_scp, read_table
+from pyfunc.data.tables import read_map, read_scp, read_text_table
 from pyfunc.data.trials import read_trials
 from pyfunc.features.augment import AUG_TYPES, WaveAugmenter, level_db, snr_db
 
@@ -276,7 +276,7 @@ def test_bank_data_dirs_map_each_file_to_itself_and_load_in_the_augmenter(parts:
         assert utt2spk and all(u == s for u, s in utt2spk.items())
     kinds = read_map(parts / "augment" / "musan_noise" / "utt2kind")
     assert sorted(set(kinds.values())) == sorted(NOISE_KINDS)
-    rooms = read_table(parts / "augment" / "rirs" / "rooms", 15, 15)
+    rooms = read_text_table(parts / "augment" / "rirs" / "rooms", 15, 15)
     assert sorted(r[0] for r in rooms.values()) == ["large", "medium", "small"]
     cfg = AugmentConfig(enabled=True, musan_dir=str(parts / "augment"), rir_dir=str(parts / "augment" / "rirs"),
                         babble_speakers=[3, 4])
@@ -292,7 +292,7 @@ def test_bank_data_dirs_map_each_file_to_itself_and_load_in_the_augmenter(parts:
 @needs_espeak
 def test_test_unseen_speakers_cuts_texts_and_trials(parts: Path) -> None:
     data = load_data_dir(parts / "test_unseen")
-    speakers = read_table(parts / "test_unseen" / "speakers.txt", 7, 7)
+    speakers = read_text_table(parts / "test_unseen" / "speakers.txt", 7, 7)
     assert sorted(speakers) == ["tu001", "tu002", "tu003"] == sorted(data.spk2utt)
     assert all(fields[2] in HELD_OUT_VARIANTS for fields in speakers.values())
     assert all(len(utts) == 3 for utts in data.spk2utt.values())
@@ -340,7 +340,7 @@ def test_test_hard_holds_originals_and_degraded_cuts_and_both_kinds_of_trials(pa
     assert hard_trials == expected
     conditions = read_conditions(parts / "test_hard" / "utt2condition")
     assert set(conditions) == set(hard.utt2spk)
-    rooms = read_table(parts / "augment_test_hard" / "rirs" / "rooms", 15, 15)
+    rooms = read_text_table(parts / "augment_test_hard" / "rirs" / "rooms", 15, 15)
     rt60 = {room: float(fields[-1]) for room, fields in rooms.items()}
     kinds = set()
     for utt in degraded:
@@ -372,10 +372,11 @@ def test_test_hard_audio_has_the_snr_its_table_says(parts: Path) -> None:
 
 @needs_espeak
 def test_banks_talkers_rooms_and_files_are_disjoint_from_each_other_and_the_speakers(parts: Path) -> None:
-    talkers = {b: read_table(parts / d / "musan_speech" / "speakers.txt", 7, 7)
+    talkers = {b: read_text_table(parts / d / "musan_speech" / "speakers.txt", 7, 7)
                for b, d in mini_parts.BANK_DIRS.items()}
     pairs = {b: {(f[2], f[1]) for f in t.values()} for b, t in talkers.items()}
-    speakers = {name: read_table(parts / name / "speakers.txt", 7, 7) for name in ("train_wide", "test_unseen", "dev")}
+    speakers = {name: read_text_table(parts / name / "speakers.txt", 7, 7)
+                for name in ("train_wide", "test_unseen", "dev")}
     speakers["test"] = {s: (s, "test", spec.accent, spec.variant) for s, spec in
                         ((x.speaker, x) for x in make_speaker_specs(3, 3, 5)[1])}
     speaker_pairs = {name: {(f[2], f[1]) for f in t.values()} for name, t in speakers.items()}
@@ -389,7 +390,7 @@ def test_banks_talkers_rooms_and_files_are_disjoint_from_each_other_and_the_spea
         keys = [set(read_scp(parts / d / kind / "wav.scp")) for d in mini_parts.BANK_DIRS.values()]
         for a, b in combinations(range(3), 2):
             assert hashes[a].isdisjoint(hashes[b]) and keys[a].isdisjoint(keys[b]), kind
-    geometry = [{tuple(f[1:14]) for f in read_table(parts / d / "rirs" / "rooms", 15, 15).values()}
+    geometry = [{tuple(f[1:14]) for f in read_text_table(parts / d / "rirs" / "rooms", 15, 15).values()}
                 for d in mini_parts.BANK_DIRS.values()]
     assert all(geometry[a].isdisjoint(geometry[b]) for a, b in combinations(range(3), 2))
 
@@ -397,7 +398,7 @@ def test_banks_talkers_rooms_and_files_are_disjoint_from_each_other_and_the_spea
 @needs_espeak
 def test_train_wide_uses_training_pairs_generators_and_durations(parts: Path) -> None:
     data = load_data_dir(parts / "train_wide")
-    speakers = read_table(parts / "train_wide" / "speakers.txt", 7, 7)
+    speakers = read_text_table(parts / "train_wide" / "speakers.txt", 7, 7)
     assert sorted(speakers) == [f"tw{i:04d}" for i in range(1, 9)] == sorted(data.spk2utt)
     train_pairs = set(voice_partition(5, 3, 3).train)
     assert all((f[2], f[1]) in train_pairs for f in speakers.values())

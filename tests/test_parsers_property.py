@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from pyfunc.config import config_from_dict
 from pyfunc.data.datadir import load_data_dir, validate_data_dir
-from pyfunc.data.tables import read_map, read_scp, read_table
+from pyfunc.data.tables import read_map, read_scp, read_text_table
 from pyfunc.data.trials import TRIAL_LABELS, read_trial_list, read_trials
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.scoring.score_files import read_scores
@@ -94,13 +94,13 @@ def test_read_table_matches_the_reference_or_names_the_line(text, bounds, check_
     path = _write(text)
     expected = _reference_table(text, *bounds, check_sorted)
     if isinstance(expected, dict):
-        assert read_table(path, *bounds, check_sorted=check_sorted) == expected
+        assert read_text_table(path, *bounds, check_sorted=check_sorted) == expected
         if bounds == (2, 2):
             assert read_map(path, check_sorted) == {k: v[0] for k, v in expected.items()}
         return
     line, kind = expected
     with pytest.raises(DataError) as err:
-        read_table(path, *bounds, check_sorted=check_sorted)
+        read_text_table(path, *bounds, check_sorted=check_sorted)
     message = str(err.value)
     assert message.startswith(f"{path}:{line}: ")
     assert {"fields": "fields, got", "duplicate": "duplicate key", "order": "out of order"}[kind] in message
@@ -224,7 +224,7 @@ def test_data_dirs_parse_or_name_the_file(files) -> None:
         assert re.match(rf"^{re.escape(str(folder))}/(utt2spk|spk2utt|wav\.scp|utt2dur)(:\d+)?: ", str(err)), str(err)
         return
     # a directory that passes is consistent: spk2utt inverts utt2spk, every table has the same keys
-    spk2utt_table = read_table(folder / "spk2utt", 2, None)
+    spk2utt_table = read_text_table(folder / "spk2utt", 2, None)
     assert {utt: spk for spk, utts in spk2utt_table.items() for utt in utts} == checked.utt2spk
     assert set(checked.wav_scp) == set(checked.utt2spk) and checked.utt2spk
     assert set(checked.utt2dur) in (set(), set(checked.utt2spk))

@@ -31,7 +31,7 @@ from pyfunc.corpora.texts import TRAIN_GENERATORS, long_text
 from pyfunc.corpora.voices import SpeakerSpec, VoicePartition, draw_speakers
 from pyfunc.data.audio import SAMPLE_RATE, write_wav
 from pyfunc.data.datadir import DataDir, write_data_dir
-from pyfunc.data.tables import read_map, read_scp, read_table, write_table
+from pyfunc.data.tables import read_map, read_scp, read_text_table, write_table
 from pyfunc.errors import DataError
 
 
@@ -173,7 +173,7 @@ def read_bank(bank_dir: Path) -> NoiseBank:
     """Read a bank folder written by :func:`pyfunc.corpora.mini_parts.make_bank`."""
     bank_dir = Path(bank_dir)
     try:
-        rooms = read_table(bank_dir / "rirs" / "rooms", 15, 15)
+        rooms = read_text_table(bank_dir / "rirs" / "rooms", 15, 15)
         rt60 = {room: float(fields[-1]) for room, fields in rooms.items()}
     except (OSError, ValueError) as err:
         raise DataError(f"{bank_dir}/rirs/rooms: cannot read the room table: {err}") from None

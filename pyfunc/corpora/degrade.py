@@ -23,7 +23,7 @@ import numpy as np
 from pyfunc.corpora.banks import NoiseBank
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import SAMPLE_RATE, read_audio
-from pyfunc.data.tables import read_table, write_table
+from pyfunc.data.tables import read_text_table, write_table
 from pyfunc.errors import DataError
 from pyfunc.features.augment import fit_noise, reverberate, scale_noise
 
@@ -65,7 +65,7 @@ def write_conditions(path: PathLike, conditions: list[Condition]) -> None:
 def read_conditions(path: PathLike) -> dict[str, Condition]:
     """Read ``utt2condition`` as :func:`write_conditions` wrote it."""
     out = {}
-    for utt, fields in read_table(path, 9, 9).items():
+    for utt, fields in read_text_table(path, 9, 9).items():
         condition, start, duration, snr, noise, sources, room, rt60 = fields
         number = lambda text: None if text == "-" else float(text)  # noqa: E731
         try:

@@ -44,7 +44,7 @@ from pyfunc.corpora.voices import (
 from pyfunc.data.atomic import PathLike, atomic_open
 from pyfunc.data.audio import SAMPLE_RATE, write_wav
 from pyfunc.data.datadir import DataDir, validate_data_dir, write_data_dir
-from pyfunc.data.tables import read_scp, read_table, write_table
+from pyfunc.data.tables import read_scp, read_text_table, write_table
 from pyfunc.data.trials import write_trials
 from pyfunc.errors import ConfigError, DataError
 
@@ -289,7 +289,7 @@ def _remove_stale_wavs(wav_dir: Path, speakers: set[str]) -> None:
 def read_speaker_specs(path: PathLike) -> list[SpeakerSpec]:
     """Read ``speakers.txt`` as written by :func:`make_mini_corpus`."""
     specs = []
-    for index, (spk, fields) in enumerate(read_table(path, 7, 7).items()):
+    for index, (spk, fields) in enumerate(read_text_table(path, 7, 7).items()):
         subset, accent, variant, pitch, rate, gap = fields
         try:
             specs.append(SpeakerSpec(spk, subset, index, accent, variant, int(pitch), int(rate), int(gap)))

@@ -22,7 +22,7 @@ from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import check_wav_entry
 from pyfunc.data.badinput import read_skipped
 from pyfunc.data.segments import SEGMENTS, check_segments, read_segments
-from pyfunc.data.tables import iter_table_lines, read_map, read_scp, read_table, write_table
+from pyfunc.data.tables import iter_table_lines, read_map, read_scp, read_text_table, write_table
 from pyfunc.data.trials import parse_trial_line
 from pyfunc.errors import ConfigError, DataError
 
@@ -128,7 +128,7 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
     spk2utt_file = path / "spk2utt"
     if not spk2utt_file.is_file():
         raise DataError(f"{spk2utt_file}: file not found")
-    spk2utt = {k: v for k, v in read_table(spk2utt_file, 2, None, check_sorted=True).items()}
+    spk2utt = {k: v for k, v in read_text_table(spk2utt_file, 2, None, check_sorted=True).items()}
     expected = data.spk2utt
     for spk, utts in spk2utt.items():
         if spk not in expected:

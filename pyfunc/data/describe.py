@@ -18,7 +18,7 @@ from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import is_pipe
 from pyfunc.data.badinput import read_skipped
 from pyfunc.data.datadir import load_data_dir, validate_data_dir
-from pyfunc.data.table_io import parse_rspecifier, read_table
+from pyfunc.data.table_io import iter_rspecifier, parse_rspecifier
 from pyfunc.data.tables import read_scp
 from pyfunc.data.trials import read_trials
 from pyfunc.errors import DataError
@@ -143,7 +143,7 @@ def describe_table(path: PathLike) -> Description:
     kinds: Counter = Counter()
     dims: Counter = Counter()
     frames, norms, bad, keys = [], [], [], []
-    for key, array in tqdm(read_table(spec, "table"), desc=f"reading {path.name}", unit="entry", disable=None,
+    for key, array in tqdm(iter_rspecifier(spec, "table"), desc=f"reading {path.name}", unit="entry", disable=None,
                            leave=False):
         keys.append(key)
         kinds["vectors" if array.ndim == 1 else "matrices"] += 1

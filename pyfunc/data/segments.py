@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Mapping, NamedTuple
 
 from pyfunc.data.atomic import PathLike, write_lines
-from pyfunc.data.tables import read_table
+from pyfunc.data.tables import read_text_table
 from pyfunc.errors import DataError
 
 SEGMENTS = "segments"
@@ -35,7 +35,7 @@ def read_segments(path: PathLike) -> dict[str, Segment]:
     """``utt -> Segment`` from a segments file: 4 fields a line, sorted unique keys, 0 <= start < end."""
     path = Path(path)
     out: dict[str, Segment] = {}
-    for utt, (recording, *times) in read_table(path, 4, 4, check_sorted=True).items():
+    for utt, (recording, *times) in read_text_table(path, 4, 4, check_sorted=True).items():
         try:
             start, end = (float(t) for t in times)
         except ValueError:

@@ -260,7 +260,7 @@ def _open_input(path: str, arg: str, mode: str = "rb"):
     return open(path, mode) if "b" in mode else open(path, mode, encoding="utf-8")
 
 
-def read_table(spec: str | Rspecifier, arg: str = "rspecifier") -> Iterator[tuple[str, np.ndarray]]:
+def iter_rspecifier(spec: str | Rspecifier, arg: str = "rspecifier") -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(key, array)`` of every entry of the table ``spec``, in its order.
 
     With the ``p`` (permissive) option an unreadable scp entry is skipped and an

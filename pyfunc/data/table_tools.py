@@ -13,7 +13,7 @@ import numpy as np
 
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.kaldi_text import vector_text
-from pyfunc.data.table_io import TableWriter, is_wspecifier, read_table, write_binary_output, write_text_output
+from pyfunc.data.table_io import TableWriter, is_wspecifier, iter_rspecifier, write_binary_output, write_text_output
 from pyfunc.data.tables import iter_table_lines
 from pyfunc.errors import DataError
 
@@ -29,7 +29,7 @@ _KINDS = {1: ("vector", "copy-feats and feat-to-len read matrices"),
 def _arrays(rspecifier: str, ndim: int) -> Iterator[tuple[str, np.ndarray]]:
     """The entries of ``rspecifier``; a DataError naming the key at the first one that is not ``ndim``-D."""
     kind, hint = _KINDS[ndim]
-    for key, array in read_table(rspecifier):
+    for key, array in iter_rspecifier(rspecifier):
         if array.ndim != ndim:
             got = f"a matrix of shape {array.shape}" if array.ndim == 2 else f"a vector of dimension {array.shape[0]}"
             raise DataError(f"rspecifier {rspecifier}: key {key!r}: expected a {kind}, got {got} ({hint})")
@@ -69,11 +69,11 @@ def feat_to_dim(rspecifier: str, out: str = "-") -> int:
     first = None
     if is_wspecifier(out):
         with TableWriter(out) as writer:
-            for key, array in read_table(rspecifier):
+            for key, array in iter_rspecifier(rspecifier):
                 writer.write(key, int(array.shape[-1]))
                 first = int(array.shape[-1]) if first is None else first
     else:
-        for _, array in read_table(rspecifier):
+        for _, array in iter_rspecifier(rspecifier):
             first = int(array.shape[-1])
             break
     if first is None:
@@ -151,7 +151,7 @@ def subset_table(rspecifier: str, wspecifier: str, include: PathLike | None = No
     seen = 0
     found: set[str] = set()
     with TableWriter(wspecifier) as writer:
-        for key, array in read_table(rspecifier):
+        for key, array in iter_rspecifier(rspecifier):
             seen += 1
             if (key in keys) == keep:
                 found.add(key)

@@ -71,7 +71,7 @@ def iter_table_lines(path: PathLike) -> Iterator[tuple[int, list[str]]]:
         raise DataError(f"{path}: not a UTF-8 text file ({err})") from None
 
 
-def read_table(
+def read_text_table(
     path: PathLike,
     min_fields: int = 2,
     max_fields: int | None = None,
@@ -96,7 +96,7 @@ def read_table(
 
 def read_map(path: PathLike, check_sorted: bool = False) -> dict[str, str]:
     """Read a two-column table ``key value``."""
-    return {k: v[0] for k, v in read_table(path, 2, 2, check_sorted).items()}
+    return {k: v[0] for k, v in read_text_table(path, 2, 2, check_sorted).items()}
 
 
 def read_scp(path: PathLike, check_sorted: bool = False) -> dict[str, str]:
