@@ -22,7 +22,7 @@ from pyfunc.corpora.espeak import SynthesisError
 from pyfunc.corpora.mini import make_mini_corpus
 from pyfunc.corpora.mini_parts import make_mini_parts
 from pyfunc.corpora.noises import NOISE_KINDS, make_music, make_noise
-from pyfunc.corpora.parts import read_stamp
+from pyfunc.corpora.parts import read_part_stamp
 from pyfunc.corpora.rooms import MIN_DISTANCE, ROOM_CLASSES, WALL_MARGIN, draw_room, simulate_rir
 from pyfunc.corpora.texts import FUNCTION_WORDS, GENERATORS, NATURE, STORY, TRAIN_GENERATORS, template_fields, tokens
 from pyfunc.corpora.voices import (
@@ -264,7 +264,7 @@ def test_every_part_is_a_valid_data_dir_with_a_stamp(parts: Path) -> None:
             info = soundfile.info(path)
             assert (info.samplerate, info.channels) == (16000, 1)
     for part in ("test_unseen", "dev", "test_hard", "train_wide", "augment", "augment_test_hard", "augment_dev"):
-        stamp = read_stamp(parts / part)
+        stamp = read_part_stamp(parts / part)
         assert stamp is not None and stamp["random_seed"] == 5
     assert not list(parts.glob(".*.partial"))
 

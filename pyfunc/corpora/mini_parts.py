@@ -33,7 +33,7 @@ from pyfunc.corpora.banks import BANKS_SIZES, bank_tasks, make_bank_item, read_b
 from pyfunc.corpora.mini import check_espeak, make_mini_corpus
 from pyfunc.corpora.mini_hard import degrade_speaker, hard_tasks, write_hard_set
 from pyfunc.corpora.parallel import run_tasks
-from pyfunc.corpora.parts import build_part, read_stamp
+from pyfunc.corpora.parts import build_part, read_part_stamp
 from pyfunc.corpora.speech_sets import SetRecipe, synthesize_set_speaker, write_speech_set
 from pyfunc.corpora.texts import HELD_OUT_GENERATORS, TRAIN_GENERATORS
 from pyfunc.corpora.voices import (
@@ -172,7 +172,7 @@ def make_dev(data_root: PathLike, num_speakers: int = 16, utts_per_speaker: int 
     bank_dir = make_bank(data_root, "dev", random_seed, num_train_speakers, num_test_speakers, num_jobs, espeak)
     partition = voice_partition(random_seed, num_train_speakers, num_test_speakers)
     params = speech_set_params("dev", num_speakers, utts_per_speaker, random_seed, num_train_speakers,
-                               num_test_speakers, read_stamp(bank_dir))
+                               num_test_speakers, read_part_stamp(bank_dir))
     recipe = SetRecipe(streams.DEV_UTTERANCES, tuple(g.name for g in TRAIN_GENERATORS),
                        max_duration=CUT_SOURCE_MAX, cut=DEV_CUT,
                        degrade_stream=streams.DEV_DEGRADATIONS, degrade_probability=DEV_DEGRADE_PROBABILITY,
@@ -186,7 +186,7 @@ def make_hard_test(data_root: PathLike, random_seed: int = 777, num_train_speake
                    num_test_speakers: int = 20, num_jobs: int = 2, espeak: str = "espeak-ng") -> Path:
     """Build ``data_root/test_hard`` (and its bank) from ``data_root/test``, which must exist; return its folder."""
     data_root = Path(data_root).resolve()
-    original = read_stamp(data_root)
+    original = read_part_stamp(data_root)
     if (original is None or not (data_root / "test" / "trials").is_file()
             or (original.get("seed"), original.get("num_train_speakers"), original.get("num_test_speakers"))
             != (random_seed, num_train_speakers, num_test_speakers)):
@@ -195,7 +195,7 @@ def make_hard_test(data_root: PathLike, random_seed: int = 777, num_train_speake
                           f"{num_train_speakers} train and {num_test_speakers} test speakers)")
     bank_dir = make_bank(data_root, "test_hard", random_seed, num_train_speakers, num_test_speakers, num_jobs,
                          espeak)
-    params = hard_params(original, read_stamp(bank_dir), random_seed, num_train_speakers, num_test_speakers)
+    params = hard_params(original, read_part_stamp(bank_dir), random_seed, num_train_speakers, num_test_speakers)
     bank = read_bank(bank_dir)
     test_dir = data_root / "test"
 
@@ -268,10 +268,10 @@ def expected_stamps(data_root: PathLike, parts: Sequence[str], random_seed: int 
     if "test_unseen" in parts:
         out[root / "test_unseen"] = speech_set_params("test_unseen", unseen_speakers, unseen_utts_per_speaker,
                                                       **common)
-    dev_bank = read_stamp(root / BANK_DIRS["dev"])
+    dev_bank = read_part_stamp(root / BANK_DIRS["dev"])
     if "dev" in parts and dev_bank is not None:
         out[root / "dev"] = speech_set_params("dev", dev_speakers, dev_utts_per_speaker, bank=dev_bank, **common)
-    hard_bank, test = read_stamp(root / BANK_DIRS["test_hard"]), read_stamp(root)
+    hard_bank, test = read_part_stamp(root / BANK_DIRS["test_hard"]), read_part_stamp(root)
     if "test_hard" in parts and hard_bank is not None and test is not None:
         out[root / "test_hard"] = hard_params(test, hard_bank, **common)
     return out

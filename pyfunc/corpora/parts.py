@@ -32,7 +32,7 @@ def data_dirs(part_dir: Path) -> list[Path]:
     return found
 
 
-def read_stamp(part_dir: Path) -> dict[str, Any] | None:
+def read_part_stamp(part_dir: Path) -> dict[str, Any] | None:
     """The parameters recorded in ``part_dir/.done``, or None when there is no readable stamp."""
     try:
         return json.loads((part_dir / STAMP).read_text(encoding="utf-8"))
@@ -42,7 +42,7 @@ def read_stamp(part_dir: Path) -> dict[str, Any] | None:
 
 def part_is_done(part_dir: Path, params: dict[str, Any]) -> bool:
     """True when the stamp records ``params`` and every wav file the part's wav.scp files list exists."""
-    if read_stamp(part_dir) != params:
+    if read_part_stamp(part_dir) != params:
         return False
     dirs = data_dirs(part_dir)
     try:

@@ -11,7 +11,7 @@ from pyfunc.data.atomic import PathLike
 from pyfunc.data.vectors import XVECTOR_SCP
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.pipeline.score_stage import refuse_stale_embeddings
-from pyfunc.pipeline.stamps import EXTRACT_STAMP, read_stamp
+from pyfunc.pipeline.stamps import EXTRACT_STAMP, read_run_stamp
 from pyfunc.scoring.embedding_mean import mean_for_scoring, mean_of_scp, read_vector_file, write_embedding_mean
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def compute_embedding_mean(model_dir: PathLike, emb_dir: PathLike) -> Path:
     if not (model_dir / "model.pt").is_file():
         raise DataError(f"{model_dir / 'model.pt'}: not found (not a model directory)")
     refuse_stale_embeddings(emb_dir)
-    stamp = read_stamp(emb_dir / EXTRACT_STAMP)
+    stamp = read_run_stamp(emb_dir / EXTRACT_STAMP)
     model_pt = str((model_dir / "model.pt").absolute())
     if stamp is not None and model_pt not in stamp.inputs:
         made_by = next((p for p in stamp.inputs if p.endswith("model.pt")), "another model")

@@ -71,7 +71,7 @@ def write_stamp(path: PathLike, stamp: Stamp) -> None:
         json.dump(asdict(stamp), handle, indent=1, sort_keys=True)
 
 
-def read_stamp(path: PathLike) -> Stamp | None:
+def read_run_stamp(path: PathLike) -> Stamp | None:
     """The stamp at ``path``; None when missing, unreadable or of another version."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -101,7 +101,7 @@ def first_difference(old: object, new: object, where: str = "") -> str | None:
 def why_not_current(path: PathLike, stage: str, params: Mapping, inputs: Iterable[PathLike],
                     deep_inputs: Iterable[PathLike] = ()) -> str | None:
     """None when the stamp at ``path`` matches; else a short reason to redo the stage."""
-    old = read_stamp(path)
+    old = read_run_stamp(path)
     if old is None:
         return "no stamp of an earlier complete run"
     if old.stage != stage:
@@ -165,7 +165,7 @@ def stale_inputs(path: PathLike) -> list[str]:
     Empty when there is no stamp, or when the outputs differ from the stamp (it no
     longer describes them). Deep inputs are not checked (they can be many).
     """
-    stamp = read_stamp(path)
+    stamp = read_run_stamp(path)
     if stamp is None or changed_files(stamp.outputs):
         return []
     return changed_files(stamp.inputs)

@@ -25,7 +25,7 @@ from pyfunc.pipeline.stamps import (
     as_json_value,
     changed_files,
     first_difference,
-    read_stamp,
+    read_run_stamp,
     refuse_stale,
     text_digest,
     write_stamp,
@@ -79,7 +79,7 @@ def training_params(config, data_dir: PathLike, fbank_options: dict | None = Non
     keys = hashlib.sha256("\n".join(sorted(read_scp(table))).encode()).hexdigest() if table.is_file() else None
     data = {"utt2spk": text_digest(data_dir / "utt2spk"), f"{table_name} keys": keys,
             "utt2aug": text_digest(data_dir / "utt2aug"), SKIPPED_NAME: text_digest(data_dir / SKIPPED_NAME)}
-    made = fbank_stamp if fbank_stamp is not None else read_stamp(data_dir / FBANK_STAMP)
+    made = fbank_stamp if fbank_stamp is not None else read_run_stamp(data_dir / FBANK_STAMP)
     made = made if table_name == "feats.scp" else None
     if made is not None and not changed_files(made.outputs):  # features: what stage 1 made them from
         data["features from"] = hashlib.sha256(json.dumps([made.params, made.inputs, made.deep_inputs],
@@ -104,7 +104,7 @@ def why_not_resumable(config, data_dir: PathLike, exp_dir: PathLike, fbank_stamp
     models = Path(exp_dir) / "models"
     params = as_json_value(training_params(config, data_dir, fbank_options, fbank_stamp, shards))
     stamp_path = models / TRAIN_STAMP
-    old = read_stamp(stamp_path)
+    old = read_run_stamp(stamp_path)
     if old is not None and isinstance(old.params.get("config"), dict):  # a run from before a key was renamed
         old.params["config"] = rename_aliases(old.params["config"], str(stamp_path))
     checkpoint = latest_checkpoint(models) if models.is_dir() else None
