@@ -21,8 +21,8 @@ from pyfunc.features.batch_augment import (
     apply_batch,
     fast_fft_length,
     fft_convolve,
-    level_db,
     reverberate_batch,
+    row_levels_db,
 )
 from pyfunc.features.kaldi_fbank import compute_fbank, compute_fbank_batch, read_kaldi_conf
 from pyfunc.pipeline.train_stage import training_params
@@ -160,7 +160,7 @@ def test_added_noise_has_the_drawn_snr() -> None:
         assert babble_db - 10 * np.log10(np.mean(scaled ** 2) + 1e-4) == pytest.approx(snr, abs=0.05)
         expected += scaled
     np.testing.assert_allclose(out[1], expected, rtol=0, atol=1e-12)
-    assert level_db(torch.zeros(1, 10)).item() == pytest.approx(-40.0)
+    assert row_levels_db(torch.zeros(1, 10)).item() == pytest.approx(-40.0)
 
 
 def test_fft_convolution_equals_numpy_and_scipy() -> None:

@@ -62,8 +62,9 @@ def reverberate_batch(x: torch.Tensor, rirs: torch.Tensor) -> torch.Tensor:
     return fft_convolve(x, kernels)[:, : x.shape[1]]
 
 
-def level_db(x: torch.Tensor) -> torch.Tensor:
-    """The seed's level ``10 log10(mean(x^2) + 1e-4)`` of each row of ``x`` (B, T): (B,)."""
+def row_levels_db(x: torch.Tensor) -> torch.Tensor:
+    """The seed's level ``10 log10(mean(x^2) + 1e-4)`` of each row of ``x`` (B, T): (B,) (the batched
+    :func:`pyfunc.features.augment.level_db`)."""
     return 10.0 * torch.log10(torch.mean(x ** 2, dim=1) + LEVEL_FLOOR)
 
 
@@ -71,7 +72,7 @@ def add_noise_batch(x: torch.Tensor, rows: torch.Tensor, noises: torch.Tensor, s
     """``x`` (B, T) plus, in each row, the sum of the noises (N, T) whose ``rows`` (N,) name it, each scaled
     against that row of ``x`` to its SNR (N,) in dB (:func:`pyfunc.features.augment.add_noise` row by row)."""
     noises, snrs = noises.to(x.dtype), snrs.to(x.dtype)
-    gains = torch.sqrt(10.0 ** ((level_db(x)[rows] - level_db(noises) - snrs) / 10.0))
+    gains = torch.sqrt(10.0 ** ((row_levels_db(x)[rows] - row_levels_db(noises) - snrs) / 10.0))
     summed = torch.zeros_like(x).index_add_(0, rows, gains[:, None] * noises)
     return x + summed  # the noises summed first, then added: the seed's order
 
