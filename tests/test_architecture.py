@@ -1,4 +1,5 @@
-"""The package's architecture: layers import only downwards, no import cycles, no imports inside functions.
+"""The package's architecture: layers import only downwards, no import cycles, no imports inside functions,
+one definition per public function name.
 
 The layers, lowest first (docs/design.md draws them):
 
@@ -152,3 +153,34 @@ def test_every_module_imports_first_in_a_fresh_interpreter(order: str) -> None:
     proc = subprocess.run([sys.executable, "-c", IMPORT_EACH, *names], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+# A module's entry point: each module run as ``python -m`` (pyfunc.cli.tools, pyfunc.cli.job_worker) has its own.
+SHARED_FUNCTION_NAMES = {"main"}
+
+
+def public_function_collisions(paths: list[Path], root: Path) -> list[str]:
+    """``name: file, file...`` for each public top-level function name (no leading ``_``, not in
+    SHARED_FUNCTION_NAMES) that more than one of ``paths`` defines; methods and nested functions do not count."""
+    defined: dict[str, list[str]] = {}
+    for path in paths:
+        for node in ast.parse(path.read_text(), filename=str(path)).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_") \
+                    and node.name not in SHARED_FUNCTION_NAMES:
+                defined.setdefault(node.name, []).append(f"{path.relative_to(root)}:{node.lineno}")
+    return [f"{name}: {', '.join(where)}" for name, where in sorted(defined.items()) if len(where) > 1]
+
+
+def test_the_collision_finder_finds_two_definitions(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def load(x):\n    pass\n\n\ndef _helper():\n    pass\n\n\ndef main():\n    pass\n")
+    (tmp_path / "b.py").write_text("class Reader:\n    def load(self):\n        pass\n\n\n"
+                                   "def _helper():\n    pass\n\n\ndef main():\n    pass\n")
+    assert public_function_collisions([tmp_path / "a.py", tmp_path / "b.py"], tmp_path) == []
+    (tmp_path / "c.py").write_text("async def load(y):\n    pass\n")
+    assert public_function_collisions(sorted(tmp_path.glob("*.py")), tmp_path) == ["load: a.py:1, c.py:1"]
+
+
+def test_one_definition_per_public_function_name() -> None:
+    """Two modules defining the same public function name: one name for two jobs (rename each to say what it
+    does) or two copies of one job (keep one); either way a caller can import the wrong one."""
+    assert public_function_collisions(sorted(MODULES.values()), REPO) == []
