@@ -19,6 +19,7 @@ from pyfunc.data.atomic import write_lines
 from pyfunc.data.audio import read_audio
 from pyfunc.data.tables import write_table
 from pyfunc.errors import PyfuncError
+from pyfunc.features.seed_logmel import SeedLogMel
 from pyfunc.models.aam_softmax import AAMSoftmax
 from pyfunc.models.ecapa import ECAPATDNN
 from pyfunc.models.model_dir import load_model_dir, load_model_dir_with_head, save_model_dir
@@ -80,19 +81,39 @@ def test_imported_config(seed_run):
     assert config.extract.protocol == "seed"
 
 
-def _mkl_takes_its_intel_path() -> bool | None:
-    """Whether oneMKL in this process dispatches its Intel-CPU kernels; None when torch carries no MKL.
+def _mkl_symbol(name: str) -> int | None:
+    """The value of MKL's service function NAME in this process; None when torch carries no MKL.
 
     The lookup in the global scope comes first, so an LD_PRELOADed shim answers for MKL.
     """
     try:
-        return bool(ctypes.CDLL(None).mkl_serv_intel_cpu_true())
+        return int(getattr(ctypes.CDLL(None), name)())
     except AttributeError:
         pass
     try:
-        return bool(ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")).mkl_serv_intel_cpu_true())
+        return int(getattr(ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")), name)())
     except (OSError, AttributeError):
         return None
+
+
+def _mkl_takes_its_intel_path() -> bool | None:
+    """Whether oneMKL in this process dispatches its Intel-CPU kernels; None when torch carries no MKL."""
+    answer = _mkl_symbol("mkl_serv_intel_cpu_true")
+    return None if answer is None else bool(answer)
+
+
+# oneMKL's code branches (MKL_CBWR_* in mkl_cbwr.h) from its AVX-512 kernels up: the reference's FFTs
+# ran on one of these (an Intel Xeon; the test also passed bit for bit on AMD Zen 4/5 with the shim).
+MKL_CBWR_AVX512 = 12
+
+
+def _mkl_code_branch() -> int | None:
+    """The code branch MKL dispatches here (MKL_CBWR_*: 10 AVX2, 12 AVX512, 14 AVX512_E1); None if unknown.
+
+    mkl_serv_cbwr_get_auto_branch is MKL's internal answer to MKL_CBWR_AUTO; it honours the
+    CPU's instruction sets and MKL_ENABLE_INSTRUCTIONS.
+    """
+    return _mkl_symbol("mkl_serv_cbwr_get_auto_branch")
 
 
 def _logmel_pairs(model_root: Path, reference) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -107,19 +128,26 @@ def _logmel_pairs(model_root: Path, reference) -> dict[str, tuple[np.ndarray, np
 
 
 def test_logmel_matches_the_seed(seed_model, reference, tmp_path):
-    """The seed front end gives the seed's log-mel: max abs difference <= 1e-4, cosine >= 0.99999 (bit-identical).
+    """Where MKL runs the reference's FFT kernels, the seed front end gives the seed's log-mel bit for bit.
 
-    The reference was computed on oneMKL's Intel-CPU code path. MKL dispatches
-    other FFT kernels on other x86 CPUs, whose float32 round-off moves a few
-    near-silent mel bins by up to 2e-4 in the log, so on those CPUs this test
-    reruns itself with tests/mkl_intel_cpu_shim.c preloaded, which makes MKL take
-    its Intel path; test_logmel_is_within_fft_round_off_on_any_cpu covers the
-    native path.
+    Bound: max abs difference <= 1e-4 and cosine >= 0.99999 per frame, which only
+    identical FFT kernels meet (other kernels move near-silent bands by up to 2e-4,
+    see test_logmel_is_within_fft_round_off_on_any_cpu). The reference was computed
+    on oneMKL's Intel-CPU code path with its AVX-512 kernels. So the claim is made
+    only where MKL dispatches those: on an Intel CPU with AVX-512, or on another x86
+    CPU with AVX-512 through tests/mkl_intel_cpu_shim.c (preloaded in a rerun of
+    this test), which makes MKL take its Intel path. On a CPU without AVX-512
+    (e.g. an AMD EPYC with AVX2 only) MKL's Intel path runs its AVX2 kernels, whose
+    round-off differs: the test skips, saying so, and the any-CPU test holds there.
     """
     intel_path = _mkl_takes_its_intel_path()
     if intel_path is None:
         pytest.skip("torch carries no oneMKL here, and the reference's FFT round-off is MKL's")
     if intel_path:
+        branch = _mkl_code_branch()
+        if branch is None or branch < MKL_CBWR_AVX512:
+            pytest.skip(f"MKL's Intel path here runs code branch {branch} (MKL_CBWR_*; no AVX-512 kernels), not the "
+                        "reference's AVX-512 FFTs; test_logmel_is_within_fft_round_off_on_any_cpu bounds this CPU")
         for name, (ours, want) in _logmel_pairs(seed_model, reference).items():
             assert np.abs(ours - want).max() <= 1e-4, name
             assert ((_unit(ours) * _unit(want)).sum(-1)).min() >= 0.99999, name
@@ -136,21 +164,48 @@ def test_logmel_matches_the_seed(seed_model, reference, tmp_path):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              f"{__file__}::test_logmel_matches_the_seed"],
                             capture_output=True, text=True, cwd=ROOT, env=env)
-    assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    if "1 skipped" in result.stdout:
+        reason = [line for line in result.stdout.splitlines() if "SKIPPED" in line]
+        pytest.skip(f"with the shim preloaded: {reason[0] if reason else result.stdout.strip()}")
+    assert "1 passed" in result.stdout, result.stdout + result.stderr
+
+
+def _exact_logmel(name: str) -> np.ndarray:
+    """The seed front end's log-mel of REF/wav/NAME computed in float64 (round-off ~1e-12: "exact" here)."""
+    front_end = SeedLogMel().double()
+    wav = torch.from_numpy(read_audio(str(REF / "wav" / name))).double()[None]
+    with torch.no_grad():
+        power = torch.nn.Sequential.forward(front_end, wav)  # the float64 chain, without forward's float32 cast
+        logmel = (power + 1e-6).log()
+        return (logmel - logmel.mean(dim=-1, keepdim=True))[0].numpy()
 
 
 def test_logmel_is_within_fft_round_off_on_any_cpu(seed_model, reference):
-    """On whatever FFT kernels MKL (or pocketfft) picks here, the log-mel stays within float32 FFT round-off.
+    """On whatever FFT kernels MKL (or pocketfft) picks here, the log-mel is within float32 FFT round-off.
 
-    A handful of the ~40 000 values per utterance sit in near-silent low mel bands
-    (power ~1e-7 of the frame's), where the round-off of a different FFT kernel
-    moves the log by up to ~2e-4: the reference itself is 1.1e-4 from a float64
-    computation there. So: 99.99 % of the values within 1e-4, all within 5e-4,
-    the mean difference below 2e-6, and every band's cosine >= 0.99999.
+    The bound, from float32 round-off: a float32 FFT of an N-point frame x gives each
+    bin with an error of about eps * sqrt(log2 N) * ||x|| (eps = 2**-24; the rms of
+    the Cooley-Tukey bound eps * log2 N * ||x||, Higham, Accuracy and Stability of
+    Numerical Algorithms, ch. 24). A mel band of power P then moves by a relative
+    2 * eps * sqrt(log2 N) * ||x|| / sqrt(P), and so does its log: ~1e-5 for a band
+    with 1e-3 of the frame's energy, but ~3.6e-4 for the near-silent low bands
+    (1e-6 of it) a few frames of these files have. Which values get which share of
+    that depends on the kernel's order of operations, so two correct kernels agree
+    no better than this. Hence, against the float64 log-mel: all values within
+    2.5e-4, 99.99 % within 1.5e-4, mean below 2e-6 (the reference itself, MKL's
+    AVX-512 kernels, is at most 1.2e-4 / 9e-5 / 1e-6 from it); against the
+    reference, by the triangle inequality, within 5e-4; and every frame's cosine
+    >= 0.99999, since the round-off sits in bands that carry no energy. Measured on
+    an AMD Zen 5 (2026-12-07): at most 2.0e-4 from the reference on MKL's AMD and
+    AVX2 paths, 0 on its AVX-512 Intel path.
     """
     for name, (ours, want) in _logmel_pairs(seed_model, reference).items():
-        diff = np.abs(ours - want)
-        assert np.quantile(diff, 0.9999) <= 1e-4 and diff.max() <= 5e-4 and diff.mean() <= 2e-6, name
+        exact = _exact_logmel(name)
+        assert np.abs(want - exact).max() <= 1.5e-4, f"{name}: the reference is not float32 round-off of the seed"
+        error = np.abs(ours - exact)
+        assert error.max() <= 2.5e-4 and np.quantile(error, 0.9999) <= 1.5e-4 and error.mean() <= 2e-6, name
+        assert np.abs(ours - want).max() <= 5e-4, name
         assert ((_unit(ours) * _unit(want)).sum(-1)).min() >= 0.99999, name
 
 
