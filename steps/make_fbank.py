@@ -2,11 +2,15 @@
 """Stage 1: Kaldi fbank features of a data directory into ark/scp (adds feats.scp, utt2num_frames).
 
 Usage: steps/make_fbank.py [--nj N] [--cmd LAUNCHER] [--conf conf/fbank.conf] [--compress true|false]
-           [--skip-bad-audio] [--allow-pipes] [--force] DATA_DIR FEAT_DIR LOG_DIR
+           [--resample] [--skip-bad-audio] [--allow-pipes] [--force] DATA_DIR FEAT_DIR LOG_DIR
 
 --compress true writes Kaldi-compressed matrices (as copy-feats --compress=true: one byte per value,
 quantised within each column's range, about a quarter of the float32 size); training reads (and decodes)
 only the rows of each chunk either way.
+
+Audio at another sample rate than the conf's (16 kHz; e.g. 8 kHz telephone recordings) is bad
+audio, unless --resample: then it is resampled (torchaudio's sinc interpolation) before the
+features are computed.
 
 Bad audio stops the stage with the list of all bad utterances, unless --skip-bad-audio
 (then their keys go to DATA_DIR/skipped_utts; one that DATA_DIR/trials needs still fails
@@ -26,6 +30,8 @@ def main() -> None:
     parser.add_argument("--conf", default="conf/fbank.conf", help="Kaldi-style fbank options file")
     parser.add_argument("--compress", default="false", choices=("true", "false"),
                         help="Kaldi-compressed feature matrices [false]")
+    parser.add_argument("--resample", action="store_true",
+                        help="resample audio at another rate to the conf's --sample-frequency instead of refusing it")
     parser.add_argument("--skip-bad-audio", action="store_true",
                         help="leave out utterances with bad audio (listed in DATA_DIR/skipped_utts) instead of failing")
     parser.add_argument("--allow-pipes", action="store_true", help="run 'command |' entries of wav.scp")
@@ -41,7 +47,8 @@ def main() -> None:
 
     allow_pipes(args.allow_pipes)
     make_fbank(args.data_dir, args.conf, args.feat_dir, args.log_dir, args.nj, args.cmd,
-               skip_bad=args.skip_bad_audio, force=args.force, compress=args.compress == "true")
+               skip_bad=args.skip_bad_audio, force=args.force, compress=args.compress == "true",
+               resample=args.resample)
     validate_data_dir(args.data_dir, check_wavs=False)
 
 

@@ -20,7 +20,7 @@ def _fbank(args: argparse.Namespace) -> None:
 
     progress = ProgressReporter(args.progress)
     make_fbank_part(args.data, args.conf, args.ark, args.scp, progress=progress, skip_bad=args.skip_bad_audio,
-                    bad_list=args.bad_list, compress=args.compress)
+                    bad_list=args.bad_list, compress=args.compress, resample=args.resample)
     progress.close()
 
 
@@ -29,7 +29,7 @@ def _embed(args: argparse.Namespace) -> None:
     progress = ProgressReporter(args.progress)
     extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
                        batch_frames=args.batch_frames, progress=progress, onnx=args.onnx,
-                       skip_bad=args.skip_bad_audio, bad_list=args.bad_list)
+                       skip_bad=args.skip_bad_audio, bad_list=args.bad_list, resample=args.resample)
     progress.close()
 
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     fbank.add_argument("--progress", default=None)
     fbank.add_argument("--skip-bad-audio", action="store_true")
     fbank.add_argument("--compress", action="store_true", help="Kaldi-compressed matrices")
+    fbank.add_argument("--resample", action="store_true", help="resample audio at another rate")
     fbank.add_argument("--bad-list", default=None, help="write 'utt reason' of bad audio here")
     fbank.add_argument("data")
     fbank.add_argument("ark")
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     embed.add_argument("--skip-bad-audio", action="store_true")
     embed.add_argument("--bad-list", default=None, help="write 'utt reason' of bad inputs here")
     embed.add_argument("--onnx", default=None)
+    embed.add_argument("--resample", action="store_true", help="resample audio at another rate (seed front end)")
     embed.add_argument("data")
     embed.add_argument("out")
     embed.set_defaults(run=_embed)

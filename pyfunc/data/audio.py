@@ -101,7 +101,7 @@ def read_audio(entry: str, where: str = "", expected_rate: int | None = SAMPLE_R
     """
     where = where or entry
     samples, rate = read_samples(entry, where)
-    return _checked_mono(samples, rate, where, expected_rate)
+    return checked_mono(samples, rate, where, expected_rate)
 
 
 def read_audio_bytes(data: bytes, where: str, expected_rate: int | None = SAMPLE_RATE) -> np.ndarray:
@@ -110,10 +110,12 @@ def read_audio_bytes(data: bytes, where: str, expected_rate: int | None = SAMPLE
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float64", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, ValueError) as err:
         raise DataError(f"{where}: cannot read audio: {err}") from None
-    return _checked_mono(samples, rate, where, expected_rate)
+    return checked_mono(samples, rate, where, expected_rate)
 
 
-def _checked_mono(samples: np.ndarray, rate: int, where: str, expected_rate: int | None) -> np.ndarray:
+def checked_mono(samples: np.ndarray, rate: int, where: str, expected_rate: int | None = None) -> np.ndarray:
+    """The float32 mono samples of (frames x channels) ``samples``; a DataError naming ``where`` when they
+    have several channels, another rate than ``expected_rate`` (when set), none, or non-finite values."""
     if samples.shape[1] != 1:
         raise DataError(f"{where}: expected mono audio, got {samples.shape[1]} channels")
     if expected_rate is not None and rate != expected_rate:
@@ -123,6 +125,15 @@ def _checked_mono(samples: np.ndarray, rate: int, where: str, expected_rate: int
     if not np.isfinite(samples).all():
         raise DataError(f"{where}: audio has non-finite samples")
     return samples[:, 0].astype(np.float32)
+
+
+def wrong_rate_message(where: str, entry: str, found: int, needed: int) -> str:
+    """Why the audio of a data directory at ``found`` Hz cannot be used, and how to fix it (stages 1 and 3)."""
+    source = "IN" if is_pipe(entry) else entry
+    return (f"{where}: expected sample rate {needed} Hz, got {found} Hz; rerun with --resample true (the recipe "
+            f"option; --resample for steps/make_fbank.py and steps/extract_embeddings.py) to resample it, or "
+            f"convert the audio first, e.g. 'sox {source} -r {needed} OUT.wav' or "
+            f"'ffmpeg -i {source} -ar {needed} OUT.wav'")
 
 
 def check_wav_entry(scp_path: Path | str, utt: str, entry: str) -> None:

@@ -5,6 +5,8 @@ expected rate, because a data directory should be prepared once, explicitly. The
 ``verify``/``embed`` tools and the Python API take whatever a user has instead:
 :func:`read_audio_converted` averages the channels and resamples
 (``torchaudio.functional.resample``), and says so in a warning naming the file.
+Stages 1 and 3 resample a data directory's audio only when asked (``--resample``:
+:func:`read_audio_at_rate`), and still refuse several channels.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from pyfunc.data.audio import read_samples
+from pyfunc.data.audio import checked_mono, read_samples, wrong_rate_message
 from pyfunc.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -58,3 +60,23 @@ def read_audio_converted(entry: str, target_rate: int, where: str = "") -> np.nd
     where = where or entry
     samples, rate = read_samples(entry, where)
     return convert_samples(samples, rate, target_rate, where)
+
+
+def read_audio_at_rate(entry: str, where: str, rate: int, resample: bool = False) -> np.ndarray:
+    """Read a data directory's ``wav.scp`` entry as float32 mono samples at ``rate`` (stages 1 and 3).
+
+    Audio at another rate is resampled (``torchaudio.functional.resample``, its default
+    windowed-sinc interpolation) when ``resample``, else refused with a DataError naming
+    ``where``, both rates and the fix. Several channels, empty or non-finite audio are
+    refused either way, as :func:`pyfunc.data.audio.read_audio` does.
+    """
+    samples, found = read_samples(entry, where)
+    mono = checked_mono(samples, found, where)
+    if found == rate:
+        return mono
+    if not resample:
+        raise DataError(wrong_rate_message(where, entry, found, rate))
+    resampled = AF.resample(torch.from_numpy(np.ascontiguousarray(samples[:, 0])), found, rate).numpy()
+    if resampled.shape[0] == 0:
+        raise DataError(f"{where}: audio is empty after resampling from {found} Hz to {rate} Hz")
+    return resampled.astype(np.float32)

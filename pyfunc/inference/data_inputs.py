@@ -14,9 +14,10 @@ import numpy as np
 from pyfunc.config import input_table
 from pyfunc.data.arkio import check_ark_entry
 from pyfunc.data.atomic import PathLike
-from pyfunc.data.audio import read_audio
+from pyfunc.data.audio_convert import read_audio_at_rate
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError
+from pyfunc.features.seed_logmel import SEED_SAMPLE_RATE
 from pyfunc.inference.batching import (
     MIN_FRAMES,
     check_finite_embeddings,
@@ -37,10 +38,15 @@ READ_AHEAD = 32
 
 
 class DataDirInputs:
-    """Model inputs of a data directory: fbank matrices from feats.scp or waveforms from wav.scp."""
+    """Model inputs of a data directory: fbank matrices from feats.scp or waveforms from wav.scp.
 
-    def __init__(self, data_dir: Path, model: ECAPATDNN | Embedder):
+    ``resample``: audio at another rate than the seed front end's is resampled to it, instead of
+    being bad input (fbank features were made at their rate by stage 1).
+    """
+
+    def __init__(self, data_dir: Path, model: ECAPATDNN | Embedder, resample: bool = False):
         self.frontend = model.frontend
+        self.resample = resample
         self.feat_dim = model.feat_dim
         self.path = data_dir / input_table(self.frontend)
         if not self.path.is_file():
@@ -58,7 +64,8 @@ class DataDirInputs:
     def load(self, key: str) -> np.ndarray:
         where = f"{self.path}: {key}"
         if self.frontend == "seed":
-            return check_waveform_length(read_audio(self.table[key], where), where)
+            samples = read_audio_at_rate(self.table[key], where, SEED_SAMPLE_RATE, self.resample)
+            return check_waveform_length(samples, where)
         try:
             item = np.asarray(kaldiio.load_mat(self.table[key]), dtype=np.float32)
         except Exception as err:  # kaldiio raises many kinds on a bad ark or offset

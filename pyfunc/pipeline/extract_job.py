@@ -31,14 +31,15 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
                        device: str | torch.device = "auto", batch_frames: int | None = None,
                        utts: Iterable[str] | None = None, progress: Callable[[int], None] | None = None,
                        onnx: PathLike | None = None, skip_bad: bool = False,
-                       bad_list: PathLike | None = None) -> dict[str, str]:
+                       bad_list: PathLike | None = None, resample: bool = False) -> dict[str, str]:
     """Embed every utterance of ``data_dir`` (or the subset ``utts``) into ``out_dir``.
 
     ``protocol``: 'auto' (the model's ``extract.protocol``), 'full' or 'seed'.
     ``batch_frames`` (default ``extract.batch_frames``; 0: automatic, see
     :func:`resolve_batch_frames`) bounds batch size x longest input in frames.
     ``progress`` is called with the number of utterances done. ``onnx``: run this
-    export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch.
+    export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch. ``resample``:
+    audio (seed front end) at another rate is resampled to the model's instead of being bad input.
 
     Inputs that cannot be used (unreadable or too short audio or features) are collected
     over all utterances: by default the run then fails with the whole list and writes
@@ -57,7 +58,7 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
     if protocol == "seed" and num_crops < 1:
         raise ConfigError(f"extract.num_crops must be at least 1 for the seed protocol, got {num_crops}")
     crop = crop_length(config.extract, model.frontend) if protocol == "seed" else None
-    source = DataDirInputs(data_dir, model)
+    source = DataDirInputs(data_dir, model, resample)
     keys = sorted(source.table)
     if utts is not None:
         wanted = set(utts)

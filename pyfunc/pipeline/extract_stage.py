@@ -50,7 +50,7 @@ OUTPUT_SCPS = ("xvector.scp", "xvector_crops.scp")
 def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, num_jobs: int = 1,
                                 cmd: str = "", protocol: str = "auto", device: str = "auto",
                                 batch_frames: int | None = None, onnx: PathLike | None = None,
-                                skip_bad: bool = False) -> tuple[list[Path], dict[str, str]]:
+                                skip_bad: bool = False, resample: bool = False) -> tuple[list[Path], dict[str, str]]:
     """Embed ``data_dir`` into job folders ``out_dir/1..N`` with ``num_jobs`` processes (through ``cmd``).
 
     Returns the job folders (in order) and the inputs left out as bad (``skip_bad``);
@@ -72,6 +72,8 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
             args += ["--onnx", str(onnx)]
         if skip_bad:
             args.append("--skip-bad-audio")
+        if resample:
+            args.append("--resample")
         if gpus > 1:
             env = {"CUDA_VISIBLE_DEVICES": str((job - 1) % gpus)}
         else:
@@ -105,11 +107,12 @@ def _deep_inputs(table: dict[str, str], frontend: str) -> list[str]:
 def extract_stamp_spec(model_dir: PathLike, data_dir: PathLike, protocol: str = "auto",
                        batch_frames: int | None = None, onnx: PathLike | None = None, skip_bad: bool = False,
                        trials: Iterable[PathLike] = (), frontend: str | None = None,
-                       table: dict[str, str] | None = None) -> StampSpec:
+                       table: dict[str, str] | None = None, resample: bool = False) -> StampSpec:
     """What stage 3's stamp ``EMB_DIR/.extract.stamp`` records for these arguments: the options; the
     model's config.yaml and model.pt, the input table (feats.scp or wav.scp), skipped_utts and the trials;
     the files the table points to. ``frontend`` and ``table``: the model's front end and the input
-    table, when the caller has read them."""
+    table, when the caller has read them. ``resample`` is recorded when it is set and the model reads audio
+    (seed front end), so that plain runs' stamps stay valid and fbank models do not redo their work."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     frontend = load_config(model_dir / CONFIG_NAME).model.frontend if frontend is None else frontend
     table_path = data_dir / input_table(frontend)
@@ -117,6 +120,8 @@ def extract_stamp_spec(model_dir: PathLike, data_dir: PathLike, protocol: str = 
     trials_files = ([data_dir / "trials"] if (data_dir / "trials").is_file() else []) + [Path(t) for t in trials]
     params = {"protocol": protocol, "batch_frames": batch_frames, "skip_bad_audio": skip_bad,
               "onnx": str(Path(onnx).absolute()) if onnx is not None else None}
+    if resample and frontend == "seed":
+        params["resample"] = True
     inputs = [model_dir / CONFIG_NAME, model_dir / MODEL_NAME, table_path, data_dir / SKIPPED_NAME, *trials_files]
     inputs += [Path(onnx)] if onnx is not None else []
     return StampSpec("extract_embeddings", params, inputs, _deep_inputs(table, frontend))
@@ -125,14 +130,15 @@ def extract_stamp_spec(model_dir: PathLike, data_dir: PathLike, protocol: str = 
 def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, num_jobs: int = 1, cmd: str = "",
                    protocol: str = "auto", device: str = "auto", batch_frames: int | None = None,
                    onnx: PathLike | None = None, skip_bad: bool = False, trials: Iterable[PathLike] = (),
-                   force: bool = False) -> bool:
+                   force: bool = False, resample: bool = False) -> bool:
     """Stage 3: embeddings of ``data_dir`` into ``out_dir/xvector.scp`` (see the module docstring).
 
     ``trials`` (and ``data_dir/trials`` when present) name utterances that must not be
     skipped: the stage fails when one of them has bad input. Utterances that stage 1
     skipped (``data_dir/skipped_utts``, fbank front end) are carried over into
     ``out_dir/skipped_utts``. Returns False (doing nothing) when the stamp shows the
-    output is up to date, unless ``force``.
+    output is up to date, unless ``force``. ``resample``: the model's audio (seed front end) at another
+    rate is resampled to the model's, instead of being bad input; an fbank model reads stage 1's features.
     """
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
     if not model_dir.is_dir():
@@ -151,7 +157,8 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     trials_files = ([data_dir / "trials"] if (data_dir / "trials").is_file() else []) + [Path(t) for t in trials]
     check_trials_need(carried, trials_files)
     table = read_scp(table_path)
-    spec = extract_stamp_spec(model_dir, data_dir, protocol, batch_frames, onnx, skip_bad, trials, frontend, table)
+    spec = extract_stamp_spec(model_dir, data_dir, protocol, batch_frames, onnx, skip_bad, trials, frontend, table,
+                              resample)
     stamp_path = out_dir / EXTRACT_STAMP
     if not needs_work(stamp_path, spec.stage, spec.params, spec.inputs, spec.deep_inputs, out_dir / "xvector.scp",
                       "embeddings", force):
@@ -164,11 +171,12 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
             log = out_dir / "log" / "extract.1.log"
             with in_process_job_log(log, f"extract_embeddings {model_dir} {data_dir} {run_dir / '1'}"):
                 bad = extract_embeddings(model_dir, data_dir, run_dir / "1", protocol=protocol, device=device,
-                                         batch_frames=batch_frames, onnx=onnx, skip_bad=skip_bad)
+                                         batch_frames=batch_frames, onnx=onnx, skip_bad=skip_bad,
+                                         resample=resample)
             job_dirs = [run_dir / "1"]
         else:
             job_dirs, bad = extract_embeddings_parallel(model_dir, data_dir, run_dir, num_jobs, cmd, protocol, device,
-                                                        batch_frames, onnx, skip_bad)
+                                                        batch_frames, onnx, skip_bad, resample)
         skipped = {**carried, **bad}
         check_trials_need(skipped, trials_files)
         scps = [name for name in OUTPUT_SCPS if all((d / name).is_file() for d in job_dirs)]

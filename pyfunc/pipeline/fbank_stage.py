@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from pyfunc.data.arkio import ArkScpWriter, merge_scps
 from pyfunc.data.atomic import PathLike, atomic_paths, remove_temporaries
-from pyfunc.data.audio import is_pipe, read_audio
+from pyfunc.data.audio import is_pipe
+from pyfunc.data.audio_convert import read_audio_at_rate
 from pyfunc.data.badinput import (
     BAD_LIST_NAME,
     SKIPPED_NAME,
@@ -38,12 +39,13 @@ MIN_FRAMES = 10  # shorter audio (under about 0.1 s) is bad input: too short to 
 
 def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_path: PathLike,
                    progress: Callable[[int], None] | None = None, skip_bad: bool = False,
-                   bad_list: PathLike | None = None, compress: bool = False) -> dict[str, int]:
+                   bad_list: PathLike | None = None, compress: bool = False,
+                   resample: bool = False) -> dict[str, int]:
     """Compute features for every utterance of ``data_dir`` into one ark/scp pair (Kaldi-compressed
-    matrices with ``compress``).
+    matrices with ``compress``; audio at another rate than the conf's resampled with ``resample``).
 
     Returns utt -> number of frames. ``progress`` is called with the count done so far.
-    Bad audio (unreadable, truncated, fewer than MIN_FRAMES frames, another rate,
+    Bad audio (unreadable, truncated, fewer than MIN_FRAMES frames, another rate unless ``resample``,
     several channels, non-finite samples) is collected over all utterances: without
     ``skip_bad`` the job then fails with the whole list and writes nothing; with it
     those utterances are left out. ``bad_list`` receives ``utt reason`` lines either way.
@@ -64,7 +66,7 @@ def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_p
                 try:
                     if utt not in data.wav_scp:
                         raise DataError(f"{where}: no wav.scp entry")
-                    samples = read_audio(data.wav_scp[utt], where, expected_rate=rate)
+                    samples = read_audio_at_rate(data.wav_scp[utt], where, rate, resample)
                 except DataError as err:
                     bad.add(utt, str(err))
                     samples = None
@@ -98,18 +100,19 @@ def write_utt2num_frames(path: PathLike, num_frames: dict[str, int]) -> None:
 
 def make_fbank_part(part_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_path: PathLike,
                     progress: Callable[[int], None] | None = None, skip_bad: bool = False,
-                    bad_list: PathLike | None = None, compress: bool = False) -> None:
+                    bad_list: PathLike | None = None, compress: bool = False, resample: bool = False) -> None:
     """One stage-1 job: :func:`make_fbank_job` on a split of the data dir, plus its ``utt2num_frames``."""
     num_frames = make_fbank_job(part_dir, conf, ark_path, scp_path, progress=progress, skip_bad=skip_bad,
-                                bad_list=bad_list, compress=compress)
+                                bad_list=bad_list, compress=compress, resample=resample)
     write_utt2num_frames(Path(part_dir) / "utt2num_frames", num_frames)
 
 
 def fbank_stamp_spec(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, skip_bad: bool = False,
                      wav_scp: Mapping[str, str] | None = None, options: Mapping | None = None,
-                     compress: bool = False) -> StampSpec:
+                     compress: bool = False, resample: bool = False) -> StampSpec:
     """What stage 1's stamp ``DATA/.fbank.stamp`` records for these arguments: the fbank options, the
-    feature folder, ``skip_bad``, ``compress``; wav.scp, utt2spk, utt2aug, the conf and the trials; the audio files.
+    feature folder, ``skip_bad``, ``compress``, ``resample``; wav.scp, utt2spk, utt2aug, the conf and the trials;
+    the audio files.
     ``wav_scp`` and ``options``: the data dir's wav.scp and the conf, when the caller has read them."""
     data_dir = Path(data_dir)
     options = read_kaldi_conf(conf) if options is None else options
@@ -119,13 +122,16 @@ def fbank_stamp_spec(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, ski
               "min_frames": MIN_FRAMES}
     if compress:  # only when set, so that the stamps of plain runs stay valid
         params["compress"] = True
+    if resample:  # likewise
+        params["resample"] = True
     inputs = [data_dir / "wav.scp", data_dir / "utt2spk", data_dir / "utt2aug", Path(conf), *trials]
     audio = sorted({entry for entry in wav_scp.values() if not is_pipe(entry)})
     return StampSpec("make_fbank", params, inputs, audio)
 
 
 def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: PathLike, num_jobs: int = 1,
-               cmd: str = "", skip_bad: bool = False, force: bool = False, compress: bool = False) -> bool:
+               cmd: str = "", skip_bad: bool = False, force: bool = False, compress: bool = False,
+               resample: bool = False) -> bool:
     """Stage 1: features of ``data_dir`` in ``num_jobs`` parallel jobs, merged into its feats.scp.
 
     One local job (``num_jobs`` 1, no ``cmd``) runs in this process, logging to the same
@@ -145,6 +151,9 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     ``compress``: Kaldi-compressed matrices (``--compress true``, as Kaldi's make_fbank.sh), about a
     quarter of the float32 size; training decodes only the rows of each chunk
     (:func:`pyfunc.data.arkio.read_matrix_rows`), as it reads only those rows of a plain ark.
+
+    ``resample``: audio at another rate than the conf's ``--sample-frequency`` is resampled to it
+    (``--resample``), instead of being bad input; the stamp records it, so toggling it recomputes.
     """
 
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)
@@ -153,7 +162,7 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     name = data_dir.name
     trials = [data_dir / "trials"] if (data_dir / "trials").is_file() else []
     stamp_path = data_dir / FBANK_STAMP
-    spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, data.wav_scp, options, compress)
+    spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, data.wav_scp, options, compress, resample)
     if not needs_work(stamp_path, spec.stage, spec.params, spec.inputs, spec.deep_inputs, data_dir / "feats.scp",
                       "features", force):
         return False
@@ -169,7 +178,8 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
         scps.append(scp)
         progress = log_dir / f".progress.{name}.{job}"
         args = ["fbank", "--conf", str(conf), "--progress", str(progress), "--bad-list", str(part / BAD_LIST_NAME)]
-        flags = (["--skip-bad-audio"] if skip_bad else []) + (["--compress"] if compress else [])
+        flags = ((["--skip-bad-audio"] if skip_bad else []) + (["--compress"] if compress else [])
+                 + (["--resample"] if resample else []))
         jobs.append(Job(worker_command(*args, *flags, str(part), str(ark), str(scp)),
                         log_dir / f"make_fbank_{name}.{job}.log", progress, local_thread_env(len(parts), cmd)))
     bad = BadInputs()
@@ -179,7 +189,8 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
                 with in_process_job_log(jobs[0].log, f"make_fbank_part {parts[0]} {arks[0]} {scps[0]}"), \
                         tqdm(total=len(data.utt2spk), desc=f"fbank {name}", unit="utt", disable=None) as bar:
                     make_fbank_part(parts[0], conf, arks[0], scps[0], progress=lambda done: bar.update(done - bar.n),
-                                    skip_bad=skip_bad, bad_list=parts[0] / BAD_LIST_NAME, compress=compress)
+                                    skip_bad=skip_bad, bad_list=parts[0] / BAD_LIST_NAME, compress=compress,
+                                    resample=resample)
             else:
                 run_jobs(jobs, cmd, total=len(data.utt2spk), desc=f"fbank {name}")
         finally:
