@@ -4,7 +4,8 @@
 #     them), through apt-get, with sudo when not root;
 #   - a C compiler, for the test that checks the seed log-mel bit for bit on non-Intel
 #     CPUs (tests/mkl_intel_cpu_shim.c); without one, only that test is skipped;
-#   - .venv with the pinned requirements, redone only when requirements.txt changes.
+#   - .venv with the pinned runtime requirements (requirements.txt) and the test and lint ones
+#     (requirements-dev.txt), redone only when either file changes.
 # Usage: bash tools/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,9 +54,9 @@ if ! command -v cc >/dev/null 2>&1; then
 fi
 
 stamp=.venv/.requirements.sha256
-want=$(sha256sum < requirements.txt | cut -d" " -f1)
+want=$(sha256sum requirements.txt requirements-dev.txt | sha256sum | cut -d" " -f1)  # both files, each by name
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then
-  echo "setup: .venv is up to date with requirements.txt"
+  echo "setup: .venv is up to date with requirements.txt and requirements-dev.txt"
 else
   if [ ! -x .venv/bin/python ]; then
     if ! "$python" -m venv .venv 2>/dev/null; then
@@ -65,9 +66,9 @@ else
       "$python" -m venv .venv
     fi
   fi
-  echo "setup: installing requirements.txt into .venv (torch is large: a few minutes the first time)"
+  echo "setup: installing requirements.txt and requirements-dev.txt into .venv (torch is large: a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -r requirements.txt -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c 'import torch, torchaudio, kaldiio, soundfile; print("setup: torch", torch.__version__, "torchaudio", torchaudio.__version__, "cuda" if torch.cuda.is_available() else "cpu")'
