@@ -183,4 +183,5 @@ def test_the_collision_finder_finds_two_definitions(tmp_path: Path) -> None:
 def test_one_definition_per_public_function_name() -> None:
     """Two modules defining the same public function name: one name for two jobs (rename each to say what it
     does) or two copies of one job (keep one); either way a caller can import the wrong one."""
-    assert public_function_collisions(sorted(MODULES.values()), REPO) == []
+    found = public_function_collisions(sorted(MODULES.values()), REPO)
+    assert found == [], "public functions defined in more than one module:\n" + "\n".join(found)
