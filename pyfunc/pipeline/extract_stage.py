@@ -150,6 +150,9 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     if not table_path.is_file():
         hint = "" if frontend == "seed" else " (the model has the fbank front end; run stage 1 first)"
         raise DataError(f"{table_path}: file not found{hint}")
+    if resample and frontend != "seed":
+        logger.info("--resample: nothing to resample here, the model reads %s (stage 1 resamples the audio)",
+                    table_path)
     carried: dict[str, str] = {}
     if frontend == "fbank":
         refuse_stale(data_dir / FBANK_STAMP, table_path, "rerun stage 1 (steps/make_fbank.py)")
