@@ -85,17 +85,24 @@ def changed_files(recorded: Mapping[str, FileState]) -> list[str]:
     return [path for path, state in recorded.items() if file_state(path) != state]
 
 
-def first_difference(old: object, new: object, where: str = "") -> str | None:
+def difference_path(old: object, new: object) -> tuple[str, ...] | None:
+    """The keys leading to the first place where nested dicts ``old`` and ``new`` differ (``()``: at the top);
+    None when equal. Keys are kept apart, so that one with a dot (``wav.scp``) can be looked up again."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
-            sub = f"{where}.{key}" if where else str(key)
             if key not in old or key not in new:
-                return sub
-            found = first_difference(old[key], new[key], sub)
+                return (str(key),)
+            found = difference_path(old[key], new[key])
             if found is not None:
-                return found
+                return (str(key), *found)
         return None
-    return None if old == new else (where or "<params>")
+    return None if old == new else ()
+
+
+def first_difference(old: object, new: object) -> str | None:
+    """:func:`difference_path` as dotted text (``sub.x``; ``<params>`` at the top), for messages."""
+    found = difference_path(old, new)
+    return None if found is None else (".".join(found) or "<params>")
 
 
 def why_not_current(path: PathLike, stage: str, params: Mapping, inputs: Iterable[PathLike],

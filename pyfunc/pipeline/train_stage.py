@@ -24,6 +24,7 @@ from pyfunc.pipeline.stamps import (
     Stamp,
     as_json_value,
     changed_files,
+    difference_path,
     first_difference,
     read_run_stamp,
     refuse_stale,
@@ -54,8 +55,9 @@ def _drop(tree: dict, dotted: str) -> None:
     tree.pop(last, None)
 
 
-def _value_at(tree: object, dotted: str) -> object:
-    for key in dotted.split("."):
+def _value_at(tree: object, keys: tuple[str, ...]) -> object:
+    """The value at the nested ``keys`` of ``tree``, or ``<absent>``."""
+    for key in keys:
         if not isinstance(tree, dict) or key not in tree:
             return "<absent>"
         tree = tree[key]
@@ -109,9 +111,9 @@ def why_not_resumable(config, data_dir: PathLike, exp_dir: PathLike, fbank_stamp
         old.params["config"] = rename_aliases(old.params["config"], str(stamp_path))
     checkpoint = latest_checkpoint(models) if models.is_dir() else None
     if checkpoint is not None and old is not None:
-        differs = first_difference(old.params, params)
+        differs = difference_path(old.params, params)
         if differs is not None:
-            return (f"{checkpoint}: made by a run with other settings: {differs} was "
+            return (f"{checkpoint}: made by a run with other settings: {'.'.join(differs) or '<params>'} was "
                     f"{_value_at(old.params, differs)!r}, now {_value_at(params, differs)!r}; "
                     f"resume with the earlier setting, or start over in another --exp "
                     f"(or after removing {models})"), params, old
