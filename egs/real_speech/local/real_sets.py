@@ -17,7 +17,8 @@ stamp records the same parameters, otherwise rebuilt whole and renamed into plac
 - ``train_all`` (train + train_libri) and ``cohort`` (:attr:`SetSizes.cohort_per_speaker` utterances per
   speaker of ``train``), rewritten only when their content changes.
 
-Each word set has ``utt2words`` (the words of each utterance, in order) and ``utt2src`` (its source files).
+Each word set has ``utt2words`` (the words of each utterance, in order); every set has ``utt2src`` (the
+source files, percent-encoded: ``dataset/zoom%20in/...``, as Kaldi tables split on spaces).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 import numpy as np
 import soundfile
@@ -60,7 +62,7 @@ from pyfunc.features.augment_offline import combine_data_dirs
 
 logger = logging.getLogger(__name__)
 
-PREP_VERSION = 1  # bump when the way examples are made changes, so that finished parts are rebuilt
+PREP_VERSION = 2  # bump when the way examples are made changes, so that finished parts are rebuilt
 PREFIX = {"dsp": "dsp", "arabic": "ar"}
 WORD_STREAM = 50  # random streams of this recipe (pyfunc.corpora.streams uses 0-32)
 ROOM_STREAM = 51
@@ -183,7 +185,7 @@ def _build_word_set(part_dir: Path, params: dict, examples: list[Example], trial
                        {e.utt: e.speaker for e in examples}, {e.utt: d for e, d in zip(examples, durations)})
         write_data_dir(tmp, data)
         write_table(tmp / "utt2words", {e.utt: list(e.words) for e in examples})
-        write_table(tmp / "utt2src", {e.utt: list(e.files) for e in examples})
+        write_table(tmp / "utt2src", {e.utt: [quote(p) for p in e.files] for e in examples})
         if trials:
             write_trials(tmp / "trials", trials)
 
@@ -198,7 +200,7 @@ def _build_converted_set(part_dir: Path, params: dict, files: dict[str, str], ut
         durations = run_tasks(convert_file, tasks, num_jobs, desc, unit="file")
         write_data_dir(tmp, DataDir({u: str(final / "wav" / f"{u}.wav") for u in utts}, utt2spk,
                                     dict(zip(utts, durations))))
-        write_table(tmp / "utt2src", files)
+        write_table(tmp / "utt2src", {u: quote(p) for u, p in files.items()})
         if trials:
             write_trials(tmp / "trials", trials)
 
@@ -305,8 +307,8 @@ def prepare_augment(data_root: Path, noises: dict[str, Path], libri: LibriClips,
             rows = [(utt, d) for (f, utt, _, _), d in zip(sections, durations) if f == folder]
             write_data_dir(tmp / folder, DataDir({u: str(final / "wav" / folder / f"{u}.wav") for u, _ in rows},
                                                  {u: u for u, _ in rows}, dict(rows)))
-        write_table(tmp / "musan_noise" / "utt2src", {u: str(p) for u, p in noises.items()})
-        write_table(tmp / "musan_speech" / "utt2src", {u: str(p) for u, p in speech.items()})
+        write_table(tmp / "musan_noise" / "utt2src", {u: quote(str(p)) for u, p in noises.items()})
+        write_table(tmp / "musan_speech" / "utt2src", {u: quote(str(p)) for u, p in speech.items()})
         write_table(tmp / "rirs" / "utt2kind", {**{u: "measured" for u in irs}, **{u: "simulated" for u in rooms}})
 
     build_part(data_root / "augment", _params("augment", checkouts, config), build)
