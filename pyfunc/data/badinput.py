@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from pyfunc.data.atomic import PathLike, write_lines
+from pyfunc.data.enroll import ENROLL_NAME, enroll_beside, read_enroll
 from pyfunc.data.tables import iter_table_lines
 from pyfunc.data.trials import trial_utterances
 from pyfunc.errors import DataError
@@ -81,14 +82,21 @@ def write_skipped(path: PathLike, skipped: Mapping[str, str], total: int, final:
 
 
 def check_trials_need(skipped: Mapping[str, str], trials_files: Iterable[PathLike]) -> None:
-    """DataError when a trials file names an utterance in ``skipped``: that trial cannot be scored."""
+    """DataError when a trials file (or the ``enroll`` file beside it) names an utterance in ``skipped``: that
+    trial cannot be scored."""
     if not skipped:
         return
     for trials in trials_files:
-        needed = trial_utterances(trials)
+        needed = {utt: f"line {number}" for utt, number in trial_utterances(trials).items()}
+        enroll = enroll_beside(trials)  # a model's enrolment utterances are needed as much as the model
+        if enroll is not None:
+            models = read_enroll(enroll)
+            for model, utts in models.models.items():
+                for utt in utts:
+                    needed.setdefault(utt, f"{ENROLL_NAME} line {models.lines[model]}")
         missing = sorted(set(needed) & set(skipped))
         if missing:
-            shown = [f"{utt} (line {needed[utt]}: {skipped[utt]})" for utt in missing[:SHOW]]
+            shown = [f"{utt} ({needed[utt]}: {skipped[utt]})" for utt in missing[:SHOW]]
             if len(missing) > SHOW:
                 shown.append(f"... and {len(missing) - SHOW} more")
             raise DataError(f"{trials}: {len(missing)} utterance(s) that trials need have bad input and would be "

@@ -21,6 +21,7 @@ from typing import Iterable, Mapping
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import check_wav_entry
 from pyfunc.data.badinput import read_skipped
+from pyfunc.data.enroll import ENROLL_NAME, check_enrolled_trials, enroll_beside, read_enroll
 from pyfunc.data.segments import SEGMENTS, check_segments, read_segments
 from pyfunc.data.tables import iter_table_lines, read_map, read_scp, read_text_table, write_table
 from pyfunc.data.trials import parse_trial_line
@@ -116,7 +117,8 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
     Checks sorted unique keys, that utt2spk and spk2utt agree, that wav.scp,
     utt2dur and feats.scp cover exactly the utterances of utt2spk (with a ``segments``
     file: that the segments do, and name exactly the recordings of wav.scp), that every
-    wav file exists and is readable audio, and that trials name known utterances.
+    wav file exists and is readable audio, and that trials name known utterances (with an ``enroll``
+    file beside them: models of it on the left, whose utterances are known; :mod:`pyfunc.data.enroll`).
     ``feats.scp`` and ``utt2num_frames`` may lack exactly the utterances that stage 1
     listed in ``skipped_utts`` (bad audio left out with --skip-bad-audio). Without
     ``check_features`` those two files are not looked at (a stage about to replace them).
@@ -156,7 +158,9 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True, check_trials: boo
     if check_wavs:
         for utt, entry in data.wav_scp.items():
             check_wav_entry(path / "wav.scp", utt, entry)
-    if check_trials and (path / "trials").is_file():
+    if check_trials and (path / "trials").is_file() and enroll_beside(path / "trials") is not None:
+        check_enrolled_trials(path / "trials", read_enroll(path / ENROLL_NAME), data.utt2spk)  # models on the left
+    elif check_trials and (path / "trials").is_file():
         known = data.utt2spk
         for number, fields in iter_table_lines(path / "trials"):
             enroll, test, _ = parse_trial_line(path / "trials", number, fields)
