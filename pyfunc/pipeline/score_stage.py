@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from pyfunc.data.atomic import PathLike
-from pyfunc.data.trials import read_trial_list
+from pyfunc.data.enroll import enroll_beside, read_enroll
+from pyfunc.data.trials import TrialList, read_trial_list
 from pyfunc.data.vectors import XVECTOR_SCP
 from pyfunc.errors import DataError
 from pyfunc.pipeline.cohort_stage import load_cohort_means
 from pyfunc.pipeline.stamps import EXTRACT_STAMP, refuse_stale
 from pyfunc.scoring.asnorm import asnorm_scores
-from pyfunc.scoring.cosine import load_trial_embeddings, raw_scores
+from pyfunc.scoring.cosine import TrialEmbeddings, load_trial_embeddings, raw_scores
+from pyfunc.scoring.enrolment import load_enrolled_trial_embeddings
 from pyfunc.scoring.score_files import write_scores
 
 logger = logging.getLogger(__name__)
@@ -26,14 +28,25 @@ def refuse_stale_embeddings(emb_dir: PathLike) -> None:
     refuse_stale(emb_dir / EXTRACT_STAMP, emb_dir / XVECTOR_SCP, "rerun stage 3 (steps/extract_embeddings.py)")
 
 
+def _load_inputs(trials: TrialList, emb_dir: PathLike, protocol: str, mean: np.ndarray | None) -> TrialEmbeddings:
+    """The trials' embeddings; with an ``enroll`` file beside the trials, one row per enrolled model."""
+    enroll = enroll_beside(trials.path) if trials.path is not None else None
+    if enroll is None:
+        return load_trial_embeddings(trials, emb_dir, protocol, mean)
+    models = read_enroll(enroll)
+    logger.info("%s: the trials name enrolled models (%s); scoring each model's mean embedding", trials.path, enroll)
+    return load_enrolled_trial_embeddings(trials, models, emb_dir, protocol, mean)
+
+
 def score_trials(trials_path: PathLike, emb_dir: PathLike, out_path: PathLike,
                  protocol: str = "auto", mean: np.ndarray | None = None) -> np.ndarray:
     """Stage 4: score every trial of ``trials_path`` with the embeddings of ``emb_dir``; write and
     return the scores. ``protocol``: ``auto`` (seed iff xvector_crops.scp exists), ``full`` or ``seed``.
-    ``mean``: an embedding mean subtracted from every embedding first (pyfunc.scoring.embedding_mean)."""
+    ``mean``: an embedding mean subtracted from every embedding first (pyfunc.scoring.embedding_mean).
+    With an ``enroll`` file beside ``trials_path`` its left column names models (pyfunc.scoring.enrolment)."""
     trials = read_trial_list(trials_path)
     refuse_stale_embeddings(emb_dir)
-    inputs = load_trial_embeddings(trials, emb_dir, protocol, mean)
+    inputs = _load_inputs(trials, emb_dir, protocol, mean)
     scores = raw_scores(trials, inputs)
     write_scores(out_path, trials, scores)
     logger.info("scored %d trials (%d utterances, %s protocol) into %s", len(trials), len(inputs.keys),
@@ -46,11 +59,12 @@ def score_trials_asnorm(trials_path: PathLike, emb_dir: PathLike, cohort_emb_dir
                         protocol: str = "auto", mean: np.ndarray | None = None) -> np.ndarray:
     """Stage 5: raw scores of ``trials_path`` (as stage 4, same ``protocol`` and ``mean``) normalised with
     AS-norm against the speaker means of ``cohort_emb_dir`` (its ``spk_xvector.scp`` when current, see
-    :mod:`pyfunc.pipeline.cohort_stage`; ``mean`` subtracted there too); write and return the scores."""
+    :mod:`pyfunc.pipeline.cohort_stage`; ``mean`` subtracted there too); write and return the scores. With
+    an ``enroll`` file beside the trials, the enrolment side of a trial is its model's mean embedding."""
     trials = read_trial_list(trials_path)
     for directory in (emb_dir, cohort_emb_dir):
         refuse_stale_embeddings(directory)
-    inputs = load_trial_embeddings(trials, emb_dir, protocol, mean)
+    inputs = _load_inputs(trials, emb_dir, protocol, mean)
     speakers, cohort = load_cohort_means(cohort_emb_dir, cohort_utt2spk, mean)
     if cohort.shape[1] != inputs.full.shape[1]:
         raise DataError(f"{Path(cohort_emb_dir) / XVECTOR_SCP}: cohort embeddings have dimension "
