@@ -8,11 +8,15 @@ results table of a ``--test-data`` run.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import make_tone_data_dir
+from fault_helpers import FBANK_CONF, tiny_model_dir
 
 import pyfunc.data.audio
 from pyfunc.config import Config
@@ -48,3 +52,73 @@ def test_resume_refusal_shows_the_values_of_keys_with_dots(tmp_path: Path) -> No
     was, now = old.params["data"]["wav.scp"], params["data"]["wav.scp"]
     assert f"data.wav.scp was {was!r}, now {now!r}" in refusal, refusal
     assert was != now
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 1: a copied or moved data dir checks its own files, not the original's
+
+
+def _stamp_as_version_1(stamp: Path, folder: Path) -> None:
+    """Rewrite a stamp as an earlier version wrote it: every file by its absolute path (as in ``folder``)."""
+    data = json.loads(stamp.read_text())
+    for kind in ("inputs", "deep_inputs", "outputs"):
+        data[kind] = {name if name.startswith("/") else str(folder.absolute() / name): state
+                      for name, state in data[kind].items()}
+    data["version"] = 1
+    stamp.write_text(json.dumps(data))
+
+
+def test_a_copied_data_dir_checks_its_own_inputs(caplog, tmp_path: Path) -> None:
+    from pyfunc.errors import DataError
+    from pyfunc.pipeline.extract_stage import run_extraction
+    from pyfunc.pipeline.fbank_stage import make_fbank
+
+    data = make_tone_data_dir(tmp_path, speakers=2, utts=2)
+    assert make_fbank(data, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")
+    stamp = json.loads((data / ".fbank.stamp").read_text())
+    assert "wav.scp" in stamp["inputs"] and "feats.scp" in stamp["outputs"], stamp  # named relative to DATA
+    model = tiny_model_dir(tmp_path / "model", "fbank")
+
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)  # as cp -a: contents and modification times
+    assert not make_fbank(copy, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")  # the copy is up to date
+    rows = (copy / "wav.scp").read_text().splitlines()
+    other = rows[1].split()[1]
+    (copy / "wav.scp").write_text("\n".join([f"{rows[0].split()[0]} {other}", *rows[1:]]) + "\n")
+    with pytest.raises(DataError, match=rf"{copy / 'feats.scp'}: out of date: {copy / 'wav.scp'} changed after "
+                                        r"it was made; rerun stage 1"):
+        run_extraction(model, copy, tmp_path / "emb_copy", device="cpu")
+    assert run_extraction(model, data, tmp_path / "emb", device="cpu")  # the original is still current
+    caplog.clear()
+    assert make_fbank(copy, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")
+    assert f"input {copy / 'wav.scp'} changed" in caplog.text
+    assert run_extraction(model, copy, tmp_path / "emb_copy", device="cpu")
+
+    moved = tmp_path / "moved"  # a moved dir: its own files are the ones it was made from
+    os.rename(copy, moved)
+    assert not make_fbank(moved, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")
+    assert run_extraction(model, moved, tmp_path / "emb_moved", device="cpu")
+
+
+def test_version_1_stamps_are_read_where_written_and_refused_when_copied(caplog, tmp_path: Path) -> None:
+    from pyfunc.errors import DataError
+    from pyfunc.pipeline.extract_stage import run_extraction
+    from pyfunc.pipeline.fbank_stage import make_fbank
+
+    data = make_tone_data_dir(tmp_path, speakers=2, utts=2)
+    assert make_fbank(data, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")
+    _stamp_as_version_1(data / ".fbank.stamp", data)
+    caplog.clear()
+    assert not make_fbank(data, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")  # read where it was written
+    assert "features are up to date" in caplog.text
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    model = tiny_model_dir(tmp_path / "model", "fbank")
+    with pytest.raises(DataError, match=rf"{copy / 'feats.scp'}: out of date: the stamp {copy / '.fbank.stamp'} "
+                                        rf"was written for {data} .*rerun stage 1"):
+        run_extraction(model, copy, tmp_path / "emb", device="cpu")
+    caplog.clear()
+    assert make_fbank(copy, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")
+    assert f"was written for {data}" in caplog.text
+    assert json.loads((copy / ".fbank.stamp").read_text())["version"] == 2
+    assert run_extraction(model, copy, tmp_path / "emb", device="cpu")

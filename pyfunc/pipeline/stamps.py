@@ -4,6 +4,12 @@ A stamp is a small JSON file a stage writes after its outputs are complete: its 
 and the size and modification time of its ``inputs`` (cheap to check: lists, model.pt),
 ``deep_inputs`` (the many files those point to) and ``outputs``. The rules (up to date,
 redo and why, refuse stale) are in docs/design.md, "Stamps".
+
+Files inside the stamp's own folder are named relative to it (``wav.scp``, ``parts.1f2e/1/xvector.ark``),
+others by their absolute path, so that a copied or moved folder (``cp -a data/test data/copy``) checks its
+own files, not the original's. In memory every name is absolute. Stamps of version 1 named every file by its
+absolute path: they are still read where they were written; one found in another folder (copied or moved
+since) does not describe that folder's files, so the stage redoes its work and consumers refuse its outputs.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from pyfunc.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-STAMP_VERSION = 1
+STAMP_VERSION = 2  # 2: files inside the stamp's folder named relative to it; 1: all absolute (still read)
+READABLE_VERSIONS = (1, STAMP_VERSION)
 
 FBANK_STAMP = ".fbank.stamp"  # in the data directory, beside the feats.scp that stage 1 wrote
 
@@ -41,8 +48,28 @@ def file_state(path: PathLike) -> FileState:
     return [info.st_size, info.st_mtime_ns]
 
 
+def stamp_key(path: PathLike) -> str:
+    """How a stamp names ``path`` in memory: its absolute path, ``..`` taken away (symbolic links kept)."""
+    return os.path.normpath(os.path.abspath(path))
+
+
 def _states(paths: Iterable[PathLike]) -> dict[str, FileState]:
-    return {str(Path(p).absolute()): file_state(p) for p in paths}
+    return {stamp_key(p): file_state(p) for p in paths}
+
+
+def _on_disk(states: Mapping[str, FileState], folder: Path) -> dict[str, FileState]:
+    """``states`` with the files inside ``folder`` (absolute) named relative to it."""
+    out = {}
+    for name, state in states.items():
+        relative = os.path.relpath(name, folder)
+        inside = not Path(relative).is_absolute() and relative.split(os.sep, 1)[0] != ".."
+        out[Path(relative).as_posix() if inside else name] = state
+    return out
+
+
+def _in_memory(states: Mapping[str, FileState], folder: Path) -> dict[str, FileState]:
+    """``states`` read from a stamp in ``folder`` (absolute), every name absolute again."""
+    return {stamp_key(name if Path(name).is_absolute() else folder / name): state for name, state in states.items()}
 
 
 def as_json_value(value: object) -> object:
@@ -67,18 +94,57 @@ def make_stamp(stage: str, params: Mapping, inputs: Iterable[PathLike], outputs:
 
 
 def write_stamp(path: PathLike, stamp: Stamp) -> None:
+    """Write ``stamp`` (absolute names) to ``path``, naming the files inside its folder relative to it."""
+    folder = Path(path).absolute().parent
+    data = asdict(stamp)
+    for kind in ("inputs", "deep_inputs", "outputs"):
+        data[kind] = _on_disk(data[kind], folder)
+    data["version"] = STAMP_VERSION
     with atomic_open(path) as handle:
-        json.dump(asdict(stamp), handle, indent=1, sort_keys=True)
+        json.dump(data, handle, indent=1, sort_keys=True)
 
 
-def read_run_stamp(path: PathLike) -> Stamp | None:
-    """The stamp at ``path``; None when missing, unreadable or of another version."""
+def _same_folder(a: PathLike, b: PathLike) -> bool:
+    if os.path.normpath(a) == os.path.normpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _load_stamp(path: PathLike) -> tuple[Stamp | None, str | None]:
+    """(the stamp at ``path`` with absolute names, or None when missing, unreadable or of an unknown version;
+    where a version-1 stamp was written when that is another folder than its own now: copied or moved)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         stamp = Stamp(**data)
     except (OSError, ValueError, TypeError):
-        return None
-    return stamp if stamp.version == STAMP_VERSION else None
+        return None, None
+    if stamp.version not in READABLE_VERSIONS or not all(
+            isinstance(getattr(stamp, kind), dict) for kind in ("inputs", "deep_inputs", "outputs")):
+        return None, None
+    folder = Path(path).absolute().parent
+    if stamp.version == 1:  # absolute names; every stage writes an output beside its stamp
+        for kind in ("inputs", "deep_inputs", "outputs"):
+            setattr(stamp, kind, {stamp_key(name): state for name, state in getattr(stamp, kind).items()})
+        if stamp.outputs and not any(_same_folder(Path(name).parent, folder) for name in stamp.outputs):
+            return stamp, str(Path(sorted(stamp.outputs)[0]).parent)
+        return stamp, None
+    for kind in ("inputs", "deep_inputs", "outputs"):
+        setattr(stamp, kind, _in_memory(getattr(stamp, kind), folder))
+    return stamp, None
+
+
+def read_run_stamp(path: PathLike) -> Stamp | None:
+    """The stamp at ``path``, every file named by its absolute path; None when missing, unreadable, of an
+    unknown version, or a version-1 stamp written in another folder (see the module docstring)."""
+    stamp, elsewhere = _load_stamp(path)
+    return None if elsewhere is not None else stamp
+
+
+def _moved(path: PathLike, elsewhere: str) -> str:
+    return f"the stamp {path} was written for {elsewhere} (a copied or moved folder, by an earlier version)"
 
 
 def changed_files(recorded: Mapping[str, FileState]) -> list[str]:
@@ -108,16 +174,18 @@ def first_difference(old: object, new: object) -> str | None:
 def why_not_current(path: PathLike, stage: str, params: Mapping, inputs: Iterable[PathLike],
                     deep_inputs: Iterable[PathLike] = ()) -> str | None:
     """None when the stamp at ``path`` matches; else a short reason to redo the stage."""
-    old = read_run_stamp(path)
+    old, elsewhere = _load_stamp(path)
     if old is None:
         return "no stamp of an earlier complete run"
+    if elsewhere is not None:
+        return _moved(path, elsewhere)
     if old.stage != stage:
         return f"the stamp is of stage {old.stage!r}"
     changed = first_difference(old.params, as_json_value(dict(params)))
     if changed is not None:
         return f"parameter {changed} changed"
     for kind, recorded, now in (("input", old.inputs, inputs), ("input", old.deep_inputs, deep_inputs)):
-        names = {str(Path(p).absolute()) for p in now}
+        names = {stamp_key(p) for p in now}
         if names != set(recorded):
             diff = sorted(names ^ set(recorded))
             return f"the set of {kind} files changed (e.g. {diff[0]})"
@@ -170,9 +238,13 @@ def stale_inputs(path: PathLike) -> list[str]:
     """Inputs recorded in the stamp at ``path`` that changed since, while its outputs did not.
 
     Empty when there is no stamp, or when the outputs differ from the stamp (it no
-    longer describes them). Deep inputs are not checked (they can be many).
+    longer describes them). Deep inputs are not checked (they can be many). A version-1 stamp
+    written for another folder (copied or moved since) gives one entry saying so: what its folder's
+    outputs were made from is unknown.
     """
-    stamp = read_run_stamp(path)
+    stamp, elsewhere = _load_stamp(path)
+    if stamp is not None and elsewhere is not None:
+        return [_moved(path, elsewhere)]
     if stamp is None or changed_files(stamp.outputs):
         return []
     return changed_files(stamp.inputs)
@@ -180,6 +252,10 @@ def stale_inputs(path: PathLike) -> list[str]:
 
 def refuse_stale(stamp_path: PathLike, output: PathLike, rerun: str) -> None:
     """DataError when ``output`` was made from inputs that changed since (see :func:`stale_inputs`)."""
+    stamp, elsewhere = _load_stamp(stamp_path)
+    if stamp is not None and elsewhere is not None:
+        raise DataError(f"{output}: out of date: {_moved(stamp_path, elsewhere)}, so what it was made from is "
+                        f"unknown; {rerun}")
     changed = stale_inputs(stamp_path)
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
