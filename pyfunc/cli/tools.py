@@ -4,6 +4,8 @@
 
     python -m pyfunc verify a.wav b.wav --model-dir exp/ecapa_mini
     python -m pyfunc embed wavs/ --model-dir exp/ecapa_mini --out emb.npy
+    python -m pyfunc enroll --model-dir exp/ecapa_mini --register reg --name alice a1.wav a2.wav a3.wav
+    python -m pyfunc identify --model-dir exp/ecapa_mini --register reg unknown.wav
     python -m pyfunc export-onnx --model-dir exp/ecapa_mini --out exp/ecapa_mini/model.onnx
     python -m pyfunc results exp
 
@@ -21,10 +23,11 @@ from pyfunc.data.audio import allow_pipes
 from pyfunc.inference.api import load_model
 from pyfunc.inference.embed_files import embed_to, list_inputs
 from pyfunc.inference.onnx_export import export_onnx
+from pyfunc.inference.register import enroll_speaker, identify_speaker
 from pyfunc.scoring.results_summary import summarize
 
-COMMANDS = ("verify", "embed", "export-onnx", "results", "info", "copy-vector", "copy-feats", "feat-to-dim",
-            "feat-to-len", "vector-norms", "mean-vector", "subset")
+COMMANDS = ("verify", "embed", "enroll", "identify", "export-onnx", "results", "info", "copy-vector", "copy-feats",
+            "feat-to-dim", "feat-to-len", "vector-norms", "mean-vector", "subset")
 
 
 def add_verify_args(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +84,61 @@ def run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_enroll_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", nargs="+", metavar="AUDIO", help="recordings of the speaker (any format, rate, "
+                        "channels)")
+    parser.add_argument("--model-dir", required=True, help="model directory (config.yaml + model.pt)")
+    parser.add_argument("--register", required=True, help="register directory (made when missing)")
+    parser.add_argument("--name", required=True, help="the speaker's name (no whitespace, no path separator)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    """Add the speaker, or add recordings to it; print what was done."""
+    model = load_model(args.model_dir, args.device)
+    result = enroll_speaker(model, args.register, args.name, args.audio)
+    for path in result.already:
+        print(f"warning: {path} is enrolled for {args.name} already; not added again", file=sys.stderr)
+    what = "enrolled" if result.new_speaker else "updated"
+    if result.added:
+        print(f"{what} {result.name}: {len(result.added)} recording(s) added, {result.total} in all, "
+              f"in {args.register}")
+    else:
+        print(f"unchanged {result.name}: {result.total} recording(s) in {args.register}")
+    return 0
+
+
+def add_identify_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", metavar="AUDIO", help="the recording to identify (any format, rate, channels)")
+    parser.add_argument("--model-dir", required=True, help="model directory: the one the register was made with")
+    parser.add_argument("--register", required=True, help="register directory (python -m pyfunc enroll)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="decision threshold on the score (default: the model's operating point, as verify)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+
+
+def run_identify(args: argparse.Namespace) -> int:
+    """Print the enrolled speakers ranked by score, each with its decision, the threshold and who is identified;
+    exit status 0 whatever the decision."""
+    model = load_model(args.model_dir, args.device)
+    result = identify_speaker(model, args.register, args.audio, threshold=args.threshold)
+    calibrated = any(c.llr is not None for c in result.ranking)
+    print("rank speaker score" + (" llr" if calibrated else "") + " decision")
+    for rank, cand in enumerate(result.ranking, start=1):
+        decision = "unknown" if cand.passes is None else ("same" if cand.passes else "different")
+        llr = f" {cand.llr:.6f}" if cand.llr is not None else ""
+        print(f"{rank} {cand.name} {cand.score:.6f}{llr} {decision}")
+    if result.threshold is None:
+        print("threshold none")
+        print("identified unknown")
+        print(f"warning: no decision: threshold {result.threshold_source}", file=sys.stderr)
+        return 0
+    print(f"threshold {result.threshold:.6f} ({result.threshold_source})")
+    print(f"identified {result.identified or 'none'}" + ("" if result.identified else
+                                                          " (no enrolled speaker passes the threshold)"))
+    return 0
+
+
 def add_export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", required=True, help="model directory (trained, or imported from the seed)")
     parser.add_argument("--out", required=True, help="ONNX file to write")
@@ -123,6 +181,9 @@ def run_results(args: argparse.Namespace) -> int:
 _SUBCOMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "verify": (add_verify_args, run_verify, "score two recordings and decide same/different speaker"),
     "embed": (add_embed_args, run_embed, "embeddings of a folder, a list or a wav.scp to .npy or ark/scp"),
+    "enroll": (add_enroll_args, run_enroll, "add a speaker's recordings to a speaker register"),
+    "identify": (add_identify_args, run_identify, "rank a register's speakers against a recording and decide who "
+                 "it is"),
     "export-onnx": (add_export_args, run_export, "export a model directory to ONNX, checked with onnxruntime"),
     "results": (add_results_args, run_results, "one Markdown table of every exp/*/results"),
     "info": (inspect.add_info_args, inspect.run_info,

@@ -1,0 +1,176 @@
+"""The speaker register: python -m pyfunc enroll / identify on tones with a tiny random model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, tone_wav
+from tools_helpers import tiny_model_dir
+
+from pyfunc.cli.tools import main as pyfunc_main
+from pyfunc.data.digest import file_sha256
+from pyfunc.errors import DataError
+from pyfunc.inference.api import load_model
+from pyfunc.inference.register import check_speaker_name, enroll_speaker, identify_speaker
+from pyfunc.scoring.operating_point import write_operating_point
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+FREQ = {"alice": 120.0, "bob": 180.0, "carol": 260.0}
+
+
+def unit(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("register")
+    wavs = {name: [tone_wav(root / "wav" / f"{name}{i}.wav", 1.0, freq * (1 + 0.02 * i), random_seed=i)
+                   for i in range(4)] for name, freq in FREQ.items()}
+    probe = tone_wav(root / "wav" / "probe.wav", 1.0, 182.0, random_seed=99)
+    model_dir = tiny_model_dir(root / "model")
+    model = load_model(model_dir)
+    emb = {str(p): model.embed(p).astype(np.float64) for paths in wavs.values() for p in paths}
+    emb[str(probe)] = model.embed(probe).astype(np.float64)
+    return {"root": root, "wavs": wavs, "probe": probe, "model_dir": model_dir, "emb": emb}
+
+
+def hand_model(setup: dict, paths) -> np.ndarray:
+    return unit(np.mean([unit(setup["emb"][str(p)]) for p in paths], axis=0))
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, list[str], str]:
+    status = pyfunc_main(args)
+    out = capsys.readouterr()
+    return status, out.out.splitlines(), out.err
+
+
+def test_enroll_identify_and_update(setup: dict, tmp_path: Path, capsys) -> None:
+    reg, model_dir, wavs = tmp_path / "reg", str(setup["model_dir"]), setup["wavs"]
+    enrolled = {"alice": wavs["alice"][:2], "bob": wavs["bob"][:3], "carol": wavs["carol"][:1]}
+    for name, paths in enrolled.items():
+        status, out, _ = run_cli(["enroll", "--model-dir", model_dir, "--register", str(reg), "--name", name,
+                                  *map(str, paths)], capsys)
+        assert status == 0 and out == [f"enrolled {name}: {len(paths)} recording(s) added, {len(paths)} in all, "
+                                       f"in {reg}"]
+    manifest = yaml.safe_load((reg / "register.yaml").read_text())
+    assert manifest["model"]["sha256"] == file_sha256(setup["model_dir"] / "model.pt")
+    assert {n: s["recordings"] for n, s in manifest["speakers"].items()} == {"alice": 2, "bob": 3, "carol": 1}
+    assert manifest["speakers"]["bob"]["duration"] == pytest.approx(3.0)
+    # plain Kaldi tables: the recordings' embeddings and the models
+    bob = kaldiio.load_scp(str(reg / "speakers" / "bob" / "xvector.scp"))
+    assert list(bob) == ["bob-00001", "bob-00002", "bob-00003"]
+    np.testing.assert_allclose(bob["bob-00002"], setup["emb"][str(wavs["bob"][1])], atol=1e-5)
+    models = kaldiio.load_scp(str(reg / "models.scp"))
+    assert sorted(models) == ["alice", "bob", "carol"]
+    for name, paths in enrolled.items():
+        np.testing.assert_allclose(models[name], hand_model(setup, paths), atol=1e-5)
+
+    # identify: the ranking is the hand-computed cosine ranking; the threshold splits first and second
+    probe = unit(setup["emb"][str(setup["probe"])])
+    hand = {name: float(hand_model(setup, paths) @ probe) for name, paths in enrolled.items()}
+    ranked = sorted(hand, key=lambda n: -hand[n])
+    threshold = (hand[ranked[0]] + hand[ranked[1]]) / 2
+    status, out, _ = run_cli(["identify", "--model-dir", model_dir, "--register", str(reg), str(setup["probe"]),
+                              "--threshold", str(threshold)], capsys)
+    assert status == 0 and out[0] == "rank speaker score decision"
+    rows = [line.split() for line in out[1:4]]
+    assert [r[1] for r in rows] == ranked
+    np.testing.assert_allclose([float(r[2]) for r in rows], [hand[n] for n in ranked], atol=1e-5)
+    assert [r[3] for r in rows] == ["same", "different", "different"]
+    assert out[4] == f"threshold {threshold:.6f} (given)" and out[5] == f"identified {ranked[0]}"
+    status, out, _ = run_cli(["identify", "--model-dir", model_dir, "--register", str(reg), str(setup["probe"]),
+                              "--threshold", "1.5"], capsys)
+    assert out[-1] == "identified none (no enrolled speaker passes the threshold)"
+
+    # the model's operating point, as verify uses it; without one there is no decision
+    status, out, err = run_cli(["identify", "--model-dir", model_dir, "--register", str(reg), str(setup["probe"])],
+                               capsys)
+    assert out[-2:] == ["threshold none", "identified unknown"] and "no decision" in err
+    point_dir = setup["model_dir"]
+    write_operating_point(point_dir / "calibration.yaml", {
+        "kind": "eer", "scoring": "cosine", "threshold": threshold,
+        "dev": {"trials": "dev/trials", "scores": "dev_cosine"},
+        "model": {"sha256": file_sha256(point_dir / "model.pt"), "subtract_mean": False}})
+    try:
+        result = identify_speaker(load_model(point_dir), reg, setup["probe"])
+        assert result.identified == ranked[0] and result.threshold == pytest.approx(threshold)
+        assert "EER threshold" in result.threshold_source
+    finally:
+        (point_dir / "calibration.yaml").unlink()
+
+    # enrolling an existing name adds recordings (and not twice the same one)
+    status, out, err = run_cli(["enroll", "--model-dir", model_dir, "--register", str(reg), "--name", "alice",
+                                str(wavs["alice"][2]), str(wavs["alice"][0])], capsys)
+    assert out == [f"updated alice: 1 recording(s) added, 3 in all, in {reg}"]
+    assert f"{wavs['alice'][0]} is enrolled for alice already" in err
+    alice = kaldiio.load_scp(str(reg / "speakers" / "alice" / "xvector.scp"))
+    assert list(alice) == ["alice-00001", "alice-00002", "alice-00003"]
+    models = kaldiio.load_scp(str(reg / "models.scp"))
+    np.testing.assert_allclose(models["alice"], hand_model(setup, wavs["alice"][:3]), atol=1e-5)
+    np.testing.assert_allclose(models["bob"], hand_model(setup, wavs["bob"][:3]), atol=1e-5)
+    assert yaml.safe_load((reg / "register.yaml").read_text())["speakers"]["alice"]["recordings"] == 3
+    assert not [p for p in reg.rglob("*.tmp")]
+
+
+def test_two_enrolls_at_once_leave_a_whole_register(setup: dict, tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    procs = [subprocess.Popen([sys.executable, "-m", "pyfunc", "enroll", "--model-dir", str(setup["model_dir"]),
+                               "--register", str(reg), "--name", name, *map(str, setup["wavs"][name][:2])],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("alice", "bob")]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    manifest = yaml.safe_load((reg / "register.yaml").read_text())
+    assert sorted(manifest["speakers"]) == ["alice", "bob"]
+    models = kaldiio.load_scp(str(reg / "models.scp"))
+    assert sorted(models) == ["alice", "bob"]
+    for name in ("alice", "bob"):
+        np.testing.assert_allclose(models[name], hand_model(setup, setup["wavs"][name][:2]), atol=1e-5)
+        assert len(kaldiio.load_scp(str(reg / "speakers" / name / "xvector.scp"))) == 2
+
+
+def test_foreign_empty_and_bad_registers(setup: dict, tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    model = load_model(setup["model_dir"])
+    enroll_speaker(model, reg, "alice", setup["wavs"]["alice"][:1])
+    other_dir = tiny_model_dir(tmp_path / "other", random_seed=5)
+    other = load_model(other_dir)
+    sha = file_sha256(setup["model_dir"] / "model.pt")
+    refused = (rf"{reg} was made with model {setup['model_dir'].resolve()} \(sha256 {sha[:12]}\.\.\.\), "
+               rf"not {other_dir} \(sha256")
+    with pytest.raises(DataError, match=refused):
+        identify_speaker(other, reg, setup["probe"])
+    with pytest.raises(DataError, match=refused):
+        enroll_speaker(other, reg, "bob", setup["wavs"]["bob"][:1])
+    run = subprocess.run([sys.executable, "-m", "pyfunc", "identify", "--model-dir", str(other_dir), "--register",
+                          str(reg), str(setup["probe"])], env=ENV, capture_output=True, text=True)
+    assert run.returncode == 1 and f"error: {reg} was made with model" in run.stderr, run.stderr
+
+    for empty in (tmp_path / "missing", tmp_path / "empty"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(DataError, match=rf"{empty}: the register is empty: no speaker is enrolled"):
+            identify_speaker(model, empty, setup["probe"])
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine\n")
+    with pytest.raises(DataError, match=r"busy: not a speaker register \(no register.yaml\) and not empty"):
+        enroll_speaker(model, tmp_path / "busy", "alice", setup["wavs"]["alice"][:1])
+    with pytest.raises(DataError, match="not a speaker register"):
+        identify_speaker(model, tmp_path / "busy", setup["probe"])
+    for name in ("", "a b", "a/b", "a\\b", ".hidden", "tab\tname"):
+        with pytest.raises(DataError, match="speaker name"):
+            check_speaker_name(name)
+    with pytest.raises(DataError, match=r"speaker name '\.\./x' contains '/'"):
+        enroll_speaker(model, reg, "../x", setup["wavs"]["alice"][:1])
+    with pytest.raises(DataError, match="missing.wav"):
+        enroll_speaker(model, reg, "bob", [tmp_path / "missing.wav"])
+    assert sorted(yaml.safe_load((reg / "register.yaml").read_text())["speakers"]) == ["alice"]
