@@ -174,3 +174,16 @@ def test_foreign_empty_and_bad_registers(setup: dict, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="missing.wav"):
         enroll_speaker(model, reg, "bob", [tmp_path / "missing.wav"])
     assert sorted(yaml.safe_load((reg / "register.yaml").read_text())["speakers"]) == ["alice"]
+
+
+def test_seed_protocol_one_recording_speaker_scores_as_verify(setup: dict, tmp_path: Path) -> None:
+    """A speaker of one recording scores as verify scores that recording against the probe (crops included)."""
+    model = load_model(tiny_model_dir(tmp_path / "seed_model", protocol="seed", random_seed=2))
+    reg = tmp_path / "reg"
+    enroll_speaker(model, reg, "carol", setup["wavs"]["carol"][:1])
+    enroll_speaker(model, reg, "bob", setup["wavs"]["bob"][:1])
+    assert (reg / "model_crop_means.scp").is_file() and (reg / "speakers" / "bob" / "xvector_crops.scp").is_file()
+    result = identify_speaker(model, reg, setup["probe"], threshold=0.0)
+    for cand in result.ranking:
+        expected = model.score(setup["wavs"][cand.name][0], setup["probe"])
+        assert cand.score == pytest.approx(expected, abs=1e-5)
