@@ -118,7 +118,12 @@ def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.nd
     import torchaudio.functional
 
     tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    return torchaudio.functional.resample(tensor, rate, target).numpy().astype(np.float64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one file is too small to share: threads only fight the other worker processes
+    try:
+        return torchaudio.functional.resample(tensor, rate, target).numpy().astype(np.float64)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def load_mono_16k(path: Path | str, where: str) -> np.ndarray:
