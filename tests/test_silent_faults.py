@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from conftest import make_tone_data_dir
 from fault_helpers import FBANK_CONF, tiny_model_dir
 
+import pyfunc
 import pyfunc.data.audio
 from pyfunc.config import Config
 
@@ -122,3 +124,47 @@ def test_version_1_stamps_are_read_where_written_and_refused_when_copied(caplog,
     assert f"was written for {data}" in caplog.text
     assert json.loads((copy / ".fbank.stamp").read_text())["version"] == 2
     assert run_extraction(model, copy, tmp_path / "emb", device="cpu")
+
+
+# ------------------------------------------------------------------------------------------------
+# Items 2 and 8: a model's fbank options against the features it is given; a model dir without fbank.conf
+
+
+def test_stage3_refuses_features_made_with_other_fbank_options(tmp_path: Path) -> None:
+    from pyfunc.errors import DataError
+    from pyfunc.pipeline.extract_stage import run_extraction
+    from pyfunc.pipeline.fbank_stage import make_fbank
+
+    data = make_tone_data_dir(tmp_path, speakers=2, utts=2)
+    assert make_fbank(data, FBANK_CONF, tmp_path / "fbank", tmp_path / "log")
+    model = tiny_model_dir(tmp_path / "model", "fbank")
+    conf = FBANK_CONF.read_text().replace("--frame-shift=10", "--frame-shift=15").replace("--high-freq=7600",
+                                                                                          "--high-freq=4000")
+    (model / "fbank.conf").write_text(conf)
+    with pytest.raises(DataError) as refused:
+        run_extraction(model, data, tmp_path / "emb", device="cpu")
+    message = str(refused.value)
+    for part in (str(data / "feats.scp"), str(data / ".fbank.stamp"), str(model / "fbank.conf"),
+                 "--frame-shift=10.0", "--frame-shift=15.0", "--high-freq=7600.0", "--high-freq=4000.0"):
+        assert part in message, (part, message)
+    assert "--num-mel-bins" not in message  # only the options that differ
+    assert not (tmp_path / "emb" / "xvector.scp").exists()
+    (model / "fbank.conf").write_text(FBANK_CONF.read_text().replace("--dither=0.0\n", ""))  # 0.0 is the default
+    assert run_extraction(model, data, tmp_path / "emb", device="cpu")
+
+
+def test_a_model_dir_without_fbank_conf_warns_and_uses_the_packaged_defaults(caplog, tmp_path: Path) -> None:
+    from pyfunc.features.kaldi_fbank import read_kaldi_conf
+    from pyfunc.inference.api import DEFAULT_FBANK_CONF, fbank_conf_path
+
+    model = tiny_model_dir(tmp_path / "model", "fbank")
+    caplog.clear()
+    assert fbank_conf_path(model) == DEFAULT_FBANK_CONF
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(model) in warnings[0].getMessage(), caplog.text
+    assert str(DEFAULT_FBANK_CONF) in warnings[0].getMessage()
+    # shipped inside the package (pip install . has no conf/), and the recipes' conf/fbank.conf says the same
+    assert DEFAULT_FBANK_CONF.is_relative_to(Path(pyfunc.__file__).parent)
+    assert read_kaldi_conf(DEFAULT_FBANK_CONF) == read_kaldi_conf(FBANK_CONF)
+    pyproject = (Path(pyfunc.__file__).parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'\[tool\.setuptools\.package-data\]\npyfunc = \[[^]]*"conf/\*\.conf"', pyproject), pyproject

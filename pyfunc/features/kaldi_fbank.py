@@ -36,6 +36,18 @@ def read_kaldi_conf(path: PathLike) -> dict[str, Any]:
     return options
 
 
+def fbank_option_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(--option-name, value in a, value in b)`` of each fbank option whose value differs, an option left
+    out counting as its default (``--dither=0.0`` and no ``--dither`` are the same)."""
+    differences = []
+    for key in sorted(set(a) | set(b)):
+        default = _FBANK_PARAMS[key].default if key in _FBANK_PARAMS else None
+        one, two = a.get(key, default), b.get(key, default)
+        if one != two:
+            differences.append(("--" + key.replace("_", "-"), one, two))
+    return differences
+
+
 def _convert(text: str, kind: type, where: str) -> Any:
     if kind is bool:
         if text.lower() in ("true", "1"):

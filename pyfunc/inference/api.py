@@ -16,8 +16,9 @@ any sample rate and channel count is accepted: it is downmixed and resampled to
 the model's rate with a warning (:mod:`pyfunc.data.audio_convert`).
 
 Fbank models need the Kaldi fbank options of their training features: they are
-read from ``MODEL_DIR/fbank.conf`` when the model directory has one, else from
-the recipe's ``conf/fbank.conf`` (the options stage 1 uses by default).
+read from ``MODEL_DIR/fbank.conf`` when the model directory has one, else (with a warning) from
+the package's ``pyfunc/conf/fbank.conf``, which holds the options of the recipes' ``conf/fbank.conf``
+(those stage 1 uses by default) and ships with an installed package.
 """
 
 from __future__ import annotations
@@ -61,19 +62,20 @@ logger = logging.getLogger(__name__)
 
 FBANK_CONF_NAME = "fbank.conf"
 
-DEFAULT_FBANK_CONF = Path(__file__).resolve().parents[2] / "conf" / "fbank.conf"
+DEFAULT_FBANK_CONF = Path(__file__).resolve().parents[1] / "conf" / "fbank.conf"  # package data, as conf/fbank.conf
 
 Audio = Union[str, Path, np.ndarray]
 
 
 def fbank_conf_path(model_dir: PathLike) -> Path:
-    """The fbank options of a model directory: ``MODEL_DIR/fbank.conf``, else the recipe's ``conf/fbank.conf``."""
+    """The fbank options of a model directory: ``MODEL_DIR/fbank.conf``, else (a warning) the package's default."""
     own = Path(model_dir) / FBANK_CONF_NAME
     if own.is_file():
         return own
     if DEFAULT_FBANK_CONF.is_file():
-        logger.info("%s has no %s; using the recipe's fbank options %s", model_dir, FBANK_CONF_NAME,
-                    DEFAULT_FBANK_CONF)
+        logger.warning("%s has no %s: using the default fbank options %s (those of the recipes' conf/fbank.conf); "
+                       "if the model was trained on other features, copy their fbank.conf into %s", model_dir,
+                       FBANK_CONF_NAME, DEFAULT_FBANK_CONF, model_dir)
         return DEFAULT_FBANK_CONF
     raise ConfigError(f"{own}: not found, and no default {DEFAULT_FBANK_CONF}; copy the fbank.conf of the "
                       f"model's training features into the model directory")

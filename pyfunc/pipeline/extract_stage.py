@@ -37,10 +37,21 @@ from pyfunc.data.badinput import (
 from pyfunc.data.datadir import load_data_dir, split_data_dir
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError, PyfuncError
+from pyfunc.features.kaldi_fbank import fbank_option_differences, read_kaldi_conf
+from pyfunc.inference.api import fbank_conf_path
 from pyfunc.models.model_dir import CONFIG_NAME, MODEL_NAME
 from pyfunc.pipeline.extract_job import extract_embeddings
 from pyfunc.pipeline.jobs import Job, in_process_job_log, local_thread_env, run_jobs, worker_command
-from pyfunc.pipeline.stamps import EXTRACT_STAMP, FBANK_STAMP, StampSpec, needs_work, refuse_stale, write_stamp
+from pyfunc.pipeline.stamps import (
+    EXTRACT_STAMP,
+    FBANK_STAMP,
+    StampSpec,
+    changed_files,
+    needs_work,
+    read_run_stamp,
+    refuse_stale,
+    write_stamp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +138,23 @@ def extract_stamp_spec(model_dir: PathLike, data_dir: PathLike, protocol: str = 
     return StampSpec("extract_embeddings", params, inputs, _deep_inputs(table, frontend))
 
 
+def refuse_other_fbank_options(model_dir: PathLike, data_dir: PathLike) -> None:
+    """DataError when stage 1's stamp says ``data_dir``'s feats.scp was made with other fbank options than the
+    model's (``MODEL_DIR/fbank.conf``, else the default), naming each option that differs and both files.
+    Features without a stamp (made elsewhere) or whose stamp no longer describes them cannot be checked."""
+    data_dir = Path(data_dir)
+    stamp = read_run_stamp(data_dir / FBANK_STAMP)
+    if stamp is None or changed_files(stamp.outputs) or not isinstance(stamp.params.get("fbank"), dict):
+        return
+    conf = fbank_conf_path(model_dir)
+    differences = fbank_option_differences(stamp.params["fbank"], read_kaldi_conf(conf))
+    if differences:
+        listed = ", ".join(f"{name}={made} (the model: {name}={wanted})" for name, made, wanted in differences)
+        raise DataError(f"{data_dir / 'feats.scp'}: made with other fbank options than the model's {conf} (as "
+                        f"{data_dir / FBANK_STAMP} records): {listed}; rerun stage 1 with --conf {conf}, or use a "
+                        f"model trained on these features")
+
+
 def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, num_jobs: int = 1, cmd: str = "",
                    protocol: str = "auto", device: str = "auto", batch_frames: int | None = None,
                    onnx: PathLike | None = None, skip_bad: bool = False, trials: Iterable[PathLike] = (),
@@ -156,6 +184,7 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     carried: dict[str, str] = {}
     if frontend == "fbank":
         refuse_stale(data_dir / FBANK_STAMP, table_path, "rerun stage 1 (steps/make_fbank.py)")
+        refuse_other_fbank_options(model_dir, data_dir)
         carried = read_skipped(data_dir)
     trials_files = ([data_dir / "trials"] if (data_dir / "trials").is_file() else []) + [Path(t) for t in trials]
     check_trials_need(carried, trials_files)
