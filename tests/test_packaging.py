@@ -110,3 +110,9 @@ def test_runtime_dependencies_leave_out_the_test_and_lint_tools(installed: Path)
     assert {"torch", "torchaudio", "kaldiio", "numpy", "onnxruntime", "pyroomacoustics"} <= names(runtime)
     assert {"pytest", "hypothesis", "ruff"} <= names(dev)
     assert names(runtime) & {"pytest", "hypothesis", "ruff", "setuptools"} == set()
+
+
+def test_the_default_fbank_options_ship_with_the_package(installed: Path) -> None:
+    """Model dirs without fbank.conf fall back on pyfunc/conf/fbank.conf: an install has no conf/ of the checkout."""
+    shipped = installed / "pyfunc" / "conf" / "fbank.conf"
+    assert shipped.is_file() and shipped.read_text() == (REPO / "pyfunc" / "conf" / "fbank.conf").read_text()
