@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,10 @@ def test_seed_protocol_one_recording_speaker_scores_as_verify(setup: dict, tmp_p
     for cand in result.ranking:
         expected = model.score(setup["wavs"][cand.name][0], setup["probe"])
         assert cand.score == pytest.approx(expected, abs=1e-5)
+    # a copied register works where it is: its own reads go to its arks, not to the scps' absolute paths
+    copy = shutil.copytree(reg, tmp_path / "copy")
+    shutil.rmtree(reg)
+    assert identify_speaker(model, copy, setup["probe"], threshold=0.0).ranking == result.ranking
+    enroll_speaker(model, copy, "bob", setup["wavs"]["bob"][1:2])
+    assert str(copy) in (copy / "models.scp").read_text()
+    assert len(kaldiio.load_scp(str(copy / "speakers" / "bob" / "xvector_crops.scp"))) == 2

@@ -5,7 +5,9 @@
     register.yaml                  the manifest: the model it was made with (model dir, model.pt SHA-256,
                                    scoring protocol, embedding mean), and per speaker its recordings,
                                    total duration and mean embedding magnitude (verify's quality measures)
-    models.ark, models.scp         one vector per speaker: the model that is scored (Kaldi binary, kaldiio)
+    models.ark, models.scp         one vector per speaker: the model that is scored (Kaldi binary, kaldiio;
+                                   the scps name their arks by absolute path, for Kaldi tools: enroll and
+                                   identify read the arks, so a copied register works where it is)
     model_crop_means.{ark,scp}     seed protocol only: the model's crop side
     speakers/<NAME>/xvector.{ark,scp}   the raw embedding of each recording, keys NAME-00001, ...
     speakers/<NAME>/xvector_crops.{ark,scp}   seed protocol only: their crop embeddings
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import kaldiio
 import numpy as np
 import yaml
 
@@ -38,7 +41,6 @@ from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.atomic import PathLike, atomic_open, remove_temporaries
 from pyfunc.data.digest import file_sha256
 from pyfunc.data.tables import read_map, read_scp, write_table
-from pyfunc.data.vectors import iter_scp_arrays, load_embeddings
 from pyfunc.errors import DataError
 from pyfunc.inference.api import SpeakerModel
 from pyfunc.models.model_dir import MODEL_NAME
@@ -214,9 +216,9 @@ def enroll_speaker(model: SpeakerModel, register: PathLike, name: str, audio: Se
         if not new_speaker:
             old_paths = read_scp(speaker_dir / "wav.scp")
             old_durations = read_map(speaker_dir / "utt2dur")
-            old_full = load_embeddings(speaker_dir / "xvector.scp", sorted(old_paths))[1]
+            old_full = np.stack(_read_ark(speaker_dir / "xvector.ark", sorted(old_paths), 1))
             if identity["protocol"] == "seed":
-                old_crops = [c for _, c in iter_scp_arrays(speaker_dir / "xvector_crops.scp", sorted(old_paths), 2)]
+                old_crops = _read_ark(speaker_dir / "xvector_crops.ark", sorted(old_paths), 2)
         add = [i for i, p in enumerate(embedded.paths) if p not in set(old_paths.values())]
         already = [p for p in wanted if p not in {embedded.paths[i] for i in add}]
         if not add:
@@ -246,6 +248,30 @@ def enroll_speaker(model: SpeakerModel, register: PathLike, name: str, audio: Se
     return EnrolResult(name, [embedded.paths[i] for i in add], already, len(keys), new_speaker)
 
 
+def _ark_table(ark: Path) -> dict[str, np.ndarray]:
+    """Every entry of the register's ark ``ark``, read from the ark itself: the scp beside it names the ark
+    by absolute path, which a copied register no longer has."""
+    if not ark.is_file():
+        raise DataError(f"{ark}: file not found; the register is incomplete (enrol the speaker again to rebuild it)")
+    try:
+        return {key: np.asarray(value) for key, value in kaldiio.load_ark(str(ark))}
+    except Exception as err:  # noqa: BLE001 - kaldiio raises many kinds for a bad ark
+        raise DataError(f"{ark}: cannot read it ({type(err).__name__}: {err})") from None
+
+
+def _read_ark(ark: Path, keys: Sequence[str], ndim: int) -> list[np.ndarray]:
+    """The arrays of ``keys`` in ``ark`` (:func:`_ark_table`), each checked to be finite with ``ndim`` axes."""
+    table = _ark_table(ark)
+    out = []
+    for key in keys:
+        if key not in table:
+            raise DataError(f"{ark}: no entry for {key!r}; the register is incomplete (enrol the speaker again)")
+        if table[key].ndim != ndim or not np.isfinite(table[key]).all():
+            raise DataError(f"{ark}: entry {key!r} is not a finite {'vector' if ndim == 1 else 'matrix'}")
+        out.append(table[key])
+    return out
+
+
 def _write_rows(scp: Path, keys: Sequence[str], rows: Sequence[np.ndarray]) -> None:
     with ArkScpWriter(scp.with_suffix(".ark"), scp) as write:
         for key, row in zip(keys, rows):
@@ -254,7 +280,8 @@ def _write_rows(scp: Path, keys: Sequence[str], rows: Sequence[np.ndarray]) -> N
 
 def _replace_row(scp: Path, name: str, vector: np.ndarray) -> None:
     """Rewrite the table ``scp`` with ``name``'s row set to ``vector`` (the other rows kept)."""
-    rows = dict(iter_scp_arrays(scp)) if scp.is_file() else {}
+    ark = scp.with_suffix(".ark")
+    rows = _ark_table(ark) if ark.is_file() else {}
     rows[name] = np.asarray(vector, dtype=np.float32)
     names = sorted(rows)
     _write_rows(scp, names, [rows[n] for n in names])
@@ -292,13 +319,10 @@ class Identification:
 
 
 def _load_models(register: Path, names: list[str], scp_name: str) -> np.ndarray:
-    scp = register / scp_name
-    if not scp.is_file():
-        raise DataError(f"{scp}: file not found; the register is incomplete (enrol a speaker again to rebuild it)")
-    try:
-        return load_embeddings(scp, names)[1].astype(np.float64)
-    except DataError as err:
-        raise DataError(f"{err}; the register is incomplete (enrol the speaker again to rebuild it)") from None
+    rows = _read_ark((register / scp_name).with_suffix(".ark"), names, 1)
+    if len({row.shape for row in rows}) != 1:
+        raise DataError(f"{(register / scp_name).with_suffix('.ark')}: vectors of different dimensions")
+    return np.stack(rows).astype(np.float64)
 
 
 def identify_speaker(model: SpeakerModel, register: PathLike, audio: PathLike,
