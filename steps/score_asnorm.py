@@ -7,6 +7,8 @@ Usage: steps/score_asnorm.py --trials data/test/trials --embeddings EXP/embeddin
 The number of cohort scores kept per side is --top-n, else the score.asnorm_top_n of --config
 (default: MODEL_DIR/config.yaml), else 300. Embedding mean: as in steps/score_cosine.py, subtracted
 from the trial and the cohort embeddings alike.
+With an 'enroll' file beside the trials (MODEL utt1 utt2 ...), their left column names models: each is
+scored by the length-normalised mean of its length-normalised embeddings (docs/scoring.md).
 """
 
 import argparse

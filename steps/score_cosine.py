@@ -7,6 +7,8 @@ Protocol 'auto' uses the seed's (full + crops) scoring iff EMB_DIR holds xvector
 Embedding mean: with --model-dir, EXP/embedding_mean.vec is subtracted from every embedding when
 --subtract-mean is true, or auto (the default) and the model's score.subtract_mean is true;
 --mean FILE subtracts that Kaldi vector instead.
+With an 'enroll' file beside the trials (MODEL utt1 utt2 ...), their left column names models: each is
+scored by the length-normalised mean of its length-normalised embeddings (docs/scoring.md).
 """
 
 import argparse
