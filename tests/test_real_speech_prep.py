@@ -327,3 +327,17 @@ def test_rerun_changes_nothing(prepared, fake_repos):
              for key, (root, commit) in fake_repos.items()}
     prepare_data(prepared, again, PrepConfig(TINY_REQ, TINY_SIZES), num_jobs=1)
     assert {p: p.stat().st_mtime_ns for p in outputs} == outputs
+
+
+def test_training_augmenter_reads_the_augment_folder(prepared):
+    from pyfunc.config import AugmentConfig
+    from pyfunc.features.augment import WaveAugmenter
+
+    augmenter = WaveAugmenter.from_config(AugmentConfig(enabled=True, musan_dir=str(prepared / "augment"),
+                                                        rir_dir=str(prepared / "augment" / "rirs")))
+    assert {name: len(sources) for name, sources in augmenter.sources.items()} == {
+        "rir": 5, "speech": 4, "music": 1, "noise": 6}
+    speech = word(7, 200)
+    for kind in ("reverb", "babble", "music", "noise", "television"):
+        out = augmenter.apply(speech, augmenter.draw_spec(np.random.default_rng(0), kind))
+        assert out.shape == speech.shape and np.isfinite(out).all(), kind
