@@ -168,3 +168,39 @@ def test_a_model_dir_without_fbank_conf_warns_and_uses_the_packaged_defaults(cap
     assert read_kaldi_conf(DEFAULT_FBANK_CONF) == read_kaldi_conf(FBANK_CONF)
     pyproject = (Path(pyfunc.__file__).parents[1] / "pyproject.toml").read_text()
     assert re.search(r'\[tool\.setuptools\.package-data\]\npyfunc = \[[^]]*"conf/\*\.conf"', pyproject), pyproject
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 3: names made from a data dir's basename: data/x/sub/.. means data/x; '.', '..' and '' are refused
+
+
+def test_names_from_a_data_dir_resolve_dot_dot_and_refuse_dots(tmp_path: Path) -> None:
+    from pyfunc.data.dirnames import check_output_dir_name, data_dir_name
+    from pyfunc.errors import DataError
+    from pyfunc.pipeline.cohort_stage import write_cohort_means
+    from pyfunc.pipeline.extract_stage import run_extraction
+    from pyfunc.pipeline.fbank_stage import make_fbank
+
+    data = make_tone_data_dir(tmp_path, speakers=2, utts=2)
+    (data / "sub").mkdir()
+    assert data_dir_name(data / "sub" / "..") == "data" and data_dir_name(f"{data}/.") == "data"
+    with pytest.raises(DataError, match="^/: no name"):
+        data_dir_name("/")
+    for bad in (f"{tmp_path}/emb/..", f"{tmp_path}/emb/.", f"{tmp_path}/emb/../"):
+        with pytest.raises(DataError, match=re.escape(bad)):
+            check_output_dir_name(bad, "embedding folder")
+
+    assert make_fbank(f"{data}/sub/..", FBANK_CONF, tmp_path / "fbank", tmp_path / "log")
+    assert sorted(p.name.split(".")[0] for p in (tmp_path / "fbank").iterdir()) == ["raw_fbank_data"] * 2
+    with pytest.raises(DataError, match=r"fbank/\.\.: .*named '\.\.'"):
+        make_fbank(data, FBANK_CONF, f"{tmp_path}/fbank/..", tmp_path / "log", force=True)
+
+    model = tiny_model_dir(tmp_path / "model", "fbank")
+    (model / "embeddings").mkdir()
+    for out in (f"{model}/embeddings/..", f"{model}/embeddings/."):
+        with pytest.raises(DataError, match=r"named '\.\.?'"):
+            run_extraction(model, f"{data}/sub/..", out, device="cpu")
+        with pytest.raises(DataError, match=r"named '\.\.?'"):
+            write_cohort_means(out, data / "utt2spk")
+    assert sorted(p.name for p in model.iterdir()) == ["config.yaml", "embeddings", "model.pt"]
+    assert list((model / "embeddings").iterdir()) == []

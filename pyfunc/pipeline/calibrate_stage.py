@@ -25,6 +25,7 @@ import yaml
 from pyfunc.config import load_config
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.digest import file_sha256
+from pyfunc.data.dirnames import data_dir_name
 from pyfunc.data.tables import read_map
 from pyfunc.data.trials import TrialList, read_trial_list
 from pyfunc.data.vectors import XVECTOR_SCP
@@ -186,7 +187,7 @@ def calibrate(model_dir: PathLike, trials_path: PathLike, score_file: PathLike, 
     scores = scores_for_trials(score_file, trials_path, trials.enrolls, trials.tests)
     mean = mean_for_scoring(model_dir, subtract_mean)
     data_dir = Path(data_dir) if data_dir is not None else Path(trials_path).parent
-    emb_dir = Path(emb_dir) if emb_dir is not None else model_dir / "embeddings" / data_dir.name
+    emb_dir = Path(emb_dir) if emb_dir is not None else model_dir / "embeddings" / data_dir_name(data_dir)
     if scoring == "cosine" and (emb_dir / XVECTOR_SCP).is_file():
         _check_scores_reproduce(trials, scores, score_file, emb_dir, None if mean is None else mean.vector,
                                 model_dir)
@@ -217,8 +218,8 @@ def _sources(model_dir: Path, data_dir: Path, emb_dir: Path, cohort_data: PathLi
     if cohort_data is None:
         return QualitySources(data_dir, emb_dir, top_n=top_n)
     cohort_data = Path(cohort_data)
-    return QualitySources(data_dir, emb_dir, model_dir / "embeddings" / cohort_data.name, cohort_data / "utt2spk",
-                          top_n, cohort_data)
+    return QualitySources(data_dir, emb_dir, model_dir / "embeddings" / data_dir_name(cohort_data),
+                          cohort_data / "utt2spk", top_n, cohort_data)
 
 
 def _fit(kind: str, trials: TrialList, labels: np.ndarray, scores: np.ndarray, p_target: float, prior: float,
@@ -295,7 +296,7 @@ def apply_calibration(calibration_file: PathLike, trials_path: PathLike, score_f
     qualities = {}
     if measures:
         data_dir = Path(data_dir) if data_dir is not None else Path(trials_path).parent
-        emb_dir = Path(emb_dir) if emb_dir is not None else model_dir / "embeddings" / data_dir.name
+        emb_dir = Path(emb_dir) if emb_dir is not None else model_dir / "embeddings" / data_dir_name(data_dir)
         quality = data.get("quality", {})
         cohort_data = cohort_data if cohort_data is not None else quality.get("cohort_data")
         sources = _sources(model_dir, data_dir, emb_dir, cohort_data, int(quality.get("top_n", 300)))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pyfunc.data.atomic import PathLike
+from pyfunc.data.dirnames import check_output_dir_name
 from pyfunc.data.tables import read_map
 from pyfunc.data.vectors import XVECTOR_SCP, iter_scp_arrays, write_vectors
 from pyfunc.pipeline.stamps import make_stamp, needs_work, why_not_current, write_stamp
@@ -41,6 +42,7 @@ def _params(utt2spk: PathLike) -> dict:
 def write_cohort_means(emb_dir: PathLike, utt2spk: PathLike, force: bool = False) -> bool:
     """Write ``emb_dir/spk_xvector.scp`` (speaker means of ``emb_dir/xvector.scp`` over ``utt2spk``);
     False, doing nothing, when its stamp shows it up to date (unless ``force``)."""
+    check_output_dir_name(emb_dir, "cohort embedding folder")
     emb_dir = Path(emb_dir)
     out = emb_dir / COHORT_SCP
     stamp = emb_dir / COHORT_STAMP

@@ -35,6 +35,7 @@ from pyfunc.data.badinput import (
     write_skipped,
 )
 from pyfunc.data.datadir import load_data_dir, split_data_dir
+from pyfunc.data.dirnames import check_output_dir_name, data_dir_name
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError, PyfuncError
 from pyfunc.features.kaldi_fbank import fbank_option_differences, read_kaldi_conf
@@ -94,7 +95,7 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
     bad = BadInputs()
     try:
         try:
-            run_jobs(jobs, cmd, total=total, desc=f"embed {data_dir.name}")
+            run_jobs(jobs, cmd, total=total, desc=f"embed {data_dir_name(data_dir)}")
         finally:
             for job_dir in job_dirs:
                 bad.update(read_bad_list(job_dir / BAD_LIST_NAME))
@@ -168,6 +169,7 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     output is up to date, unless ``force``. ``resample``: the model's audio (seed front end) at another
     rate is resampled to the model's, instead of being bad input; an fbank model reads stage 1's features.
     """
+    check_output_dir_name(out_dir, "embedding folder")
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
     if not model_dir.is_dir():
         raise PyfuncError(f"{model_dir}: model directory not found")

@@ -25,6 +25,7 @@ from pyfunc.data.badinput import (
     write_skipped,
 )
 from pyfunc.data.datadir import load_data_dir, split_data_dir, validate_data_dir
+from pyfunc.data.dirnames import check_output_dir_name, data_dir_name
 from pyfunc.data.tables import read_map, read_scp, write_table
 from pyfunc.errors import DataError, PyfuncError
 from pyfunc.features.augment_offline import apply_augment_spec, read_utt2aug, split_utt2aug
@@ -156,10 +157,11 @@ def make_fbank(data_dir: PathLike, conf: PathLike, feat_dir: PathLike, log_dir: 
     (``--resample``), instead of being bad input; the stamp records it, so toggling it recomputes.
     """
 
+    check_output_dir_name(feat_dir, "feature folder")
+    name = data_dir_name(data_dir)  # data/x/sub/.. is data/x: its arks are raw_fbank_x.*
     data_dir, feat_dir, log_dir = Path(data_dir), Path(feat_dir).resolve(), Path(log_dir)
     options = read_kaldi_conf(conf)  # fail here, not in every job
     data = validate_data_dir(data_dir, check_wavs=False, check_features=False)  # audio: read by the jobs
-    name = data_dir.name
     trials = [data_dir / "trials"] if (data_dir / "trials").is_file() else []
     stamp_path = data_dir / FBANK_STAMP
     spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, data.wav_scp, options, compress, resample)
