@@ -8,16 +8,20 @@ results table of a ``--test-data`` run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from conftest import make_tone_data_dir
-from fault_helpers import FBANK_CONF, tiny_model_dir
+from fault_helpers import FBANK_CONF, start_step, temporaries, tiny_model_dir
 
 import pyfunc
 import pyfunc.data.audio
@@ -204,3 +208,37 @@ def test_names_from_a_data_dir_resolve_dot_dot_and_refuse_dots(tmp_path: Path) -
             write_cohort_means(out, data / "utt2spk")
     assert sorted(p.name for p in model.iterdir()) == ["config.yaml", "embeddings", "model.pt"]
     assert list((model / "embeddings").iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 4: SIGTERM and SIGHUP (timeout, scancel, systemd, a closed terminal) clean up like Ctrl-C
+
+
+def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, "the run ended before the signal"
+        assert time.time() < deadline, "the run did not get going"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stage1_terminated_removes_its_job_files_and_exits_128_plus_signal(tmp_path: Path, signum: int) -> None:
+    data = make_tone_data_dir(tmp_path, speakers=2, utts=4)
+    rows = (data / "wav.scp").read_text().splitlines()  # pipes that take a while: the run lasts a few seconds
+    (data / "wav.scp").write_text("".join(f"{r.split()[0]} sleep 0.5; cat {r.split()[1]} |\n" for r in rows))
+    feats, logs = tmp_path / "fbank", tmp_path / "log"
+    proc = start_step("make_fbank.py", "--conf", FBANK_CONF, "--nj", 2, "--allow-pipes", data, feats, logs,
+                      log=tmp_path / "run.log")
+    try:
+        _wait_for(proc, lambda: feats.is_dir() and any(feats.iterdir()) and any(logs.glob(".progress.*")))
+        proc.send_signal(signum)  # to the driver only, as timeout(1) does
+        code = proc.wait(timeout=60)
+        assert code == 128 + signum, (code, (tmp_path / "run.log").read_text()[-2000:])
+        with pytest.raises(ProcessLookupError):  # no job process is left running
+            os.killpg(proc.pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert list(feats.iterdir()) == [] and list(logs.glob(".progress.*")) == []
+    assert temporaries(tmp_path) == [] and not (data / "feats.scp").exists()

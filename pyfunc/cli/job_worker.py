@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from pyfunc.cli.runner import handle_termination, interrupted_status
 from pyfunc.errors import PyfuncError
 from pyfunc.logs import LOG_FORMAT
 from pyfunc.pipeline.extract_job import extract_embeddings
@@ -62,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     embed.set_defaults(run=_embed)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    handle_termination()  # the driver stops its jobs with SIGTERM: writers remove their temporaries
     try:
         args.run(args)
     except PyfuncError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as err:
+        print("interrupted", file=sys.stderr)
+        return interrupted_status(err)
     return 0
 
 if __name__ == "__main__":

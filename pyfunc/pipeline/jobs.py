@@ -117,10 +117,8 @@ def run_jobs(jobs: Sequence[Job], cmd: str = "", total: int | None = None, desc:
             if not running:
                 break
             time.sleep(poll_seconds)
-    except BaseException:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    except BaseException:  # Ctrl-C, SIGTERM (pyfunc.cli.runner), a bug: stop the jobs before the caller cleans up
+        stop_processes(procs)
         raise
     finally:
         bar.close()
@@ -128,6 +126,21 @@ def run_jobs(jobs: Sequence[Job], cmd: str = "", total: int | None = None, desc:
     if failed:
         lines = [f"job {i} exited with code {rc}; see {log}: {_last_line(log)}" for i, rc, log in failed]
         raise PyfuncError(f"{len(failed)} of {len(jobs)} jobs failed:\n  " + "\n  ".join(lines))
+
+
+def stop_processes(procs: Sequence[subprocess.Popen], grace_seconds: float = 5.0) -> None:
+    """SIGTERM to each running process (a job removes its temporaries), SIGKILL to those still running after
+    ``grace_seconds``; returns when all have exited."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        p.terminate()
+    deadline = time.monotonic() + grace_seconds
+    for p in running:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 @contextlib.contextmanager
