@@ -242,3 +242,24 @@ def test_stage1_terminated_removes_its_job_files_and_exits_128_plus_signal(tmp_p
             os.killpg(proc.pid, signal.SIGKILL)
     assert list(feats.iterdir()) == [] and list(logs.glob(".progress.*")) == []
     assert temporaries(tmp_path) == [] and not (data / "feats.scp").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 8: audio that is a folder or a device is named as such, not "not found"
+
+
+def test_audio_that_is_a_folder_or_a_device_says_so(tmp_path: Path) -> None:
+    from pyfunc.data.audio import check_wav_entry, read_audio
+    from pyfunc.errors import DataError
+    from pyfunc.inference.embed_files import list_inputs
+
+    for entry, what in ((str(tmp_path), "is a directory"), ("/dev/null", "is not a regular file"),
+                        (str(tmp_path / "gone.wav"), "not found")):
+        with pytest.raises(DataError, match=re.escape(f"audio file {entry!r} {what}")):
+            read_audio(entry, "a.wav")
+        with pytest.raises(DataError, match=re.escape(f"audio file {entry!r} {what}")):
+            check_wav_entry("wav.scp", "utt", entry)
+    listed = tmp_path / "list.txt"
+    listed.write_text("/dev/null\n")
+    with pytest.raises(DataError, match=re.escape("list.txt:1: audio file '/dev/null' is not a regular file")):
+        list_inputs(listed)

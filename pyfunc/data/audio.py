@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from pyfunc.data.atomic import atomic_path
+from pyfunc.data.atomic import PathLike, atomic_path
 from pyfunc.errors import DataError
 
 SAMPLE_RATE = 16000
@@ -74,6 +74,14 @@ def wav_truncation(path: str | Path) -> str | None:
     return None
 
 
+def missing_file_reason(path: PathLike) -> str:
+    """Why ``path`` is not a regular file one can read: ``not found``, ``is a directory`` or ``is not a regular
+    file`` (a device such as /dev/null, a FIFO, a socket)."""
+    if not os.path.exists(path):
+        return "not found"
+    return "is a directory" if os.path.isdir(path) else "is not a regular file"
+
+
 def read_samples(entry: str, where: str) -> tuple[np.ndarray, int]:
     """``(float64 samples x channels, sample rate)`` of a ``wav.scp`` entry: a file or a pipe command.
 
@@ -82,7 +90,7 @@ def read_samples(entry: str, where: str) -> tuple[np.ndarray, int]:
     source: str | io.BytesIO = _read_pipe(entry, where) if is_pipe(entry) else entry
     if isinstance(source, str):
         if not Path(source).is_file():
-            raise DataError(f"{where}: audio file {source!r} not found")
+            raise DataError(f"{where}: audio file {source!r} {missing_file_reason(source)}")
         truncated = wav_truncation(source)
         if truncated:
             raise DataError(f"{where}: audio file {source!r} is {truncated}")
@@ -142,7 +150,7 @@ def check_wav_entry(scp_path: Path | str, utt: str, entry: str) -> None:
     if is_pipe(entry):
         return
     if not Path(entry).is_file():
-        raise DataError(f"{where}: audio file {entry!r} not found")
+        raise DataError(f"{where}: audio file {entry!r} {missing_file_reason(entry)}")
     try:
         info = soundfile.info(entry)
     except (RuntimeError, soundfile.LibsndfileError) as err:

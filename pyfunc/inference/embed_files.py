@@ -26,6 +26,7 @@ import soundfile
 
 from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.atomic import PathLike, atomic_path, write_lines
+from pyfunc.data.audio import missing_file_reason
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError
 from pyfunc.inference.api import SpeakerModel
@@ -86,7 +87,7 @@ def list_inputs(source: PathLike, kind: str = "auto") -> dict[str, str]:
                     continue
                 path = Path(line)
                 if not path.is_file():
-                    raise DataError(f"{source}:{number}: audio file {line!r} not found")
+                    raise DataError(f"{source}:{number}: audio file {line!r} {missing_file_reason(path)}")
                 paths.append(path.absolute())
         if not paths:
             raise DataError(f"{source}: no audio files listed")
