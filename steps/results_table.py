@@ -6,7 +6,8 @@ Usage: steps/results_table.py --data DATA --lists test,test_hard [--scorings cos
 For each list L it reads the trials DATA/L/trials and, for each MODEL_DIR and scoring S, the scores
 MODEL_DIR/scores/L_S (a scoring without a score file is left out). It prints and writes one table (OUT),
 one per list (OUT_L) and, with --plot-dir, each list's DET curves and score histograms. Rows are named by
-their score files (steps/summarize_results.py reads the tables).
+their score files (steps/summarize_results.py reads the tables). With --combined false only the tables OUT_L
+are written: OUT, the table of the recipe's default test sets, is left as it is (a run.sh --test-data DIR).
 """
 
 import argparse
@@ -24,6 +25,8 @@ def main() -> None:
                         help="minDCF target prior (repeatable; default 0.01 and 0.05)")
     parser.add_argument("--plot-dir", default=None, help="draw each list's DET curves and histograms here")
     parser.add_argument("--out", required=True, help="results table to write")
+    parser.add_argument("--combined", default="true", choices=("true", "false"),
+                        help="write OUT too, not only OUT_LIST per list (false: leave OUT as it is) [true]")
     parser.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR")
     args = parser.parse_args()
 
@@ -32,7 +35,7 @@ def main() -> None:
 
     rows = results_table(args.data, args.model_dirs, [s for s in args.lists.split(",") if s],
                          [s for s in args.scorings.split(",") if s], args.out, args.p_target or (0.01, 0.05),
-                         args.plot_dir)
+                         args.plot_dir, combined=args.combined == "true")
     print(format_results_table(rows), end="")
 
 

@@ -263,3 +263,24 @@ def test_audio_that_is_a_folder_or_a_device_says_so(tmp_path: Path) -> None:
     listed.write_text("/dev/null\n")
     with pytest.raises(DataError, match=re.escape("list.txt:1: audio file '/dev/null' is not a regular file")):
         list_inputs(listed)
+
+
+# ------------------------------------------------------------------------------------------------
+# Item 8: a --test-data run does not replace MODEL/results, the table of the default test sets
+
+
+def test_results_table_of_one_set_leaves_the_full_table(capsys, tmp_path: Path) -> None:
+    from fault_helpers import run_step
+
+    model = tmp_path / "model"
+    (model / "scores").mkdir(parents=True)
+    for name in ("test", "other"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "trials").write_text("a b target\na c nontarget\nb c nontarget\nc d target\n")
+        (model / "scores" / f"{name}_cosine").write_text("a b 0.9\na c 0.1\nb c 0.3\nc d 0.2\n")
+    common = ["--data", tmp_path / "data", "--scorings", "cosine", "--out", model / "results"]
+    assert run_step(capsys, "results_table.py", *common, "--lists", "test", model)[0] == 0
+    full = (model / "results").read_text()
+    assert run_step(capsys, "results_table.py", *common, "--lists", "other", "--combined", "false", model)[0] == 0
+    assert (model / "results").read_text() == full and "other_cosine" not in full
+    assert "other_cosine" in (model / "results_other").read_text()

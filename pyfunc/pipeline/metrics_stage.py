@@ -34,8 +34,9 @@ def evaluate_stage(trials: PathLike, score_files: Sequence[PathLike], out: PathL
 
 def results_table(data_root: PathLike, model_dirs: Sequence[PathLike], lists: Sequence[str],
                   scorings: Sequence[str], out: PathLike, p_targets: Sequence[float] = DEFAULT_P_TARGETS,
-                  plot_dir: PathLike | None = None) -> list[dict]:
-    """Stage 6 over several trial lists and model dirs: one table ``out`` (and ``out_LIST`` per list).
+                  plot_dir: PathLike | None = None, combined: bool = True) -> list[dict]:
+    """Stage 6 over several trial lists and model dirs: one table ``out`` (and ``out_LIST`` per list; without
+    ``combined`` only those, leaving ``out``, the table of the default test sets, as it is).
 
     List ``L`` has its trials in ``DATA_ROOT/L/trials`` and, for each model dir ``M`` and scoring
     ``S``, its scores in ``M/scores/L_S``; scorings a model dir has no score file for (a calibration
@@ -53,5 +54,6 @@ def results_table(data_root: PathLike, model_dirs: Sequence[PathLike], lists: Se
         trials = Path(data_root) / name / "trials"
         list_rows = evaluate_stage(trials, files, f"{out}_{name}", p_targets=p_targets, plot_dir=plot_dir)
         rows += list_rows
-    write_results(out, rows)
+    if combined:
+        write_results(out, rows)
     return rows
