@@ -271,7 +271,7 @@ def test_cli_refuses_a_source_without_the_pinned_commit(fake_repos, tmp_path):
 
 def test_counts_and_formats(prepared):
     expected = {  # speakers, utterances, trials, target trials
-        "train": (4, 12, 0, 0), "train_libri": (4, 4, 0, 0), "train_all": (8, 16, 0, 0), "cohort": (4, 8, 0, 0),
+        "train": (4, 12, 0, 0), "train_libri": (4, 4, 0, 0), "train_all": (8, 16, 0, 0), "cohort": (8, 12, 0, 0),
         "dev": (2, 8, 8, 8), "test_dsp": (2, 8, 16, 8), "test_arabic": (2, 8, 16, 8), "test_libri": (3, 9, 36, 9),
         "augment/musan_noise": (6, 6, 0, 0), "augment/musan_speech": (4, 4, 0, 0),
         "augment/musan_music": (1, 1, 0, 0), "augment/rirs": (5, 5, 0, 0)}

@@ -15,7 +15,7 @@ stamp records the same parameters, otherwise rebuilt whole and renamed into plac
 - ``augment``: ``musan_noise`` (real noises), ``musan_speech`` (the train-clean-100 clips, for babble),
   ``musan_music`` (the mini corpus's synthetic music) and ``rirs`` (measured and simulated rooms);
 - ``train_all`` (train + train_libri) and ``cohort`` (:attr:`SetSizes.cohort_per_speaker` utterances per
-  speaker of ``train``), rewritten only when their content changes.
+  speaker of ``train_all``), rewritten only when their content changes.
 
 Each word set has ``utt2words`` (the words of each utterance, in order); every set has ``utt2src`` (the
 source files, percent-encoded: ``dataset/zoom%20in/...``, as Kaldi tables split on spaces).
@@ -334,7 +334,11 @@ def write_if_changed(out_dir: Path, make: Callable[[], None], expected: DataDir)
 
 
 def prepare_combined(data_root: Path, config: PrepConfig) -> None:
-    """``train_all`` = ``train`` + ``train_libri``; ``cohort`` = the first utterances of each ``train`` speaker."""
+    """``train_all`` = ``train`` + ``train_libri``; ``cohort`` = the first utterances of each ``train_all`` speaker.
+
+    The cohort spans every training speaker, the 251 LibriSpeech ones included (one clip each): AS-norm's
+    top-N then picks the cohort speakers closest to each side, words or read sentences alike.
+    """
     parts = [load_data_dir(data_root / name, features=False) for name in ("train", "train_libri")]
     union = DataDir({k: v for p in parts for k, v in p.wav_scp.items()},
                     {k: v for p in parts for k, v in p.utt2spk.items()},
@@ -342,7 +346,7 @@ def prepare_combined(data_root: Path, config: PrepConfig) -> None:
     inputs = [data_root / "train", data_root / "train_libri"]
     write_if_changed(data_root / "train_all", lambda: combine_data_dirs(data_root / "train_all", inputs), union)
     validate_data_dir(data_root / "train_all", check_wavs=False)
-    subset_per_speaker(data_root / "train", data_root / "cohort", config.sizes.cohort_per_speaker)
+    subset_per_speaker(data_root / "train_all", data_root / "cohort", config.sizes.cohort_per_speaker)
 
 
 def write_sources(data_root: Path, checkouts: list[Checkout]) -> None:
