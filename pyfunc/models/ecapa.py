@@ -76,6 +76,14 @@ class Bottle2neck(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 count: torch.Tensor | None = None) -> torch.Tensor:
         """``mask`` (B, 1, T) marks the valid frames of a zero-padded batch and ``count`` (B, 1, 1) counts them."""
+        out = self.residual_branch(x, mask)
+        out = out * self.se.gate(out, mask, count)
+        out += x
+        return out
+
+    def residual_branch(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The block's output before the squeeze-excitation gate and the residual add; each output frame
+        depends on the input frames within :meth:`context_frames` of it."""
         out = self.bn1(self.relu(self.conv1(x)))
         spx = torch.split(out, self.width, 1)
         parts = []
@@ -87,10 +95,11 @@ class Bottle2neck(nn.Module):
             sp = self.bns[i](self.relu(self.convs[i](inp)))
             parts.append(sp)
         parts.append(spx[self.nums])
-        out = self.bn3(self.relu(self.conv3(torch.cat(parts, dim=1))))
-        out = out * self.se.gate(out, mask, count)
-        out += x
-        return out
+        return self.bn3(self.relu(self.conv3(torch.cat(parts, dim=1))))
+
+    def context_frames(self) -> int:
+        """Frames on each side that one output frame of :meth:`residual_branch` reads: the chained Res2Net convs'."""
+        return sum((conv.kernel_size[0] // 2) * conv.dilation[0] for conv in self.convs)
 
 
 class ECAPATDNN(nn.Module):
@@ -191,17 +200,26 @@ class ECAPATDNN(nn.Module):
             mean = x.sum(dim=2, keepdim=True) / count
             var = ((x - mean).square() * mask).sum(dim=2, keepdim=True) / (count - 1)
         std = var.clamp(min=STD_FLOOR).sqrt()
-        context_conv, relu, norm, tanh, score_conv, softmax_over_time = self.attention
-        # context_conv on cat(x, mean, std) repeated over time == W_x x + (W_mean mean + W_std std + b)
-        w_x, w_mean, w_std = context_conv.weight.squeeze(2).split(POOL_CHANNELS, dim=1)
-        utt_term = torch.matmul(w_mean, mean) + torch.matmul(w_std, std) + context_conv.bias.view(-1, 1)
-        h = score_conv(tanh(norm(relu(torch.matmul(w_x, x) + utt_term))))
+        h = self.attention_logits(x, mean, std)
         if mask is not None:
             h = h.masked_fill(mask == 0, float("-inf"))
-        w = softmax_over_time(h)
+        w = self.attention[5](h)  # softmax over time
         xw = x * w
         mu = xw.sum(dim=2)
         sg = ((xw * x).sum(dim=2) - mu.square()).clamp(min=STD_FLOOR).sqrt()
+        return self.embed_statistics(mu, sg)
+
+    def attention_logits(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """Attention scores (B, 1536, T) before the softmax over time, of frames ``x`` (B, 1536, T) given the
+        utterance's ``mean`` and ``std`` (B, 1536, 1)."""
+        context_conv, relu, norm, tanh, score_conv, _ = self.attention
+        # context_conv on cat(x, mean, std) repeated over time == W_x x + (W_mean mean + W_std std + b)
+        w_x, w_mean, w_std = context_conv.weight.squeeze(2).split(POOL_CHANNELS, dim=1)
+        utt_term = torch.matmul(w_mean, mean) + torch.matmul(w_std, std) + context_conv.bias.view(-1, 1)
+        return score_conv(tanh(norm(relu(torch.matmul(w_x, x) + utt_term))))
+
+    def embed_statistics(self, mu: torch.Tensor, sg: torch.Tensor) -> torch.Tensor:
+        """Embeddings (B, embed_dim) from the attention-weighted mean and standard deviation (B, 1536)."""
         out = self.bn5(torch.cat((mu, sg), dim=1))
         return self.bn6(self.fc6(out))
 
