@@ -22,6 +22,7 @@ from pyfunc.cli import inspect_commands as inspect
 from pyfunc.data.audio import allow_pipes
 from pyfunc.inference.api import load_model
 from pyfunc.inference.embed_files import embed_to, list_inputs
+from pyfunc.inference.long_audio import DEFAULT_MAX_CHUNK_SECONDS
 from pyfunc.inference.onnx_export import export_onnx
 from pyfunc.inference.register import enroll_speaker, identify_speaker
 from pyfunc.scoring.results_summary import summarize
@@ -37,12 +38,25 @@ def add_verify_args(parser: argparse.ArgumentParser) -> None:
                         help="decision threshold on the score (default: the model's operating point, "
                              "MODEL_DIR/calibration.yaml, set by steps/calibrate.py)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+    add_long_audio_args(parser)
+
+
+def add_long_audio_args(parser: argparse.ArgumentParser, windows: bool = False) -> None:
+    parser.add_argument("--max-chunk-seconds", type=float, default=DEFAULT_MAX_CHUNK_SECONDS, metavar="SECONDS",
+                        help="recordings longer than this are embedded block-wise, in blocks of this length: the "
+                             "same embedding up to float rounding, with less memory (0: never) "
+                             f"[{DEFAULT_MAX_CHUNK_SECONDS:g}]")
+    if windows:
+        parser.add_argument("--segment", type=float, default=None, metavar="SECONDS",
+                            help="one embedding per window of this length, keyed <key>-<start ms>-<end ms>")
+        parser.add_argument("--shift", type=float, default=None, metavar="SECONDS",
+                            help="with --segment: seconds between window starts [the segment length]")
 
 
 def run_verify(args: argparse.Namespace) -> int:
     """Print the score (and calibrated LLR), the threshold with where it came from, and the decision;
     exit status 0 whatever the decision."""
-    model = load_model(args.model_dir, args.device)
+    model = load_model(args.model_dir, args.device, args.max_chunk_seconds)
     result = model.verify(args.audio[0], args.audio[1], threshold=args.threshold)
     print(f"score {result.score:.6f}")
     if result.llr is not None:
@@ -71,6 +85,7 @@ def add_embed_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-frames", type=int, default=None,
                         help="batch size x longest input in frames (default: the model's extract.batch_frames; "
                              "0: automatic)")
+    add_long_audio_args(parser, windows=True)
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -78,8 +93,9 @@ def run_embed(args: argparse.Namespace) -> int:
     if args.allow_pipes:
         allow_pipes(True)
     table = list_inputs(args.input, args.input_type)
-    model = load_model(args.model_dir, args.device)
-    for path in embed_to(model, table, args.out, source=args.input, batch_frames=args.batch_frames):
+    model = load_model(args.model_dir, args.device, args.max_chunk_seconds)
+    for path in embed_to(model, table, args.out, source=args.input, batch_frames=args.batch_frames,
+                         segment=args.segment, shift=args.shift):
         print(path)
     return 0
 

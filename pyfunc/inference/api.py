@@ -35,15 +35,21 @@ from pyfunc.config import Config
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio_convert import convert_samples, read_audio_converted
 from pyfunc.errors import ConfigError, DataError
-from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
+from pyfunc.features.kaldi_fbank import read_kaldi_conf
 from pyfunc.features.seed_logmel import SEED_SAMPLE_RATE
 from pyfunc.inference.batching import (
     MIN_FRAMES,
     check_waveform_length,
     crop_length,
     embed_crops,
-    embed_items,
     resolve_batch_frames,
+)
+from pyfunc.inference.long_audio import (
+    DEFAULT_MAX_CHUNK_SECONDS,
+    check_max_chunk_seconds,
+    chunk_frames,
+    embed_items_long,
+    fbank_input,
 )
 from pyfunc.models.ecapa import ECAPATDNN
 from pyfunc.models.model_dir import load_model_dir
@@ -116,6 +122,7 @@ class SpeakerModel:
         self.fbank_options = fbank_options
         self.operating_point = operating_point
         self._mean: tuple[EmbeddingMean | None] | None = None  # read on first use: embedding needs no mean
+        self.max_chunk_seconds = DEFAULT_MAX_CHUNK_SECONDS  # longer inputs are embedded block-wise (0: never)
         if encoder.frontend == "fbank":
             if fbank_options is None:
                 raise ConfigError(f"{model_dir}: a fbank model needs fbank options")
@@ -150,7 +157,7 @@ class SpeakerModel:
         window = int(self.sample_rate * float(self.fbank_options.get("frame_length", 25.0)) * 0.001)
         if samples.shape[0] < window:  # torchaudio's fbank asserts on inputs shorter than one frame
             raise DataError(f"{where}: {samples.shape[0]} samples give 0 fbank frames; need at least {MIN_FRAMES}")
-        feats = compute_fbank(samples, self.fbank_options)
+        feats = fbank_input(samples, self.fbank_options, self.max_chunk_frames)
         if feats.shape[0] < MIN_FRAMES:
             raise DataError(f"{where}: {samples.shape[0]} samples give {feats.shape[0]} fbank frame(s); "
                             f"need at least {MIN_FRAMES}")
@@ -161,8 +168,14 @@ class SpeakerModel:
         return self.model_input(self.load_audio(audio, sample_rate, where), where)
 
     def embed_inputs(self, items: Sequence[np.ndarray], batch_frames: int | None = None) -> np.ndarray:
-        """Full-utterance embeddings (len(items), dim) of model inputs, in length-sorted batches."""
-        return embed_items(self.encoder, items, self._batch_frames(batch_frames))
+        """Full-utterance embeddings (len(items), dim) of model inputs, in length-sorted batches; inputs longer
+        than ``max_chunk_seconds`` block-wise (:mod:`pyfunc.inference.long_audio`)."""
+        return embed_items_long(self.encoder, items, self._batch_frames(batch_frames), self.max_chunk_frames)
+
+    @property
+    def max_chunk_frames(self) -> int:
+        """``max_chunk_seconds`` in model frames (0: never block-wise)."""
+        return chunk_frames(self.max_chunk_seconds, self.fbank_options if self.encoder.frontend == "fbank" else None)
 
     def _batch_frames(self, batch_frames: int | None) -> int:
         return resolve_batch_frames(batch_frames if batch_frames is not None else self.config.extract.batch_frames,
@@ -242,9 +255,12 @@ class SpeakerModel:
         return Verification(pair.score, point.threshold, bool(llr >= point.threshold), point.describe(), llr)
 
 
-def load_model(model_dir: PathLike, device: str | torch.device = "cpu") -> SpeakerModel:
+def load_model(model_dir: PathLike, device: str | torch.device = "cpu",
+               max_chunk_seconds: float = DEFAULT_MAX_CHUNK_SECONDS) -> SpeakerModel:
     """Load a model directory (``config.yaml`` + ``model.pt``; optional ``fbank.conf``, ``embedding_mean.vec``,
-    ``calibration.yaml`` or a legacy ``threshold.yaml``)."""
+    ``calibration.yaml`` or a legacy ``threshold.yaml``). Recordings longer than ``max_chunk_seconds`` are
+    embedded block-wise (0: never; :mod:`pyfunc.inference.long_audio`)."""
+    max_chunk_seconds = check_max_chunk_seconds(max_chunk_seconds)
     encoder, config = load_model_dir(model_dir, device)
     options = None
     if encoder.frontend == "fbank":
@@ -253,7 +269,9 @@ def load_model(model_dir: PathLike, device: str | torch.device = "cpu") -> Speak
         if int(options.get("num_mel_bins", 23)) != encoder.feat_dim:
             raise ConfigError(f"{conf}: --num-mel-bins={options.get('num_mel_bins', 23)}, but "
                               f"the model of {model_dir} takes {encoder.feat_dim}-dim features")
-    return SpeakerModel(encoder, config, model_dir, options, read_operating_point(model_dir))
+    model = SpeakerModel(encoder, config, model_dir, options, read_operating_point(model_dir))
+    model.max_chunk_seconds = max_chunk_seconds
+    return model
 
 
 def embed(model: SpeakerModel, audio: Audio | Iterable[Audio], sample_rate: int | None = None) -> np.ndarray:

@@ -28,8 +28,11 @@ from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.atomic import PathLike, atomic_path, write_lines
 from pyfunc.data.audio import missing_file_reason
 from pyfunc.data.tables import read_scp
-from pyfunc.errors import DataError
+from pyfunc.errors import ConfigError, DataError
 from pyfunc.inference.api import SpeakerModel
+from pyfunc.inference.batching import input_frames
+from pyfunc.inference.long_audio import window_key
+from pyfunc.inference.windows import iter_window_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ INPUT_KINDS = ("auto", "dir", "list", "scp")
 AUDIO_SUFFIXES = frozenset("." + fmt.lower() for fmt in soundfile.available_formats()) | {".wav", ".flac", ".ogg"}
 
 POOL_UTTS = 64  # utterances read and embedded together (sorted by length within the pool)
+
+POOL_FRAMES = 100_000  # ... and about this many input frames at most (1000 s): long recordings are not held 64 at once
 
 
 def _key_of(path: Path, root: Path) -> str:
@@ -97,29 +102,50 @@ def list_inputs(source: PathLike, kind: str = "auto") -> dict[str, str]:
 
 
 def iter_embeddings(model: SpeakerModel, table: dict[str, str], source: str = "",
-                    batch_frames: int | None = None, crops: bool = False
-                    ) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
-    """Yield ``(key, embedding, crop embeddings or None)`` in the table's order."""
-    keys = list(table)
-    for start in range(0, len(keys), POOL_UTTS):
-        pool = keys[start:start + POOL_UTTS]
-        inputs = []
-        for key in pool:
+                    batch_frames: int | None = None, crops: bool = False, segment: float | None = None,
+                    shift: float | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    """Yield ``(key, embedding, crop embeddings or None)`` in the table's order; with ``segment`` (seconds)
+    one per sliding window of each recording (``shift`` seconds apart, default ``segment``), keyed
+    ``<key>-<start ms>-<end ms>`` (:mod:`pyfunc.inference.windows`)."""
+    if segment is not None:
+        for key, entry in table.items():
             where = f"{source}: {key}" if source else key
-            inputs.append(model.model_input(model.load_audio(table[key], where=where), where))
+            samples = model.load_audio(entry, where=where)
+            for start, end, emb, crop_emb in iter_window_embeddings(
+                    model, samples, segment, segment if shift is None else shift, where, batch_frames, crops):
+                yield window_key(key, start, end, model.sample_rate), emb, crop_emb
+        return
+    keys = list(table)
+    pool: list[str] = []
+    inputs: list[np.ndarray] = []
+    frames = 0
+    for number, key in enumerate(keys, start=1):
+        where = f"{source}: {key}" if source else key
+        inputs.append(model.model_input(model.load_audio(table[key], where=where), where))
+        pool.append(key)
+        frames += input_frames(model.encoder.frontend, inputs[-1])
+        if len(pool) < POOL_UTTS and frames < POOL_FRAMES and number < len(keys):
+            continue
         full = model.embed_inputs(inputs, batch_frames)
         crop_emb = model.embed_crop_inputs(inputs, batch_frames) if crops else None
-        for row, key in enumerate(pool):
-            yield key, full[row], crop_emb[row] if crop_emb is not None else None
+        for row, pooled in enumerate(pool):
+            yield pooled, full[row], crop_emb[row] if crop_emb is not None else None
+        pool, inputs, frames = [], [], 0
 
 
 def embed_to(model: SpeakerModel, table: dict[str, str], out: PathLike, source: str = "",
-             batch_frames: int | None = None) -> list[Path]:
-    """Embed every entry of ``table`` into ``out`` (see the module docstring); the files written."""
+             batch_frames: int | None = None, segment: float | None = None, shift: float | None = None
+             ) -> list[Path]:
+    """Embed every entry of ``table`` into ``out`` (see the module docstring); the files written.
+
+    With ``segment``: one embedding per sliding window instead (see :func:`iter_embeddings`)."""
+    if shift is not None and segment is None:
+        raise ConfigError("a window shift needs a window length (segment)")
+    windows = {"segment": segment, "shift": shift}
     out = Path(out)
     if out.suffix == ".npy":
         keys, rows = [], []
-        for key, emb, _ in iter_embeddings(model, table, source, batch_frames):
+        for key, emb, _ in iter_embeddings(model, table, source, batch_frames, **windows):
             keys.append(key)
             rows.append(emb)
         keys_path = out.with_suffix(".keys")
@@ -132,7 +158,7 @@ def embed_to(model: SpeakerModel, table: dict[str, str], out: PathLike, source: 
     elif out.suffix in (".ark", ".scp"):
         ark, scp = out.with_suffix(".ark"), out.with_suffix(".scp")
         with ArkScpWriter(ark, scp) as write:
-            for key, emb, _ in iter_embeddings(model, table, source, batch_frames):
+            for key, emb, _ in iter_embeddings(model, table, source, batch_frames, **windows):
                 write(key, emb)
         written = [ark, scp]
     else:
@@ -141,7 +167,7 @@ def embed_to(model: SpeakerModel, table: dict[str, str], out: PathLike, source: 
             write = stack.enter_context(ArkScpWriter(out / "xvector.ark", out / "xvector.scp"))
             write_crops = stack.enter_context(ArkScpWriter(out / "xvector_crops.ark", out / "xvector_crops.scp")) \
                 if crops else None
-            for key, emb, crop_emb in iter_embeddings(model, table, source, batch_frames, crops):
+            for key, emb, crop_emb in iter_embeddings(model, table, source, batch_frames, crops, **windows):
                 write(key, emb)
                 if write_crops is not None:
                     write_crops(key, crop_emb)
