@@ -81,7 +81,7 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     assert sorted((exp / "lm" / "models").glob("epoch_*.pt"))[-1].name == "epoch_1.pt"  # fine-tuned from exp
     for log in (exp / "log", exp / "lm" / "log"):
         assert (log / "train.log").is_file() and (log / "history.tsv").is_file()
-    assert "initialised the weights from" in (exp / "lm" / "log" / "train.log").read_text()
+    assert "train.init_model: encoder and classifier head from" in (exp / "lm" / "log" / "train.log").read_text()
 
     trials = [line.split() for line in (data / "test" / "trials").read_text().splitlines()]
     for model in (exp / "lm", exp / "untrained"):
