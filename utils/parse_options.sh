@@ -4,12 +4,15 @@
 # that already exist, and stops with an error on an unknown option. An option whose
 # default is true or false is boolean: its value must be true or false (Kaldi's was_bool
 # check), so "--force yes" is an error rather than false. "--help" prints the header
-# comment (lines starting with "# ") of $script_path, or of $0 when unset. "--" ends the options.
+# comment (lines starting with "# ") of $script_path, or of $0 when unset, then runs the function
+# help_more when the script defines one (a recipe's stage table). "--" ends the options.
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; break ;;  # the end of the options: the rest are arguments
     --help|-h)
-      sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${script_path:-$0}"; exit 0 ;;
+      sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${script_path:-$0}"
+      if declare -F help_more >/dev/null; then echo; help_more; fi
+      exit 0 ;;
     --*=*)
       _name="${1%%=*}"; _value="${1#*=}"; shift ;;
     --*)

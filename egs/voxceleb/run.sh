@@ -6,19 +6,14 @@
 #   bash run.sh --stage 4 --stop-stage 6                 # rescore with the embeddings of an earlier run
 #   bash run.sh --stage 3 --model-dir exp/seed_import    # evaluate another model dir (e.g. an imported seed model)
 #
-# Stages (the same steps/*.py as the top-level recipe; data/ and exp/ relative to this folder):
-#   0  data: DATA/vox2_dev (training), DATA/vox1 (all of VoxCeleb1), the official lists converted to Kaldi
-#      trials in DATA/{vox1_o,vox1_e,vox1_h}/trials (with data dirs of their utterances), DATA/vox1_eval
-#      (the utterances of the --lists), DATA/musan_{noise,music,speech} (5 s segments), DATA/rirs
-#   1  fbank front end only: Kaldi-style augmented copies of vox2_dev (steps/augment_data_dir.py,
-#      steps/combine_data_dirs.py), fbank of vox2_dev, its copies and vox1_eval; the seed front end needs none
-#   2  training through torchrun (on-the-fly waveform augmentation with the seed front end)
-#   3  embeddings of DATA/vox1_eval, and of the AS-norm cohort (VoxCeleb2 dev, or DATA/vox2_cohort) with the
-#      full-utterance protocol only, then the cohort's speaker means once (spk_xvector.scp)
-#   4  cosine scoring of every trial list
-#   5  AS-norm scoring (cohort: mean embeddings of the VoxCeleb2 training speakers)
-#   6  EER, minDCF, Cllr, min Cllr, actual DCF (p_target 0.01, 0.05) of every list and scoring:
-#      EXP/results (one table), EXP/results_LIST, DET and score plots in EXP/plots
+# This recipe's data (stage 0, local/prepare_data.sh; data/ and exp/ relative to this folder): DATA/vox2_dev
+# (training), DATA/vox1 (all of VoxCeleb1), the official lists converted to Kaldi trials in
+# DATA/{vox1_o,vox1_e,vox1_h}/trials (with data dirs of their utterances), DATA/vox1_eval (the utterances of the
+# --lists: the one embedding set every list is scored with), DATA/musan_{noise,music,speech} (5 s segments),
+# DATA/rirs. Stage 1 works only for the fbank front end: Kaldi-style augmented copies of vox2_dev (--aug-kinds),
+# fbank of vox2_dev, its copies, the cohort and vox1_eval; the seed front end reads wav.scp and augments on the
+# fly. The AS-norm cohort is VoxCeleb2 dev (or DATA/vox2_cohort); stage 6 reports EER, minDCF, Cllr, min Cllr
+# and actual DCF without calibration. The stages themselves are listed below (steps/run_stages.py runs them).
 #
 # Options (defaults in brackets; relative paths are relative to this folder, egs/voxceleb, as in Kaldi):
 #   --stage N --stop-stage M                 stages to run [0, 6]
@@ -60,6 +55,7 @@ set -euo pipefail
 script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # for --help after the cd
 cd "$(dirname "$0")"
 . ./path.sh
+help_more() { steps/run_stages.py --describe; }  # --help: the stage table after the options
 
 stage=0
 stop_stage=6
@@ -99,164 +95,31 @@ status=false
 . utils/parse_options.sh
 random_seed=${aug_seed:-$random_seed}
 
-log() { echo "$(date '+%F %T') run.sh: $*"; }
-die() { echo "$(date '+%F %T') run.sh: error: $*" >&2; exit 1; }
-
-# Option values as lists (no work is done before the stages).
-read -r -a vox1_roots <<< "$vox1_root"
+# This recipe's data: the trial lists (scored with the embeddings of vox1_eval), the cohort, and what stage 0
+# makes from the corpora given (for --status).
 IFS=, read -r -a list_names <<< "$lists"
-IFS=, read -r -a kinds <<< "$aug_kinds"
-[ ${#list_names[@]} -gt 0 ] || die "--lists is empty"
 list_dirs=("${list_names[@]/#/$data/}")
-train_config=$exp/conf/train.yaml  # the effective config: the base YAML, the augmentation sources, --overrides
-final=$exp
-[ -n "$lm_config" ] && final=$exp/lm
-m=${model_dir:-$final}
-if [ "$cohort_per_spk" -gt 0 ]; then cohort_data=$data/vox2_cohort; else cohort_data=$data/vox2_dev; fi
+cohort_data=$data/vox2_dev
+if [ "$cohort_per_spk" != 0 ]; then cohort_data=$data/vox2_cohort; fi
+made=()
+if [ -n "$vox2_root" ]; then made+=("$data/vox2_dev"); fi
+if [ -n "$vox2_root" ] && [ "$cohort_per_spk" != 0 ]; then made+=("$data/vox2_cohort"); fi
+if [ -n "$vox1_root" ]; then made+=("$data/vox1" "$data/vox1_eval" "${list_dirs[@]}"); fi
+if [ -n "$musan_root" ]; then made+=("$data"/musan_{noise,music,speech}); fi
+if [ -n "$rirs_root" ]; then made+=("$data/rirs"); fi
 
-if [ "$status" = true ]; then  # what each stage would do now, and why (pyfunc/pipeline/recipe_status.py)
-  exec steps/recipe_status.py voxceleb --stage "$stage" --stop-stage "$stop_stage" --data "$data" --exp "$exp" \
-    --config "$config" --lm-config "$lm_config" --overrides "$overrides" --feat-dir "$feat_dir" \
-    --fbank-conf "$fbank_conf" --compress "$compress" --lists "$lists" \
-    --aug-kinds "$aug_kinds" --cohort-per-spk "$cohort_per_spk" --model-dir "$model_dir" --vox1-root "$vox1_root" \
-    --vox2-root "${vox2_wav_dir:-$vox2_root}" --musan-root "$musan_root" --rirs-root "$rirs_root"
-fi
-
-# VoxCeleb2 as m4a: wav.scp holds ffmpeg pipe commands, which stages 1-3 run only with --allow-pipes.
-set_pipe_opts() {
-  pipe_opts=()
-  if [ -f "$data/vox2_dev/wav.scp" ] && grep -q '|[[:space:]]*$' "$data/vox2_dev/wav.scp"; then
-    case "$allow_pipes" in
-      auto|true)
-        pipe_opts=(--allow-pipes)
-        command -v ffmpeg >/dev/null || die "$data/vox2_dev/wav.scp decodes m4a with ffmpeg, which is not \
-installed; install it (apt-get install ffmpeg) or convert first (--vox2-wav-dir DIR)"
-        [ -n "${pipe_note:-}" ] || log "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read" \
-          "(training refuses that); stage 0 with --vox2-wav-dir DIR converts once"
-        pipe_note=done ;;
-      false) ;;
-      *) die "--allow-pipes must be auto, true or false, got $allow_pipes" ;;
-    esac
-  elif [ "$allow_pipes" = true ]; then
-    pipe_opts=(--allow-pipes)
-  fi
-}
-
-# The front end of the effective config (stage 1 makes features only for fbank) and the training data.
-set_frontend() {
-  [ -f "$train_config" ] || die "$train_config not found; run stage 1 or 2 first (they write it)"
-  frontend=$(steps/make_config.py --get model.frontend "$train_config")
-  if [ "$frontend" = fbank ] && [ ${#kinds[@]} -gt 0 ]; then
-    train_data=$data/vox2_dev_combined
-  else
-    train_data=$data/vox2_dev
-  fi
-}
-
-if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
-  log "stage 0: data preparation ($data)"
-  [ -n "$vox1_root$vox2_root$musan_root$rirs_root" ] || \
-    die "stage 0 needs the corpora: give --vox1-root, --vox2-root, --musan-root and --rirs-root (see --help)"
-  mkdir -p "$data"
-  if [ -n "$vox1_root$vox2_root" ]; then
-    args=(--data "$data" --nj "$nj" --vox2-audio "$vox2_audio" --vox2-wav-dir "$vox2_wav_dir" \
-      --trial-subsets "$lists" --cohort-per-spk "$cohort_per_spk")
-    [ -n "$vox2_root" ] && args+=(--vox2-root "$vox2_root")
-    if [ ${#vox1_roots[@]} -gt 0 ]; then
-      trials_dir=${trials_dir:-${vox1_roots[0]}}
-      [ -d "$trials_dir" ] || die "--trials-dir $trials_dir: folder not found (it holds veri_test2.txt etc.)"
-      args+=(--vox1-root "${vox1_roots[@]}" --meta-dir "$trials_dir" --lists "$lists")
-    fi
-    local/prepare_voxceleb.py "${args[@]}"
-  fi
-  if [ -n "$musan_root" ]; then
-    local/prepare_musan.py --nj "$nj" "$musan_root" "$data"
-  fi
-  if [ -n "$rirs_root" ]; then
-    local/prepare_rirs.py --nj "$nj" "$rirs_root" "$data/rirs"
-  fi
-fi
-
-if [ $stage -le 2 ] && [ $stop_stage -ge 1 ]; then
-  log "writing the effective config $train_config"
-  mkdir -p "$data" "$exp"
-  data_abs=$(cd "$data" && pwd)
-  sets=(--set "train.augment.musan_dir=$data_abs" --set "train.augment.rir_dir=$data_abs/rirs")
-  for o in $overrides; do sets+=(--set "$o"); done
-  steps/make_config.py "${sets[@]}" "$config" "$train_config"
-fi
-
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  set_pipe_opts
-  set_frontend
-  if [ "$frontend" = fbank ]; then
-    fbank() {
-      steps/make_fbank.py --nj "$nj" --cmd "$cmd" --conf "$fbank_conf" --compress "$compress" "${pipe_opts[@]}" \
-        "$1" "$feat_dir/$(basename "$1")" "$feat_dir/log"
-    }
-    log "stage 1: fbank of $data/vox2_dev"
-    fbank "$data/vox2_dev"
-    if [ ${#kinds[@]} -gt 0 ]; then
-      log "stage 1: augmented copies of $data/vox2_dev (${kinds[*]}), $aug_subset kept (0: all)"
-      steps/augment_data_dir.py --config "$train_config" --kinds "$aug_kinds" --random-seed "$random_seed" \
-        "$data/vox2_dev" "$data"
-      steps/combine_data_dirs.py --subset "$aug_subset" --random-seed "$random_seed" "$data/vox2_dev_aug" \
-        "${kinds[@]/#/$data/vox2_dev_}"
-      log "stage 1: fbank of the augmented audio of $data/vox2_dev_aug"
-      fbank "$data/vox2_dev_aug"
-      steps/combine_data_dirs.py "$data/vox2_dev_combined" "$data/vox2_dev" "$data/vox2_dev_aug"
-    fi
-    if [ "$cohort_per_spk" -gt 0 ]; then
-      log "stage 1: fbank of $data/vox2_cohort"
-      fbank "$data/vox2_cohort"
-    fi
-    log "stage 1: fbank of $data/vox1_eval"
-    fbank "$data/vox1_eval"
-  else
-    log "stage 1: nothing to do (the $frontend front end reads wav.scp; augmentation is on the fly)"
-  fi
-fi
-
-if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  set_pipe_opts
-  set_frontend
-  log "stage 2: training on $train_data ($nnodes node(s) x $nproc_per_node process(es)), log in $exp/log/train.log"
-  launch=(--nproc-per-node "$nproc_per_node" --nnodes "$nnodes" --node-rank "$node_rank"
-    --rdzv-endpoint "$rdzv_endpoint")
-  steps/train.sh "${launch[@]}" -- --config "$train_config" --data "$train_data" --exp "$exp" \
-    --device "$device" --fbank-conf "$fbank_conf" "${pipe_opts[@]}"
-  if [ -n "$lm_config" ]; then
-    data_abs=$(cd "$data" && pwd)
-    sets=(--set "train.augment.musan_dir=$data_abs" --set "train.augment.rir_dir=$data_abs/rirs"
-      --set "train.init_model=$(cd "$exp" && pwd)")
-    for o in $overrides; do sets+=(--set "$o"); done
-    steps/make_config.py "${sets[@]}" "$lm_config" "$final/conf/train.yaml"
-    log "stage 2: large-margin fine-tuning of $exp into $final, log in $final/log/train.log"
-    steps/train.sh "${launch[@]}" -- --config "$final/conf/train.yaml" --data "$train_data" --exp "$final" \
-      --device "$device" --fbank-conf "$fbank_conf" "${pipe_opts[@]}"
-  fi
-fi
-
-if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  set_pipe_opts
-  log "stage 3: embeddings of $data/vox1_eval and the cohort $cohort_data with $m"
-  steps/extract.sh --nj "$nj" --cmd "$cmd" --device "$device" --opts "${pipe_opts[*]}" --cohort "$cohort_data" \
-    "$m" "$data/vox1_eval"
-fi
-
-if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "stage 4: cosine scoring of ${list_names[*]} with $m"
-  steps/score.sh --embeddings vox1_eval "$m" "${list_dirs[@]}"
-fi
-
-if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "stage 5: AS-norm scoring of ${list_names[*]} with $m (cohort: the $(basename "$cohort_data") speakers)"
-  steps/score_norm.sh --cohort "$cohort_data" --embeddings vox1_eval ${top_n:+--top-n "$top_n"} "$m" "${list_dirs[@]}"
-fi
-
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "stage 6: EER and minDCF of ${list_names[*]}"
-  # One table of every list and scoring (and one per list, EXP/results_LIST), with each list's plots.
-  steps/results_table.py --data "$data" --lists "$lists" --scorings cosine,asnorm \
-    $([ "$plots" = true ] && echo --plot-dir "$m/plots") --out "$m/results" "$m"
-fi
+exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$status" \
+  --data "$data" --exp "$exp" --config "$config" --lm-config "$lm_config" --overrides "$overrides" \
+  --train-data "$data/vox2_dev" --test-data "${list_dirs[@]}" --embedding-set "$data/vox1_eval" \
+  --cohort-data "$cohort_data" --model-dir "$model_dir" --untrained false --fbank-conf "$fbank_conf" \
+  --feat-dir "$feat_dir" --compress "$compress" --musan-dir "$data" --rir-dir "$data/rirs" \
+  --eval-features frontend --embedding-mean false --aug-kinds "$aug_kinds" --aug-subset "$aug_subset" \
+  --aug-seed "$random_seed" --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" \
+  --nnodes "$nnodes" --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --allow-pipes "$allow_pipes" \
+  --pipe-note "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read (training refuses that);\
+ stage 0 with --vox2-wav-dir DIR converts once" \
+  --top-n "$top_n" --plots "$plots" --recipe-int "cohort-per-spk=$cohort_per_spk" \
+  --stage0-check dirs --stage0-makes "${made[@]}" \
+  -- local/prepare_data.sh --data "$data" --nj "$nj" --vox1-root "$vox1_root" --trials-dir "$trials_dir" \
+    --lists "$lists" --vox2-root "$vox2_root" --vox2-audio "$vox2_audio" --vox2-wav-dir "$vox2_wav_dir" \
+    --cohort-per-spk "$cohort_per_spk" --musan-root "$musan_root" --rirs-root "$rirs_root"

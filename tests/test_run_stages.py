@@ -1,0 +1,148 @@
+"""The one stage table (pyfunc/pipeline/stage_table.py) and its driver steps/run_stages.py: the options every
+run.sh passes are checked before any stage runs, the recipes' steps come from the table (fine-tuning is stage 2
+again with another config), a failing step stops the run with its exit status, --help prints the table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyfunc.pipeline.recipe_plan import RecipeSettings
+from pyfunc.pipeline.stage_table import STAGES, describe_stages, stage_steps
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = {"mini": REPO / "run.sh", "voxceleb": REPO / "egs" / "voxceleb" / "run.sh"}
+
+
+def _recipe(recipe: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(RECIPES[recipe]), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _driver(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "steps" / "run_stages.py"), *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "abc"], "error: --stage: expected an integer >= 0, got 'abc'"),
+    (["--stage", "6", "--stop-stage", "3"], "error: --stage 6 is after --stop-stage 3: no stage to run"),
+    (["--nj", "0"], "error: --nj: expected an integer >= 1, got '0'"),
+    (["--stop-stage", "7"], "error: --stop-stage: expected an integer from 0 to 6, got 7"),
+    (["--device", "gpu"], "error: --device: expected auto or cpu or cuda, got 'gpu'"),
+    (["--top-n", "ten"], "error: --top-n: expected an integer >= 1, got 'ten'"),
+    (["--nnodes", "2", "--node-rank", "2"], "error: --node-rank: expected 0 to 1 (--nnodes 2), got 2"),
+])
+def test_bad_options_are_one_error_line_before_any_stage(recipe: str, args: list[str], message: str,
+                                                         tmp_path: Path) -> None:
+    """Each bad value: exit 1, one `error:` line on stderr, nothing on stdout (no stage started), nothing written."""
+    proc = _recipe(recipe, *args, "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [message] and proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_recipe_own_integer_options_are_checked_first(tmp_path: Path) -> None:
+    proc = _recipe("mini", "--wide-speakers", "many", "--data", str(tmp_path / "data"))
+    assert proc.returncode == 1 and proc.stderr.splitlines() == ["error: --wide-speakers: expected an integer >= 0, "
+                                                                 "got 'many'"]
+    proc = _recipe("voxceleb", "--cohort-per-spk", "-2", "--allow-pipes", "auto")
+    assert proc.returncode == 1 and proc.stderr.splitlines() == ["error: --cohort-per-spk: expected an integer >= 0, "
+                                                                 "got '-2'"]
+    proc = _recipe("voxceleb", "--allow-pipes", "maybe")
+    assert proc.returncode == 1 and proc.stderr.splitlines() == ["error: --allow-pipes: expected auto or true or "
+                                                                 "false, got 'maybe'"]
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_help_is_the_recipe_header_and_the_one_stage_table(recipe: str) -> None:
+    proc = _recipe(recipe, "--help")
+    assert proc.returncode == 0 and proc.stdout.endswith(describe_stages())
+    assert "--stage N --stop-stage M" in proc.stdout  # the recipe's own options come first
+    for stage in STAGES:
+        assert f"  {stage.number}  {stage.name}: " in proc.stdout
+
+
+def test_the_table_numbers_its_stages_in_order() -> None:
+    assert [stage.number for stage in STAGES] == list(range(len(STAGES)))
+    assert len({stage.name for stage in STAGES}) == len(STAGES)
+
+
+def _settings(tmp_path: Path, **changes) -> RecipeSettings:
+    config = tmp_path / "c.yaml"
+    config.write_text("model: {frontend: fbank}\ntrain: {on_the_fly_features: false}\n")
+    lm = tmp_path / "lm.yaml"
+    lm.write_text("model: {frontend: fbank}\ntrain: {epochs: 1}\nloss: {margin: 0.5}\n")
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    base = dict(data=data, exp=exp, config=config, lm_config=lm, train_data=data / "train",
+                tests=[data / "o", data / "h"], embedding_set=data / "eval", cohort=data / "train",
+                fbank_conf=tmp_path / "fbank.conf", feat_dir=tmp_path / "fbank", musan_dir=data, rir_dir=data / "rirs",
+                stage0=["local/prepare.sh"], aug_kinds=["noise", "reverb"], aug_subset=5, overrides=["train.lr=0.5"],
+                untrained=False, eval_features="frontend", embedding_mean=False, nj=3)
+    return RecipeSettings(**{**base, **changes})
+
+
+def test_fine_tuning_is_the_training_stage_again_with_another_config(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    steps = [step.argv for step in stage_steps(s, 2)]
+    assert [argv[0] for argv in steps] == ["steps/make_config.py", "steps/train.sh"] * 2
+    (make_main, train_main, make_lm, train_lm) = steps
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    sets = [f"train.augment.musan_dir={data}", f"train.augment.rir_dir={data / 'rirs'}"]
+    assert make_main == ["steps/make_config.py", "--set", sets[0], "--set", sets[1], "--set", "train.lr=0.5",
+                         str(tmp_path / "c.yaml"), str(exp / "conf" / "train.yaml")]
+    assert make_lm == ["steps/make_config.py", "--set", sets[0], "--set", sets[1], "--set", f"train.init_model={exp}",
+                       "--set", "train.lr=0.5", str(tmp_path / "lm.yaml"), str(exp / "lm" / "conf" / "train.yaml")]
+    # the same training command, with the other config and experiment dir
+    swap = {str(exp / "conf" / "train.yaml"): str(exp / "lm" / "conf" / "train.yaml"), str(exp): str(exp / "lm")}
+    assert train_lm == [swap.get(arg, arg) for arg in train_main]
+    assert train_main[train_main.index("--data") + 1] == str(data / "train_combined")  # the augmented copies
+
+
+def test_steps_of_a_recipe_with_augmented_copies_and_one_embedding_set(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    data, exp, feats = tmp_path / "data", tmp_path / "exp", tmp_path / "fbank"
+    stage1 = [step.argv for step in stage_steps(s, 1)]
+    assert [(argv[0], argv[-3] if argv[0] == "steps/make_fbank.py" else None) for argv in stage1] == [
+        ("steps/make_fbank.py", str(data / "train")), ("steps/make_config.py", None),
+        ("steps/augment_data_dir.py", None), ("steps/combine_data_dirs.py", None),
+        ("steps/make_fbank.py", str(data / "train_aug")), ("steps/combine_data_dirs.py", None),
+        ("steps/make_fbank.py", str(data / "eval"))]  # the cohort is the training set: its fbank once
+    assert stage1[0] == ["steps/make_fbank.py", "--nj", "3", "--cmd", "", "--conf", str(tmp_path / "fbank.conf"),
+                         "--compress", "false", str(data / "train"), str(feats / "train"), str(feats / "log")]
+    assert stage1[1] == stage_steps(s, 2)[0].argv  # the effective config: one command (the driver runs it once)
+    stage3 = [step.argv for step in stage_steps(s, 3)]
+    assert stage3 == [["steps/extract.sh", "--nj", "3", "--cmd", "", "--device", "auto", "--opts", "", "--cohort",
+                       str(data / "train"), str(exp / "lm"), str(data / "eval")]]
+    assert [step.argv for step in stage_steps(s, 4)] == [
+        ["steps/score.sh", "--embeddings", "eval", str(exp / "lm"), str(data / "o"), str(data / "h")]]
+    stage6 = [step.argv for step in stage_steps(s, 6)]
+    assert stage6 == [["steps/results_table.py", "--data", str(data), "--lists", "o,h", "--scorings", "cosine,asnorm",
+                       "--plot-dir", str(exp / "lm" / "plots"), "--out", str(exp / "lm" / "results"), str(exp / "lm")]]
+    # the seed front end: no features at all, and stage 1 says so
+    seed = _settings(tmp_path, overrides=["model.frontend=seed", "train.on_the_fly_features=true"])
+    (nothing,) = stage_steps(seed, 1)
+    assert nothing.argv is None and nothing.log.startswith("stage 1: nothing to do (the seed front end")
+
+
+def test_driver_stops_at_the_first_failing_step_with_its_status(tmp_path: Path) -> None:
+    """Stage 0's command fails with 3: the run exits 3 after logging stage 0, and stage 1 never starts."""
+    (tmp_path / "c.yaml").write_text("model: {frontend: fbank}\n")
+    common = ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"), "--config", str(tmp_path / "c.yaml"),
+              "--train-data", str(tmp_path / "data" / "train"), "--test-data", str(tmp_path / "data" / "test"),
+              "--cohort-data", str(tmp_path / "data" / "cohort"), "--fbank-conf", "conf/fbank.conf", "--feat-dir",
+              str(tmp_path / "fbank"), "--musan-dir", str(tmp_path), "--rir-dir", str(tmp_path), "--script", "x.sh"]
+    proc = _driver(*common, "--stop-stage", "1", "--", "bash", "-c", "echo preparing; exit 3")
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith(f"x.sh: stage 0: data preparation ({tmp_path / 'data'})") and lines[1] == "preparing"
+    assert "stage 1" not in proc.stdout and not (tmp_path / "fbank").exists()
+    proc = _driver(*common, "--stop-stage", "0", "--", "bash", "-c", "echo prepared")
+    assert proc.returncode == 0 and proc.stdout.splitlines()[1:] == ["prepared"]
+    proc = _driver(*common)
+    assert proc.returncode == 1 and proc.stderr.splitlines() == ["error: no stage-0 command (give it after --)"]
