@@ -3,12 +3,15 @@
 
 Usage: steps/extract_embeddings.py --model-dir DIR --data DATA_DIR --out EMB_DIR
            [--protocol auto|full|seed] [--device auto|cpu|cuda] [--batch-frames N] [--nj N --cmd LAUNCHER]
-           [--onnx MODEL.onnx] [--resample] [--skip-bad-audio] [--trials FILE] [--allow-pipes] [--force]
+           [--onnx MODEL.onnx] [--resample] [--vad] [--skip-bad-audio] [--trials FILE] [--allow-pipes] [--force]
 
 The model's front end decides the input: feats.scp (fbank) or wav.scp (seed).
 --resample: wav.scp audio at another rate than the model's (16 kHz) is resampled to it
 (torchaudio's sinc interpolation) instead of being bad input; from steps/extract.sh:
 --opts "--resample". (fbank models read stage 1's features: resample there.)
+--vad: embed only the voiced frames of each utterance, by DATA_DIR/vad.scp (steps/compute_vad.py; an
+error when it is missing or out of date); without it a vad.scp is ignored. An utterance with no voiced
+frame is bad input. From steps/extract.sh: --opts "--vad".
 Bad inputs stop the stage with the list of all of them, unless --skip-bad-audio (then
 their keys go to EMB_DIR/skipped_utts; a trial needing one still fails the stage).
 A rerun with unchanged inputs does nothing (EMB_DIR/.extract.stamp); --force redoes it.
@@ -37,6 +40,8 @@ def main() -> None:
     parser.add_argument("--cmd", default="", help="launcher prefix for each job, e.g. 'srun -c 1' (default: local)")
     parser.add_argument("--resample", action="store_true",
                         help="resample wav.scp audio at another rate to the model's (seed front end)")
+    parser.add_argument("--vad", action="store_true",
+                        help="only the voiced frames of each utterance, by DATA_DIR/vad.scp (steps/compute_vad.py)")
     parser.add_argument("--skip-bad-audio", action="store_true",
                         help="leave out utterances with bad input (listed in EMB_DIR/skipped_utts) instead of failing")
     parser.add_argument("--trials", action="append", default=[],
@@ -52,7 +57,7 @@ def main() -> None:
     run_extraction(args.model_dir, args.data, args.out, num_jobs=args.nj, cmd=args.cmd, protocol=args.protocol,
                    device=args.device, batch_frames=args.batch_frames, onnx=args.onnx,
                    skip_bad=args.skip_bad_audio, trials=args.trials, force=args.force,
-                   resample=args.resample)
+                   resample=args.resample, vad=args.vad)
 
 
 if __name__ == "__main__":

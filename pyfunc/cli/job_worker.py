@@ -30,7 +30,8 @@ def _embed(args: argparse.Namespace) -> None:
     progress = ProgressReporter(args.progress)
     extract_embeddings(args.model_dir, args.data, args.out, protocol=args.protocol, device=args.device,
                        batch_frames=args.batch_frames, progress=progress, onnx=args.onnx,
-                       skip_bad=args.skip_bad_audio, bad_list=args.bad_list, resample=args.resample)
+                       skip_bad=args.skip_bad_audio, bad_list=args.bad_list, resample=args.resample,
+                       vad=args.vad)
     progress.close()
 
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     embed.add_argument("--bad-list", default=None, help="write 'utt reason' of bad inputs here")
     embed.add_argument("--onnx", default=None)
     embed.add_argument("--resample", action="store_true", help="resample audio at another rate (seed front end)")
+    embed.add_argument("--vad", action="store_true", help="only the voiced frames, by DATA/vad.scp")
     embed.add_argument("data")
     embed.add_argument("out")
     embed.set_defaults(run=_embed)

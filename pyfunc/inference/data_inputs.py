@@ -18,6 +18,7 @@ from pyfunc.data.audio_convert import read_audio_at_rate
 from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError
 from pyfunc.features.seed_logmel import SEED_SAMPLE_RATE
+from pyfunc.features.vad import select_voiced_frames, voiced_samples
 from pyfunc.inference.batching import (
     MIN_FRAMES,
     check_finite_embeddings,
@@ -41,12 +42,21 @@ class DataDirInputs:
     """Model inputs of a data directory: fbank matrices from feats.scp or waveforms from wav.scp.
 
     ``resample``: audio at another rate than the seed front end's is resampled to it, instead of
-    being bad input (fbank features were made at their rate by stage 1).
+    being bad input (fbank features were made at their rate by stage 1). ``vad``: only the voiced frames of
+    each input, by the data dir's ``vad.scp`` (steps/compute_vad.py): the rows of the features whose
+    decision is 1 (Kaldi's select-voiced-frames), or the samples of those frames (seed front end, 25 ms / 10 ms
+    frames at 16 kHz); an utterance without a decision, with one of another length or with no voiced frame
+    is bad input.
     """
 
-    def __init__(self, data_dir: Path, model: ECAPATDNN | Embedder, resample: bool = False):
+    def __init__(self, data_dir: Path, model: ECAPATDNN | Embedder, resample: bool = False, vad: bool = False):
         self.frontend = model.frontend
         self.resample = resample
+        self.vad_path = data_dir / "vad.scp" if vad else None
+        if self.vad_path is not None and not self.vad_path.is_file():
+            raise DataError(f"{self.vad_path}: file not found; voiced frames only (--vad) need the decisions of "
+                            f"steps/compute_vad.py {data_dir}")
+        self.vad_table = read_scp(self.vad_path) if self.vad_path is not None else {}
         self.feat_dim = model.feat_dim
         self.path = data_dir / input_table(self.frontend)
         if not self.path.is_file():
@@ -57,6 +67,8 @@ class DataDirInputs:
         if self.frontend != "seed":  # kaldiio would run "cmd |" entries; only with --allow-pipes
             for key, entry in self.table.items():
                 check_ark_entry(entry, f"{self.path}: {key}")
+        for key, entry in self.vad_table.items():
+            check_ark_entry(entry, f"{self.vad_path}: {key}")
 
     def frames(self, item: np.ndarray) -> int:
         return input_frames(self.frontend, item)
@@ -65,6 +77,8 @@ class DataDirInputs:
         where = f"{self.path}: {key}"
         if self.frontend == "seed":
             samples = read_audio_at_rate(self.table[key], where, SEED_SAMPLE_RATE, self.resample)
+            if self.vad_path is not None:
+                samples = voiced_samples(samples, self._decision(key), {}, where)
             return check_waveform_length(samples, where)
         try:
             item = np.asarray(kaldiio.load_mat(self.table[key]), dtype=np.float32)
@@ -77,7 +91,21 @@ class DataDirInputs:
             raise DataError(f"{where}: {item.shape[0]} frame(s) is too short; need at least {MIN_FRAMES}")
         if not np.isfinite(item).all():
             raise DataError(f"{where}: features contain non-finite values")
+        if self.vad_path is not None:
+            item = select_voiced_frames(item, self._decision(key), where)
+            if item.shape[0] < MIN_FRAMES:
+                raise DataError(f"{where}: {item.shape[0]} voiced frame(s) is too short; need at least {MIN_FRAMES}")
         return item
+
+    def _decision(self, key: str) -> np.ndarray:
+        """The voice-activity decision of ``key`` from vad.scp (DataError naming the file and key)."""
+        if key not in self.vad_table:
+            raise DataError(f"{self.vad_path}: {key}: no voice-activity decision (rerun steps/compute_vad.py)")
+        try:
+            return np.asarray(kaldiio.load_mat(self.vad_table[key]), dtype=np.float32)
+        except Exception as err:  # kaldiio raises many kinds on a bad ark or offset
+            raise DataError(f"{self.vad_path}: {key}: cannot read {self.vad_table[key]!r}: "
+                            f"{type(err).__name__}: {err}") from None
 
 
 def read_ahead(keys: Sequence[str], load: Callable[[str], np.ndarray], ahead: int = READ_AHEAD

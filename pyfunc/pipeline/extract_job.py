@@ -31,7 +31,7 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
                        device: str | torch.device = "auto", batch_frames: int | None = None,
                        utts: Iterable[str] | None = None, progress: Callable[[int], None] | None = None,
                        onnx: PathLike | None = None, skip_bad: bool = False,
-                       bad_list: PathLike | None = None, resample: bool = False) -> dict[str, str]:
+                       bad_list: PathLike | None = None, resample: bool = False, vad: bool = False) -> dict[str, str]:
     """Embed every utterance of ``data_dir`` (or the subset ``utts``) into ``out_dir``.
 
     ``protocol``: 'auto' (the model's ``extract.protocol``), 'full' or 'seed'.
@@ -39,7 +39,8 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
     :func:`resolve_batch_frames`) bounds batch size x longest input in frames.
     ``progress`` is called with the number of utterances done. ``onnx``: run this
     export of the model (steps/export_onnx.py) in onnxruntime instead of PyTorch. ``resample``:
-    audio (seed front end) at another rate is resampled to the model's instead of being bad input.
+    audio (seed front end) at another rate is resampled to the model's instead of being bad input. ``vad``: only
+    the voiced frames of each utterance, by ``data_dir/vad.scp`` (:class:`DataDirInputs`).
 
     Inputs that cannot be used (unreadable or too short audio or features) are collected
     over all utterances: by default the run then fails with the whole list and writes
@@ -58,7 +59,7 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
     if protocol == "seed" and num_crops < 1:
         raise ConfigError(f"extract.num_crops must be at least 1 for the seed protocol, got {num_crops}")
     crop = crop_length(config.extract, model.frontend) if protocol == "seed" else None
-    source = DataDirInputs(data_dir, model, resample)
+    source = DataDirInputs(data_dir, model, resample, vad)
     keys = sorted(source.table)
     if utts is not None:
         wanted = set(utts)
@@ -69,8 +70,8 @@ def extract_embeddings(model_dir: PathLike, data_dir: PathLike, out_dir: PathLik
     if not keys:
         raise DataError(f"{source.path}: no utterances to embed")
     device_name = next(encoder.parameters()).device if onnx is None else f"onnxruntime {onnx}"
-    logger.info("embedding %d utterances of %s with %s (protocol %s, %s front end, device %s)", len(keys), data_dir,
-                model_dir, protocol, model.frontend, device_name)
+    logger.info("embedding %d utterances of %s with %s (protocol %s, %s front end, device %s%s)", len(keys), data_dir,
+                model_dir, protocol, model.frontend, device_name, ", voiced frames only" if vad else "")
 
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ from pyfunc.pipeline.stamps import (
     refuse_stale,
     write_stamp,
 )
+from pyfunc.pipeline.vad_stage import VAD_SCP, refuse_stale_vad
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ OUTPUT_SCPS = ("xvector.scp", "xvector_crops.scp")
 def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, num_jobs: int = 1,
                                 cmd: str = "", protocol: str = "auto", device: str = "auto",
                                 batch_frames: int | None = None, onnx: PathLike | None = None,
-                                skip_bad: bool = False, resample: bool = False) -> tuple[list[Path], dict[str, str]]:
+                                skip_bad: bool = False, resample: bool = False,
+                                vad: bool = False) -> tuple[list[Path], dict[str, str]]:
     """Embed ``data_dir`` into job folders ``out_dir/1..N`` with ``num_jobs`` processes (through ``cmd``).
 
     Returns the job folders (in order) and the inputs left out as bad (``skip_bad``);
@@ -86,6 +88,8 @@ def extract_embeddings_parallel(model_dir: PathLike, data_dir: PathLike, out_dir
             args.append("--skip-bad-audio")
         if resample:
             args.append("--resample")
+        if vad:
+            args.append("--vad")
         if gpus > 1:
             env = {"CUDA_VISIBLE_DEVICES": str((job - 1) % gpus)}
         else:
@@ -119,12 +123,13 @@ def _deep_inputs(table: dict[str, str], frontend: str) -> list[str]:
 def extract_stamp_spec(model_dir: PathLike, data_dir: PathLike, protocol: str = "auto",
                        batch_frames: int | None = None, onnx: PathLike | None = None, skip_bad: bool = False,
                        trials: Iterable[PathLike] = (), frontend: str | None = None,
-                       table: dict[str, str] | None = None, resample: bool = False) -> StampSpec:
+                       table: dict[str, str] | None = None, resample: bool = False, vad: bool = False) -> StampSpec:
     """What stage 3's stamp ``EMB_DIR/.extract.stamp`` records for these arguments: the options; the
     model's config.yaml and model.pt, the input table (feats.scp or wav.scp), skipped_utts and the trials;
     the files the table points to. ``frontend`` and ``table``: the model's front end and the input
     table, when the caller has read them. ``resample`` is recorded when it is set and the model reads audio
-    (seed front end), so that plain runs' stamps stay valid and fbank models do not redo their work."""
+    (seed front end), so that plain runs' stamps stay valid and fbank models do not redo their work. ``vad``
+    (voiced frames only) is recorded when set, with vad.scp as an input and its arks as deep inputs."""
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     frontend = load_config(model_dir / CONFIG_NAME).model.frontend if frontend is None else frontend
     table_path = data_dir / input_table(frontend)
@@ -136,7 +141,13 @@ def extract_stamp_spec(model_dir: PathLike, data_dir: PathLike, protocol: str = 
         params["resample"] = True
     inputs = [model_dir / CONFIG_NAME, model_dir / MODEL_NAME, table_path, data_dir / SKIPPED_NAME, *trials_files]
     inputs += [Path(onnx)] if onnx is not None else []
-    return StampSpec("extract_embeddings", params, inputs, _deep_inputs(table, frontend))
+    deep = _deep_inputs(table, frontend)
+    if vad:
+        params["vad"] = True
+        inputs.append(data_dir / VAD_SCP)
+        vad_table = read_scp(data_dir / VAD_SCP) if (data_dir / VAD_SCP).is_file() else {}
+        deep = sorted(set(deep) | set(_deep_inputs(vad_table, "fbank")))
+    return StampSpec("extract_embeddings", params, inputs, deep)
 
 
 def refuse_other_fbank_options(model_dir: PathLike, data_dir: PathLike) -> None:
@@ -159,7 +170,7 @@ def refuse_other_fbank_options(model_dir: PathLike, data_dir: PathLike) -> None:
 def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, num_jobs: int = 1, cmd: str = "",
                    protocol: str = "auto", device: str = "auto", batch_frames: int | None = None,
                    onnx: PathLike | None = None, skip_bad: bool = False, trials: Iterable[PathLike] = (),
-                   force: bool = False, resample: bool = False) -> bool:
+                   force: bool = False, resample: bool = False, vad: bool = False) -> bool:
     """Stage 3: embeddings of ``data_dir`` into ``out_dir/xvector.scp`` (see the module docstring).
 
     ``trials`` (and ``data_dir/trials`` when present) name utterances that must not be
@@ -168,6 +179,8 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
     ``out_dir/skipped_utts``. Returns False (doing nothing) when the stamp shows the
     output is up to date, unless ``force``. ``resample``: the model's audio (seed front end) at another
     rate is resampled to the model's, instead of being bad input; an fbank model reads stage 1's features.
+    ``vad``: only the voiced frames of each utterance, by ``data_dir/vad.scp`` (steps/compute_vad.py; missing or
+    stale: a DataError); without it a vad.scp there is ignored (and the log says so). The stamp records it.
     """
     check_output_dir_name(out_dir, "embedding folder")
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
@@ -188,11 +201,15 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
         refuse_stale(data_dir / FBANK_STAMP, table_path, "rerun stage 1 (steps/make_fbank.py)")
         refuse_other_fbank_options(model_dir, data_dir)
         carried = read_skipped(data_dir)
+    if vad:
+        refuse_stale_vad(data_dir)
+    elif (data_dir / VAD_SCP).is_file():
+        logger.info("%s: ignored: all frames are embedded (--vad embeds the voiced frames only)", data_dir / VAD_SCP)
     trials_files = ([data_dir / "trials"] if (data_dir / "trials").is_file() else []) + [Path(t) for t in trials]
     check_trials_need(carried, trials_files)
     table = read_scp(table_path)
     spec = extract_stamp_spec(model_dir, data_dir, protocol, batch_frames, onnx, skip_bad, trials, frontend, table,
-                              resample)
+                              resample, vad)
     stamp_path = out_dir / EXTRACT_STAMP
     if not needs_work(stamp_path, spec.stage, spec.params, spec.inputs, spec.deep_inputs, out_dir / "xvector.scp",
                       "embeddings", force):
@@ -206,11 +223,11 @@ def run_extraction(model_dir: PathLike, data_dir: PathLike, out_dir: PathLike, n
             with in_process_job_log(log, f"extract_embeddings {model_dir} {data_dir} {run_dir / '1'}"):
                 bad = extract_embeddings(model_dir, data_dir, run_dir / "1", protocol=protocol, device=device,
                                          batch_frames=batch_frames, onnx=onnx, skip_bad=skip_bad,
-                                         resample=resample)
+                                         resample=resample, vad=vad)
             job_dirs = [run_dir / "1"]
         else:
             job_dirs, bad = extract_embeddings_parallel(model_dir, data_dir, run_dir, num_jobs, cmd, protocol, device,
-                                                        batch_frames, onnx, skip_bad, resample)
+                                                        batch_frames, onnx, skip_bad, resample, vad)
         skipped = {**carried, **bad}
         check_trials_need(skipped, trials_files)
         scps = [name for name in OUTPUT_SCPS if all((d / name).is_file() for d in job_dirs)]
