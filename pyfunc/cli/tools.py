@@ -20,6 +20,8 @@ from typing import Callable
 
 from pyfunc.cli import inspect_commands as inspect
 from pyfunc.data.audio import allow_pipes
+from pyfunc.errors import ConfigError
+from pyfunc.features.vad import DEFAULT_VAD_CONF, read_vad_conf
 from pyfunc.inference.api import load_model
 from pyfunc.inference.embed_files import embed_to, list_inputs
 from pyfunc.inference.long_audio import DEFAULT_MAX_CHUNK_SECONDS
@@ -39,6 +41,22 @@ def add_verify_args(parser: argparse.ArgumentParser) -> None:
                              "MODEL_DIR/calibration.yaml, set by steps/calibrate.py)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
     add_long_audio_args(parser)
+    add_vad_args(parser)
+
+
+def add_vad_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vad", action="store_true",
+                        help="only the voiced frames of each recording (Kaldi's energy VAD, the model's framing)")
+    parser.add_argument("--vad-conf", default=None,
+                        help=f"VAD options with --vad [{DEFAULT_VAD_CONF.name}: the package's copy of conf/vad.conf]")
+
+
+def apply_vad_args(model, args: argparse.Namespace) -> None:
+    """``--vad``: the model embeds the voiced frames only, by the options of ``--vad-conf`` (or the default)."""
+    if args.vad_conf is not None and not args.vad:
+        raise ConfigError("--vad-conf sets the options of --vad; add --vad")
+    if args.vad:
+        model.vad = read_vad_conf(args.vad_conf if args.vad_conf is not None else DEFAULT_VAD_CONF)
 
 
 def add_long_audio_args(parser: argparse.ArgumentParser, windows: bool = False) -> None:
@@ -57,6 +75,7 @@ def run_verify(args: argparse.Namespace) -> int:
     """Print the score (and calibrated LLR), the threshold with where it came from, and the decision;
     exit status 0 whatever the decision."""
     model = load_model(args.model_dir, args.device, args.max_chunk_seconds)
+    apply_vad_args(model, args)
     result = model.verify(args.audio[0], args.audio[1], threshold=args.threshold)
     print(f"score {result.score:.6f}")
     if result.llr is not None:
@@ -86,6 +105,7 @@ def add_embed_args(parser: argparse.ArgumentParser) -> None:
                         help="batch size x longest input in frames (default: the model's extract.batch_frames; "
                              "0: automatic)")
     add_long_audio_args(parser, windows=True)
+    add_vad_args(parser)
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -94,6 +114,7 @@ def run_embed(args: argparse.Namespace) -> int:
         allow_pipes(True)
     table = list_inputs(args.input, args.input_type)
     model = load_model(args.model_dir, args.device, args.max_chunk_seconds)
+    apply_vad_args(model, args)
     for path in embed_to(model, table, args.out, source=args.input, batch_frames=args.batch_frames,
                          segment=args.segment, shift=args.shift):
         print(path)

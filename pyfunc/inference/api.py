@@ -37,6 +37,7 @@ from pyfunc.data.audio_convert import convert_samples, read_audio_converted
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.features.kaldi_fbank import read_kaldi_conf
 from pyfunc.features.seed_logmel import SEED_SAMPLE_RATE
+from pyfunc.features.vad import VadOptions, compute_vad, select_voiced_frames, voiced_samples
 from pyfunc.inference.batching import (
     MIN_FRAMES,
     check_waveform_length,
@@ -121,6 +122,7 @@ class SpeakerModel:
         self.model_dir = Path(model_dir)
         self.fbank_options = fbank_options
         self.operating_point = operating_point
+        self.vad: VadOptions | None = None  # set: only the voiced frames of each recording (embed/verify --vad)
         self._mean: tuple[EmbeddingMean | None] | None = None  # read on first use: embedding needs no mean
         self.max_chunk_seconds = DEFAULT_MAX_CHUNK_SECONDS  # longer inputs are embedded block-wise (0: never)
         if encoder.frontend == "fbank":
@@ -150,14 +152,20 @@ class SpeakerModel:
                                where or "audio array")
 
     def model_input(self, samples: np.ndarray, where: str = "audio") -> np.ndarray:
-        """The encoder's input for mono samples at the model's rate: fbank frames, or the waveform itself."""
+        """The encoder's input for mono samples at the model's rate: fbank frames, or the waveform itself;
+        with ``vad`` only the voiced frames (:mod:`pyfunc.features.vad`: the model's framing, the waveform of
+        the voiced 25 ms / 10 ms frames for the seed front end)."""
         if self.encoder.frontend == "seed":
+            if self.vad is not None:
+                samples = voiced_samples(samples, compute_vad(samples, {}, self.vad), {}, where)
             return check_waveform_length(samples, where)
 
         window = int(self.sample_rate * float(self.fbank_options.get("frame_length", 25.0)) * 0.001)
         if samples.shape[0] < window:  # torchaudio's fbank asserts on inputs shorter than one frame
             raise DataError(f"{where}: {samples.shape[0]} samples give 0 fbank frames; need at least {MIN_FRAMES}")
         feats = fbank_input(samples, self.fbank_options, self.max_chunk_frames)
+        if self.vad is not None:
+            feats = select_voiced_frames(feats, compute_vad(samples, self.fbank_options, self.vad), where)
         if feats.shape[0] < MIN_FRAMES:
             raise DataError(f"{where}: {samples.shape[0]} samples give {feats.shape[0]} fbank frame(s); "
                             f"need at least {MIN_FRAMES}")
