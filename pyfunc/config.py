@@ -95,6 +95,9 @@ class TrainConfig:
     speed_perturb: list = field(default_factory=list)
     init_model: str = ""  # a model dir to start from ("": random weights); its AAM head only if it has as many classes
     average_last: int = 0  # model.pt = the average of the last N epoch checkpoints (0 or 1: the last one)
+    # Draw the training chunks from the voiced frames only, by the training data dir's vad.scp
+    # (steps/compute_vad.py): the voiced rows of feats.scp, or wav.scp audio cut to its voiced frames first.
+    vad: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

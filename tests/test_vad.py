@@ -11,7 +11,7 @@ import pytest
 from tools_helpers import tiny_model_dir
 
 from pyfunc.cli.tools import main as tools_main
-from pyfunc.data.audio import write_wav
+from pyfunc.data.audio import read_audio, write_wav
 from pyfunc.data.datadir import DataDir, write_data_dir
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
@@ -29,6 +29,7 @@ from pyfunc.inference.api import load_model
 from pyfunc.pipeline.extract_stage import run_extraction
 from pyfunc.pipeline.fbank_stage import make_fbank
 from pyfunc.pipeline.vad_stage import make_vad
+from pyfunc.training.examples import ChunkDataset, load_training_set
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -234,3 +235,35 @@ def test_embed_with_vad_matches_the_trimmed_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="add --vad"):
         tools_main(["embed", str(tmp_path / "long.list"), "--model-dir", str(model_dir), "--out",
                     str(tmp_path / "x.npy"), "--vad-conf", str(REPO / "conf" / "vad.conf")])
+
+
+def _is_slice(part: np.ndarray, whole: np.ndarray) -> bool:
+    return any(np.array_equal(part, whole[i:i + len(part)]) for i in range(len(whole) - len(part) + 1))
+
+
+def test_training_chunks_come_from_the_voiced_frames(tmp_path: Path) -> None:
+    data = _data_dir(tmp_path / "d")
+    for name in ("wav.scp", "utt2spk"):  # a and b only: c has no voiced frame
+        lines = (data / name).read_text().splitlines()
+        (data / name).write_text("".join(line + "\n" for line in lines if not line.startswith("c ")))
+    (data / "spk2utt").write_text("s a b\n")
+    conf = REPO / "conf" / "fbank.conf"
+    make_fbank(data, conf, tmp_path / "fbank", tmp_path / "log")
+    with pytest.raises(DataError, match="vad.scp: file not found; train.vad"):
+        load_training_set(data, "features", vad=True)
+    make_vad(data, REPO / "conf" / "vad.conf", conf)
+    vads = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(data / "vad.scp")).items()}
+    feats = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(data / "feats.scp")).items()}
+    voiced = select_voiced_frames(feats["a"], vads["a"], "a")
+    assert len(voiced) < len(feats["a"])
+    chunks = ChunkDataset(load_training_set(data, "features", vad=True), chunk_frames=50)
+    for seed in range(5):
+        chunk, label = chunks[(0, seed)]
+        assert label == 0 and _is_slice(chunk.numpy(), voiced)
+    plain = ChunkDataset(load_training_set(data, "features"), chunk_frames=50)
+    assert any(not _is_slice(plain[(0, seed)][0].numpy(), voiced) for seed in range(20))
+    samples = voiced_samples(read_audio(str(tmp_path / "d" / "a.wav")), vads["a"], read_kaldi_conf(conf), "a")
+    waves = ChunkDataset(load_training_set(data, "waveform", vad=True), chunk_frames=50,
+                         framing=read_kaldi_conf(conf))
+    for seed in range(5):
+        assert _is_slice(waves[(0, seed)][0].numpy(), samples)

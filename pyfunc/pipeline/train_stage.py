@@ -31,6 +31,7 @@ from pyfunc.pipeline.stamps import (
     text_digest,
     write_stamp,
 )
+from pyfunc.pipeline.vad_stage import VAD_SCP, refuse_stale_vad
 from pyfunc.training.learning_curve import plot_learning_curve
 from pyfunc.training.shard_examples import SHUFFLE_BUFFER
 from pyfunc.training.trainer import train
@@ -73,7 +74,7 @@ def training_params(config, data_dir: PathLike, fbank_options: dict | None = Non
     stage 2 will find after stage 1), instead of the one there now.
     """
     settings = config_to_dict(config)
-    for key in RESUME_SAFE_KEYS:
+    for key in RESUME_SAFE_KEYS + (() if config.train.vad else ("train.vad",)):  # off: as before the key existed
         _drop(settings, key)
     data_dir = Path(data_dir)
     table_name = training_table(config)
@@ -88,6 +89,8 @@ def training_params(config, data_dir: PathLike, fbank_options: dict | None = Non
                                                           sort_keys=True).encode()).hexdigest()
     else:  # arks are renamed by every stage-1 run, so the scp text only stands in when there is no stamp
         data[table_name] = text_digest(table)
+    if config.train.vad:  # the decisions the chunks are drawn from
+        data[VAD_SCP] = text_digest(data_dir / VAD_SCP)
     if shards is not None:  # what orders the examples: the shards' utterances in order (not where they are)
         indexes = "\n".join(" ".join(shard.utts) for shard in read_shard_list(shards))
         data["shards"] = {"utterances": hashlib.sha256(indexes.encode()).hexdigest(),
@@ -133,6 +136,8 @@ def check_training_inputs(config, data_dir: PathLike, exp_dir: PathLike, fbank_o
     data_dir, models = Path(data_dir), Path(exp_dir) / "models"
     if training_table(config) == "feats.scp":
         refuse_stale(data_dir / FBANK_STAMP, data_dir / "feats.scp", "rerun stage 1 (steps/make_fbank.py)")
+    if config.train.vad:
+        refuse_stale_vad(data_dir)
     refusal, params, old = why_not_resumable(config, data_dir, exp_dir, fbank_options=fbank_options, shards=shards)
     if refusal is not None:
         raise ConfigError(refusal)

@@ -20,6 +20,7 @@ from pyfunc.data.arkio import check_ark_entry, read_matrix_header, read_matrix_r
 from pyfunc.data.audio import is_pipe, read_audio
 from pyfunc.data.badinput import read_skipped
 from pyfunc.data.datadir import load_data_dir
+from pyfunc.data.tables import read_scp
 from pyfunc.errors import DataError
 from pyfunc.features.augment import DrawnAugment, WaveAugmenter
 from pyfunc.features.augment_offline import apply_augment_spec, read_utt2aug
@@ -27,6 +28,7 @@ from pyfunc.features.batch_augment import AugmentBatch
 from pyfunc.features.kaldi_fbank import compute_fbank
 from pyfunc.features.seed_logmel import seed_num_samples
 from pyfunc.features.speed_perturb import perturbed_crop
+from pyfunc.features.vad import select_voiced_frames, voiced_samples
 
 
 def chunk_samples(frames: int) -> int:
@@ -70,10 +72,13 @@ class TrainingSet:
     mode: str  # "features" (feats.scp) or "waveform" (wav.scp)
     source: str
     utt2aug: dict[str, str] = field(default_factory=dict)  # waveform mode: offline augmentation specs
+    vad_entries: list[str] = field(default_factory=list)  # train.vad: each utterance's vad.scp entry (else empty)
+    vad_source: str = ""
 
 
-def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
-    """Read utterances and speaker labels (sorted speaker ids -> 0..N-1) of a data directory."""
+def load_training_set(data_dir: str | Path, mode: str, vad: bool = False) -> TrainingSet:
+    """Read utterances and speaker labels (sorted speaker ids -> 0..N-1) of a data directory; with ``vad``
+    also each utterance's voice-activity decision entry of ``vad.scp`` (DataError when one is missing)."""
     data = load_data_dir(data_dir)
     table_name = "feats.scp" if mode == "features" else "wav.scp"
     table = data.feats_scp if mode == "features" else data.wav_scp
@@ -101,8 +106,21 @@ def load_training_set(data_dir: str | Path, mode: str) -> TrainingSet:
     index = {spk: i for i, spk in enumerate(speakers)}
     labels = np.array([index[data.utt2spk[u]] for u in utts], dtype=np.int64)
     utt2aug = read_utt2aug(data_dir, utts) if mode == "waveform" else {}  # features: applied in stage 1
+    vad_scp, vad_entries = Path(data_dir) / "vad.scp", []
+    if vad:
+        if not vad_scp.is_file():
+            raise DataError(f"{vad_scp}: file not found; train.vad draws the chunks from the voiced frames that "
+                            f"steps/compute_vad.py {data_dir} decides")
+        decisions = read_scp(vad_scp)
+        missing = [u for u in utts if u not in decisions]
+        if missing:
+            raise DataError(f"{vad_scp}: {len(missing)} training utterance(s) have no decision, e.g. {missing[:3]}; "
+                            f"rerun steps/compute_vad.py {data_dir}")
+        for u in utts:
+            check_ark_entry(decisions[u], f"{vad_scp}: {u}")
+        vad_entries = [decisions[u] for u in utts]
     return TrainingSet(utts, [table[u] for u in utts], labels, speakers, mode, str(Path(data_dir) / table_name),
-                       utt2aug)
+                       utt2aug, vad_entries, str(vad_scp))
 
 
 class ChunkDataset(torch.utils.data.Dataset):
@@ -117,11 +135,17 @@ class ChunkDataset(torch.utils.data.Dataset):
     drawn and its audio read (the same draws) but not applied: items are ``(chunk, label,
     DrawnAugment or None)``, batched by :func:`collate_drawn` and applied on the training device
     (:func:`pyfunc.features.batch_augment.apply_batch`), features after that.
+
+    When the training set has voice-activity decisions (``train.vad``), each chunk comes from the voiced
+    frames only: the voiced rows of the feature matrix, or the utterance's samples cut to its voiced frames
+    (by ``framing``, the fbank options that vad.scp was made with; default 25 ms / 10 ms at 16 kHz) before
+    speed perturbation, cropping and augmentation.
     """
 
     def __init__(self, data: TrainingSet, chunk_frames: int,
                  augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-                 speeds: Sequence[float] = (), fbank_options: dict[str, Any] | None = None, draw_only: bool = False):
+                 speeds: Sequence[float] = (), fbank_options: dict[str, Any] | None = None, draw_only: bool = False,
+                 framing: dict[str, Any] | None = None):
         if fbank_options is not None and data.mode != "waveform":
             raise ValueError("fbank features on the fly need the waveform training set (wav.scp)")
         if draw_only and (data.mode != "waveform" or fbank_options is not None):
@@ -135,6 +159,7 @@ class ChunkDataset(torch.utils.data.Dataset):
         self.speeds = tuple(float(f) for f in speeds)
         self.fbank_options = fbank_options
         self.draw_only = draw_only
+        self.framing = dict(framing if framing is not None else fbank_options or {})
 
     def __len__(self) -> int:
         return len(self.data.utts)
@@ -143,6 +168,12 @@ class ChunkDataset(torch.utils.data.Dataset):
         index, random_seed = item
         rng = np.random.default_rng(random_seed)
         entry, utt = self.data.entries[index], self.data.utts[index]
+        if self.data.mode == "features" and self.data.vad_entries:  # the voiced rows: the whole matrix is read
+            try:
+                matrix = kaldiio.load_mat(entry)
+            except Exception as err:  # kaldiio raises many kinds on a broken ark
+                raise DataError(f"{self.data.source}: {utt}: cannot read features {entry!r}: {err}") from None
+            return self.feature_example(index, matrix, rng)
         if self.data.mode == "features":
             try:
                 chunk = feature_crop(entry, self.chunk_frames, rng)
@@ -152,8 +183,12 @@ class ChunkDataset(torch.utils.data.Dataset):
         return self.waveform_example(index, read_audio(entry, f"{self.data.source}: {utt}"), rng)
 
     def feature_example(self, index: int, matrix: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
-        """The example of utterance ``index`` from its whole feature matrix (the crop :func:`feature_crop` reads)."""
-        chunk = wrap_crop(np.asarray(matrix, dtype=np.float32), self.chunk_frames, rng)
+        """The example of utterance ``index`` from its whole feature matrix (the crop :func:`feature_crop` reads;
+        with voice-activity decisions, of the voiced rows)."""
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if self.data.vad_entries:
+            matrix = select_voiced_frames(matrix, self.decision(index), f"{self.data.source}: {self.data.utts[index]}")
+        chunk = wrap_crop(matrix, self.chunk_frames, rng)
         return torch.from_numpy(np.array(chunk, dtype=np.float32)), int(self.data.labels[index])
 
     def waveform_example(self, index: int, samples: np.ndarray,
@@ -163,6 +198,8 @@ class ChunkDataset(torch.utils.data.Dataset):
         utt, label = self.data.utts[index], int(self.data.labels[index])
         if utt in self.data.utt2aug:  # an offline augmented copy: augment the utterance, then crop
             samples = apply_augment_spec(samples, self.data.utt2aug[utt])
+        if self.data.vad_entries:  # the voiced frames' samples, by the clean recording's decision
+            samples = voiced_samples(samples, self.decision(index), self.framing, f"{self.data.source}: {utt}")
         length = chunk_samples(self.chunk_frames)
         if self.speeds:
             k = int(rng.integers(len(self.speeds)))
@@ -179,6 +216,16 @@ class ChunkDataset(torch.utils.data.Dataset):
         if self.fbank_options is not None:
             chunk = compute_fbank(np.asarray(chunk, dtype=np.float32), self.fbank_options)
         return torch.from_numpy(np.array(chunk, dtype=np.float32)), label
+
+
+    def decision(self, index: int) -> np.ndarray:
+        """The voice-activity decision of utterance ``index`` (train.vad), read from its vad.scp entry."""
+        entry = self.data.vad_entries[index]
+        try:
+            return np.asarray(kaldiio.load_mat(entry), dtype=np.float32)
+        except Exception as err:  # kaldiio raises many kinds on a broken ark
+            raise DataError(f"{self.data.vad_source}: {self.data.utts[index]}: cannot read the decision {entry!r}: "
+                            f"{err}") from None
 
 
 def collate_drawn(items: Sequence[tuple[torch.Tensor, int, DrawnAugment | None]]

@@ -113,7 +113,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     _setup_logging(exp_dir, dist.is_main)
     cfg = config.train
     mode = "waveform" if trains_on_waveforms(config) else "features"
-    data = load_training_set(data_dir, mode)
+    data = load_training_set(data_dir, mode, cfg.vad)
     eval_set = load_eval_set(config)  # on every rank: a bad eval set fails before training, everywhere
     eval_group = evaluation_group(dist) if eval_set is not None else None  # every rank evaluates its share
     config.model.num_classes = len(data.speakers) * max(1, len(cfg.speed_perturb))
@@ -154,7 +154,7 @@ def train(config: Config, data_dir: str | Path, exp_dir: str | Path, device: str
     on_device = augmenter is not None and cfg.augment.on_device  # workers draw; augmented (and fbank) on the device
     fbank = fbank_options if cfg.on_the_fly_features else None
     dataset = ChunkDataset(data, cfg.chunk_frames, augmenter, cfg.speed_perturb, None if on_device else fbank,
-                           draw_only=on_device)
+                           draw_only=on_device, framing=fbank_options)
     collate = collate_drawn if on_device else None
     shard_set = None if shards is None else load_shard_set(shards, data)
     plan, loader = training_loader(dataset, sampler, shard_set, cfg.num_workers, dist.device.type == "cuda", collate)
