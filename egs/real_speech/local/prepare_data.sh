@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Stage 0 of egs/real_speech/run.sh: the recorded corpora as Kaldi data dirs (local/prepare_data.py), and,
+# when the mini corpus is given, DATA/train_mixed = DATA/train_all + MINI/train_wide (real and synthetic
+# speakers together, for conf/ecapa_real_mixed.yaml).
+#
+#   local/prepare_data.sh --data DIR [--nj N] [--mirror DIR] [--sources "NAME=PATH_OR_URL ..."]
+#       [--download-dir DIR] [--mini-data DIR]
+set -euo pipefail
+script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+
+data=""
+nj=2
+mirror=""
+sources=""
+download_dir=downloads
+mini_data=""
+. utils/parse_options.sh
+die() { echo "$(date '+%F %T') prepare_data.sh: error: $*" >&2; exit 1; }
+
+[ -n "$data" ] || die "--data is empty"
+args=(--data "$data" --nj "$nj" --download-dir "$download_dir")
+[ -n "$mirror" ] && args+=(--mirror "$mirror")
+for s in $sources; do args+=(--source "$s"); done
+local/prepare_data.py "${args[@]}"
+if [ -n "$mini_data" ]; then
+  [ -f "$mini_data/train_wide/wav.scp" ] || \
+    die "--mini-data $mini_data: no train_wide/wav.scp there; run the mini recipe's stage 0 first (bash run.sh --stop-stage 0 at the top level)"
+  steps/combine_data_dirs.py "$data/train_mixed" "$data/train_all" "$mini_data/train_wide"
+fi

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# ECAPA-TDNN on recorded human speech: Kaldi-style stages on small public corpora (see README.md).
+#
+#   bash run.sh                                   # stages 0-6: clone the corpora, train, evaluate
+#   bash run.sh --mirror /path/to/mirrors         # stage 0 from local git mirrors (offline)
+#   bash run.sh --config conf/ecapa_real_finetune.yaml --exp exp/ecapa_real_finetune --stage 2
+#                                                 # another way of training (README.md, "Three ways of training")
+#   bash run.sh --stage 3 --model-dir DIR --test-data DIR   # evaluate any model dir on any data dir with trials
+#
+# This recipe's data (stage 0, local/prepare_data.sh; README.md): DATA/train_all (training: DSPSpeech-20 and
+# Arabic speech commands speakers, words joined into 2-6 s examples, and 251 LibriSpeech speakers), the test
+# sets DATA/test_dsp, DATA/test_arabic (other speakers, text-independent trials) and DATA/test_libri (read
+# sentences of 10 LibriSpeech test-other speakers), DATA/dev (calibration in stage 6), DATA/cohort (AS-norm:
+# 2 utterances of each training speaker) and DATA/augment (real noises, LibriSpeech babble, synthetic music,
+# measured and simulated rooms). The stages themselves are listed below (steps/run_stages.py runs them).
+#
+# Options (defaults in brackets; relative paths are relative to this folder, egs/real_speech):
+#   --stage N --stop-stage M                 stages to run [0, 6]
+#   --mirror DIR                             stage 0: local git mirrors of the corpora (DIR/<owner>+<name>/repo,
+#                                            DIR/<name>.git, ...) instead of cloning from GitHub []
+#   --sources "NAME=PATH_OR_URL ..."         stage 0: where single corpora come from (dsp, arabic,
+#                                            librispeech, esc10, irs) []
+#   --download-dir DIR                       stage 0: where the corpus checkouts go [downloads]
+#   --mini-data DIR                          stage 0: also DATA/train_mixed = DATA/train_all + DIR/train_wide
+#                                            (the mini corpus, for conf/ecapa_real_mixed.yaml) []
+#   --config FILE                            experiment YAML [conf/ecapa_real.yaml]
+#   --lm-config FILE                         stage 2: also fine-tune with this YAML into EXP/lm []
+#   --overrides "KEY=VALUE ..."              config overrides, e.g. "train.random_seed=2" []
+#   --exp DIR                                experiment directory [exp/ecapa_real]
+#   --data DIR                               data root [data]
+#   --train-set SET                          the training set under DATA: train_all, train (the word speakers
+#                                            only) or train_mixed (with --mini-data) [train_all]
+#   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA [test_dsp test_arabic test_libri]
+#   --extra-test-data "DIR ..."              stages 1, 3-6: more data dirs with trials, e.g. ../../data/mini/test_unseen []
+#   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead
+#   --dev-set SET                            the development set under DATA for calibration; "" for none [dev]
+#   --nj N                                   parallel jobs for stages 0, 1 and 3 [2]
+#   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
+#   --fbank-conf FILE                        Kaldi fbank options [conf/fbank.conf]
+#   --device auto|cpu|cuda                   [auto]
+#   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
+#   --model-dir DIR                          stages 3-6: evaluate this model dir only
+#   --untrained true|false                   stages 3-6 also for the untrained network [true]
+#   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
+#   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
+#   --status true|false                      say what each stage would do now, and why; run nothing [false]
+#   --top-n N                                stage 5: AS-norm top N [the model config's score.asnorm_top_n]
+set -euo pipefail
+script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # for --help after the cd
+cd "$(dirname "$0")"
+. ./path.sh
+help_more() { steps/run_stages.py --describe; }  # --help: the stage table after the options
+
+stage=0
+stop_stage=6
+mirror=""
+sources=""
+download_dir=downloads
+mini_data=""
+config=conf/ecapa_real.yaml
+lm_config=""
+overrides=""
+exp=exp/ecapa_real
+data=data
+train_set=train_all
+test_sets="test_dsp test_arabic test_libri"
+extra_test_data=""
+test_data=""
+dev_set=dev
+nj=2
+cmd=""
+fbank_conf=conf/fbank.conf
+device=auto
+nproc_per_node=1
+nnodes=1
+node_rank=0
+rdzv_endpoint=localhost:29400
+model_dir=""
+untrained=true
+skip_bad_audio=false
+force=false
+status=false
+top_n=""
+. utils/parse_options.sh
+
+# This recipe's data: the test sets (or --test-data, without the dev set) and the extra ones; the cohort.
+if [ -n "$test_data" ]; then test_dirs=("$test_data"); dev_set=""; else
+  read -r -a names <<< "$test_sets"; test_dirs=("${names[@]/#/$data/}"); fi
+read -r -a extra <<< "$extra_test_data"
+test_dirs+=("${extra[@]}")
+made=("$data"/{train,train_libri,train_all,cohort,dev,test_dsp,test_arabic,test_libri,augment})
+[ -n "$mini_data" ] && made+=("$data/train_mixed")
+
+exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$status" \
+  --data "$data" --exp "$exp" --config "$config" --lm-config "$lm_config" --overrides "$overrides" \
+  --train-data "$data/$train_set" --test-data "${test_dirs[@]}" --dev-data "${dev_set:+$data/$dev_set}" \
+  --cohort-data "$data/cohort" --model-dir "$model_dir" --untrained "$untrained" \
+  --fbank-conf "$fbank_conf" --feat-dir "$exp/fbank" --musan-dir "$data/augment" --rir-dir "$data/augment/rirs" \
+  --eval-features always --embedding-mean true \
+  --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
+  --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
+  --top-n "$top_n" --stage0-check dirs --stage0-makes "${made[@]}" \
+  -- local/prepare_data.sh --data "$data" --nj "$nj" --mirror "$mirror" --sources "$sources" \
+    --download-dir "$download_dir" --mini-data "$mini_data"
