@@ -37,6 +37,8 @@
 #                                            it, 2 utterances of each speaker of DATA/TRAIN_SET]
 #   --untrained true|false                   stages 3-6 also for the untrained network [true]
 #   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
+#   --resample true|false                    stages 1, 3: resample audio at another sample rate (8 kHz telephone
+#                                            speech) to the fbank conf's instead of refusing it [false]
 #   --allow-pipes true|false                 stages 1-3: run 'command |' entries of wav.scp/feats.scp [false]
 #   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
 #   --status true|false                      say what each stage would do now, and why; run nothing [false]
@@ -76,6 +78,7 @@ cohort_data=""
 untrained=true
 top_n=""
 skip_bad_audio=false
+resample=false
 allow_pipes=false
 force=false
 status=false
@@ -108,7 +111,7 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --musan-dir "$data/augment" --rir-dir "$data/augment/rirs" --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
-  --allow-pipes "$allow_pipes" --top-n "$top_n" --stage0-check mini \
+  --resample "$resample" --allow-pipes "$allow_pipes" --top-n "$top_n" --stage0-check mini \
   --recipe-int "random-seed=$random_seed" --recipe-int "wide-speakers=$wide_speakers" \
   --recipe-int "wide-utts-per-speaker=$wide_utts_per_speaker" --recipe-int "train-speakers=$train_speakers" \
   --recipe-int "test-speakers=$test_speakers" --recipe-int "utts-per-speaker=$utts_per_speaker" \

@@ -28,7 +28,8 @@ from pyfunc.errors import ConfigError
 if TYPE_CHECKING:
     from pyfunc.pipeline.recipe_plan import RecipeSettings
 
-BOOLEANS = ("status", "skip_bad_audio", "force", "compress", "untrained", "plots", "embedding_mean")
+BOOLEANS = ("status", "skip_bad_audio", "force", "compress", "untrained", "plots", "embedding_mean", "resample")
+OFF_BY_DEFAULT = ("status", "skip_bad_audio", "force", "compress", "resample")  # the other BOOLEANS default to true
 CHOICES = {"device": ("auto", "cpu", "cuda"), "allow_pipes": ("auto", "true", "false"),
            "eval_features": ("always", "frontend"), "stage0_check": ("dirs", "mini")}
 MINIMA = {"nj": 1, "nproc_per_node": 1, "nnodes": 1, "node_rank": 0, "aug_subset": 0, "aug_seed": 0,
@@ -63,8 +64,7 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
                           ("cohort-per-speaker", "0"), ("top-n", "")):
         parser.add_argument(f"--{name}", default=default)
     for name in BOOLEANS:
-        parser.add_argument(_option(name), default="false" if name in ("status", "skip_bad_audio", "force",
-                                                                        "compress") else "true")
+        parser.add_argument(_option(name), default="false" if name in OFF_BY_DEFAULT else "true")
     for name, choices in CHOICES.items():
         parser.add_argument(_option(name), default=choices[0] if name != "allow_pipes" else "false")
     for name in ("data", "exp", "config", "train-data", "cohort-data", "fbank-conf", "feat-dir", "musan-dir",
@@ -138,6 +138,7 @@ def settings_from(args: argparse.Namespace, stage0: list[str], numbers: dict) ->
         aug_seed=numbers["aug_seed"], nj=numbers["nj"], cmd=args.cmd, device=args.device,
         nproc_per_node=numbers["nproc_per_node"], nnodes=numbers["nnodes"], node_rank=numbers["node_rank"],
         rdzv_endpoint=args.rdzv_endpoint, skip_bad_audio=numbers["skip_bad_audio"], force=numbers["force"],
+        resample=numbers["resample"],
         allow_pipes=args.allow_pipes, compress=numbers["compress"], top_n=numbers["top_n"], plots=numbers["plots"],
         script=args.script)
     return settings

@@ -37,6 +37,7 @@ def _driver(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     (["--device", "gpu"], "error: --device: expected auto or cpu or cuda, got 'gpu'"),
     (["--top-n", "ten"], "error: --top-n: expected an integer >= 1, got 'ten'"),
     (["--nnodes", "2", "--node-rank", "2"], "error: --node-rank: expected 0 to 1 (--nnodes 2), got 2"),
+    (["--resample", "yes"], "error: --resample: expected true or false, got 'yes'"),
 ])
 def test_bad_options_are_one_error_line_before_any_stage(recipe: str, args: list[str], message: str,
                                                          tmp_path: Path) -> None:
@@ -146,3 +147,48 @@ def test_driver_stops_at_the_first_failing_step_with_its_status(tmp_path: Path) 
     assert proc.returncode == 0 and proc.stdout.splitlines()[1:] == ["prepared"]
     proc = _driver(*common)
     assert proc.returncode == 1 and proc.stderr.splitlines() == ["error: no stage-0 command (give it after --)"]
+
+
+def _tiny_data_dir(data_dir: Path) -> None:
+    """A data dir of two 0.1 s recordings, enough for stamps (their wav files are deep inputs)."""
+    import numpy as np
+    import soundfile
+
+    data_dir.mkdir(parents=True)
+    lines = []
+    for utt in ("s1-a", "s1-b"):
+        soundfile.write(data_dir / f"{utt}.wav", np.zeros(1600, dtype=np.int16), 16000)
+        lines.append(f"{utt} {data_dir / f'{utt}.wav'}")
+    (data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
+    (data_dir / "utt2spk").write_text("s1-a s1\ns1-b s1\n")
+
+
+def _states(status_text: str, step: str, target: str) -> list[str]:
+    """The state column of the --status rows of ``step`` on ``target``."""
+    return [line.split(target, 1)[1].strip() for line in status_text.splitlines()
+            if f" {step} " in line and f" {target} " in line]
+
+
+def test_resample_reaches_stages_1_and_3_and_their_stamps(tmp_path: Path) -> None:
+    """--resample true: make_fbank and extract_embeddings (through extract.sh --opts) get --resample, and --status
+    judges stage 1's stamp with it: a stamp written with --resample is current with it and to redo without."""
+    from pyfunc.pipeline.fbank_stage import fbank_stamp_spec
+    from pyfunc.pipeline.stage_table import recipe_status
+    from pyfunc.pipeline.stamps import FBANK_STAMP, write_stamp
+
+    s = _settings(tmp_path, resample=True, aug_kinds=[], force=True)
+    data, feats = tmp_path / "data", tmp_path / "fbank"
+    stage1 = [step.argv for step in stage_steps(s, 1)]
+    assert stage1[0] == ["steps/make_fbank.py", "--nj", "3", "--cmd", "", "--conf", str(tmp_path / "fbank.conf"),
+                         "--compress", "false", "--force", "--resample", str(data / "train"), str(feats / "train"),
+                         str(feats / "log")]
+    (extract,) = [step.argv for step in stage_steps(s, 3)]
+    assert extract[extract.index("--opts") + 1] == "--force --resample"
+    (tmp_path / "fbank.conf").write_text("--sample-frequency=16000\n")
+    _tiny_data_dir(data / "eval")
+    spec = fbank_stamp_spec(data / "eval", tmp_path / "fbank.conf", feats / "eval", resample=True)
+    (data / "eval" / "feats.scp").write_text("")
+    write_stamp(data / "eval" / FBANK_STAMP, spec.stamp([data / "eval" / "feats.scp"]))
+    for resample, state in ((True, "up to date"), (False, "to redo")):
+        text = recipe_status(_settings(tmp_path, resample=resample, aug_kinds=[]), 1, 1).text()
+        assert [row.split(":")[0] for row in _states(text, "fbank", str(data / "eval"))] == [state], text

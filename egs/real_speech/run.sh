@@ -42,6 +42,8 @@
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
 #   --untrained true|false                   stages 3-6 also for the untrained network [true]
 #   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
+#   --resample true|false                    stages 1, 3: resample audio at another sample rate (8 kHz telephone
+#                                            speech) to the fbank conf's instead of refusing it [false]
 #   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
 #   --status true|false                      say what each stage would do now, and why; run nothing [false]
 #   --top-n N                                stage 5: AS-norm top N [the model config's score.asnorm_top_n]
@@ -78,6 +80,7 @@ rdzv_endpoint=localhost:29400
 model_dir=""
 untrained=true
 skip_bad_audio=false
+resample=false
 force=false
 status=false
 top_n=""
@@ -99,6 +102,6 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
-  --top-n "$top_n" --stage0-check dirs --stage0-makes "${made[@]}" \
+  --resample "$resample" --top-n "$top_n" --stage0-check dirs --stage0-makes "${made[@]}" \
   -- local/prepare_data.sh --data "$data" --nj "$nj" --mirror "$mirror" --sources "$sources" \
     --download-dir "$download_dir" --mini-data "$mini_data"

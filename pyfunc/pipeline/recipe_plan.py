@@ -76,6 +76,7 @@ class RecipeSettings:
     rdzv_endpoint: str = "localhost:29400"
     skip_bad_audio: bool = False
     force: bool = False
+    resample: bool = False  # stages 1 and 3: audio at another sample rate is resampled, not refused
     allow_pipes: str = "false"  # true | false | auto (when the training set's wav.scp holds pipe commands)
     compress: bool = False
     top_n: int | None = None
@@ -189,9 +190,9 @@ def pipe_program(command: str) -> str:
 
 
 def redo_options(s: RecipeSettings) -> list[str]:
-    """The bad-audio, force and pipe options stages 1 and 3 pass on."""
+    """The bad-audio, force, pipe and resampling options stages 1 and 3 pass on."""
     return [flag for flag, on in (("--skip-bad-audio", s.skip_bad_audio), ("--force", s.force),
-                                  ("--allow-pipes", allows_pipes(s))) if on]
+                                  ("--allow-pipes", allows_pipes(s)), ("--resample", s.resample)) if on]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def _fbank_step(s: RecipeSettings, data_dir: Path, log: str | None = None) -> St
             "--compress", _flag(s.compress), *redo_options(s), str(data_dir), str(s.feat_dir / data_dir.name),
             str(s.feat_dir / "log")]
     return Step(1, log, argv, lambda st: check_fbank(st, data_dir, s.feat_dir / data_dir.name, s.fbank_conf,
-                                                     s.skip_bad_audio, s.force, s.compress))
+                                                     s.skip_bad_audio, s.force, s.compress, s.resample))
 
 
 def offline_augmentation(s: RecipeSettings) -> bool:
@@ -177,9 +177,10 @@ def embedding_steps(s: RecipeSettings) -> list[Step]:
         def checks(st: RecipeStatus, model: Path = model) -> None:
             for data_dir in dirs:
                 check_extraction(st, model, data_dir, model / "embeddings" / data_dir.name, s.skip_bad_audio,
-                                 s.force)
+                                 s.force, resample=s.resample)
             out = model / "embeddings" / s.cohort.name  # the cohort: full utterances, then its speaker means
-            check_extraction(st, model, s.cohort, out, s.skip_bad_audio, s.force, protocol="full")
+            check_extraction(st, model, s.cohort, out, s.skip_bad_audio, s.force, protocol="full",
+                             resample=s.resample)
             check_derived(st, 3, "cohort means", [out / "xvector.scp", s.cohort / "utt2spk"], [out / COHORT_SCP])
         steps.append(Step(3, f"stage 3: embeddings of {' '.join(map(str, dirs))} and the cohort {s.cohort} with "
                              f"{model}",

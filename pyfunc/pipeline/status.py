@@ -217,14 +217,16 @@ def check_unstamped(status: RecipeStatus, stage: int, step: str, target: str, di
 
 
 def check_fbank(status: RecipeStatus, data_dir: PathLike, feat_dir: PathLike, conf: PathLike,
-                skip_bad: bool = False, force: bool = False, compress: bool = False) -> StageCheck:
-    """Stage 1 of one data dir (steps/make_fbank.py): its stamp, as make_fbank reads it."""
+                skip_bad: bool = False, force: bool = False, compress: bool = False,
+                resample: bool = False) -> StageCheck:
+    """Stage 1 of one data dir (steps/make_fbank.py): its stamp, as make_fbank reads it (``resample``: run with
+    ``--resample``, which its stamp records)."""
     data_dir = Path(data_dir)
     makes = [data_dir / "feats.scp", data_dir / "utt2num_frames", data_dir / SKIPPED_NAME]
     reads = [data_dir / name for name in ("wav.scp", "utt2spk", "utt2aug", "trials")] + [Path(conf)]
 
     def own() -> tuple[str, str]:
-        spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, compress=compress)
+        spec = fbank_stamp_spec(data_dir, conf, feat_dir, skip_bad, compress=compress, resample=resample)
         status.fbank_stamps[_key(data_dir)] = spec.stamp([])
         if force:
             return (TO_REDO if makes[0].exists() else TO_MAKE), "--force true"
@@ -289,9 +291,10 @@ def check_training(status: RecipeStatus, config: Config | PathLike, train_data: 
 
 
 def check_extraction(status: RecipeStatus, model_dir: PathLike, data_dir: PathLike, out_dir: PathLike,
-                     skip_bad: bool = False, force: bool = False, protocol: str = "auto") -> StageCheck:
+                     skip_bad: bool = False, force: bool = False, protocol: str = "auto",
+                     resample: bool = False) -> StageCheck:
     """Stage 3 of one data dir with one model (steps/extract_embeddings.py): its stamp, as run_extraction reads it
-    (``protocol``: as given to it; ``full`` for the AS-norm cohort)."""
+    (``protocol``: as given to it; ``full`` for the AS-norm cohort; ``resample``: run with ``--resample``)."""
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
     makes = [out_dir / XVECTOR_SCP, out_dir / CROPS_SCP]
     reads = [model_dir / CONFIG_NAME, model_dir / MODEL_NAME, data_dir / "feats.scp", data_dir / "wav.scp",
@@ -309,7 +312,8 @@ def check_extraction(status: RecipeStatus, model_dir: PathLike, data_dir: PathLi
             return WOULD_FAIL, f"{table}: out of date: {stale[0]} changed after it was made; rerun stage 1"
         if force:
             return (TO_REDO if makes[0].exists() else TO_MAKE), "--force true"
-        spec = extract_stamp_spec(model_dir, data_dir, protocol=protocol, skip_bad=skip_bad, frontend=frontend)
+        spec = extract_stamp_spec(model_dir, data_dir, protocol=protocol, skip_bad=skip_bad, frontend=frontend,
+                                  resample=resample)
         return _made(makes, spec.why_not_current(out_dir / EXTRACT_STAMP))
     return status.check(3, "embeddings", f"{model_dir} <- {data_dir}", reads, makes, own)
 
