@@ -37,7 +37,6 @@ def _driver(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     (["--device", "gpu"], "error: --device: expected auto or cpu or cuda, got 'gpu'"),
     (["--top-n", "ten"], "error: --top-n: expected an integer >= 1, got 'ten'"),
     (["--nnodes", "2", "--node-rank", "2"], "error: --node-rank: expected 0 to 1 (--nnodes 2), got 2"),
-    (["--resample", "yes"], "error: --resample: expected true or false, got 'yes'"),
 ])
 def test_bad_options_are_one_error_line_before_any_stage(recipe: str, args: list[str], message: str,
                                                          tmp_path: Path) -> None:
@@ -131,13 +130,29 @@ def test_steps_of_a_recipe_with_augmented_copies_and_one_embedding_set(tmp_path:
     assert nothing.argv is None and nothing.log.startswith("stage 1: nothing to do (the seed front end")
 
 
+def _driver_options(tmp_path: Path) -> list[str]:
+    """The settings options every run.sh gives the driver, for a recipe in ``tmp_path``."""
+    (tmp_path / "c.yaml").write_text("model: {frontend: fbank}\n")
+    return ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"), "--config", str(tmp_path / "c.yaml"),
+            "--train-data", str(tmp_path / "data" / "train"), "--test-data", str(tmp_path / "data" / "test"),
+            "--cohort-data", str(tmp_path / "data" / "cohort"), "--fbank-conf", "conf/fbank.conf", "--feat-dir",
+            str(tmp_path / "fbank"), "--musan-dir", str(tmp_path), "--rir-dir", str(tmp_path), "--script", "x.sh"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--resample", "yes"], "error: --resample: expected true or false, got 'yes'"),
+])
+def test_driver_checks_the_options_of_new_features(tmp_path: Path, args: list[str], message: str) -> None:
+    """Bad values of the feature options (run.sh's parse_options checks its booleans too): one error line, exit 1,
+    nothing run or written."""
+    proc = _driver(*_driver_options(tmp_path), *args, "--", "bash", "-c", "echo ran")
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [message] and proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
 def test_driver_stops_at_the_first_failing_step_with_its_status(tmp_path: Path) -> None:
     """Stage 0's command fails with 3: the run exits 3 after logging stage 0, and stage 1 never starts."""
-    (tmp_path / "c.yaml").write_text("model: {frontend: fbank}\n")
-    common = ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"), "--config", str(tmp_path / "c.yaml"),
-              "--train-data", str(tmp_path / "data" / "train"), "--test-data", str(tmp_path / "data" / "test"),
-              "--cohort-data", str(tmp_path / "data" / "cohort"), "--fbank-conf", "conf/fbank.conf", "--feat-dir",
-              str(tmp_path / "fbank"), "--musan-dir", str(tmp_path), "--rir-dir", str(tmp_path), "--script", "x.sh"]
+    common = _driver_options(tmp_path)
     proc = _driver(*common, "--stop-stage", "1", "--", "bash", "-c", "echo preparing; exit 3")
     assert proc.returncode == 3, proc.stderr
     lines = proc.stdout.splitlines()
