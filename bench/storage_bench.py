@@ -34,8 +34,8 @@ def _encode_m4a(ffmpeg: str, wav: str, m4a: Path) -> None:
 def storage_prepare(size: dict, work: Path) -> dict:
     """m4a copies of the training data (``work/m4a``), a data dir of ffmpeg pipes to them, and the same
     audio converted once to wav (``convert_m4a_tree``) with its data dir; records the conversion time."""
-    from pyfunc.corpora.voxceleb import convert_m4a_tree, ffmpeg_pipe
     from pyfunc.data.datadir import DataDir, load_data_dir, write_data_dir
+    from pyfunc.data.m4a import convert_m4a_tree, ffmpeg_pipe
     from pyfunc.pipeline.fbank_stage import make_fbank_job
 
     ffmpeg = shutil.which("ffmpeg")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,7 +317,8 @@ def make_fake_trial_list(path: PathLike, vox1_root: PathLike | FakeCorpus, n: in
     ``n`` distinct pairs of the wav files under ``vox1_root``, about ``target_fraction`` of them
     targets (at least one of each kind when ``n >= 2``), in random order. Returns the lines as tuples.
     """
-    from pyfunc.corpora.voxceleb import scan_audio_tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "egs" / "voxceleb" / "local"))
+    from voxceleb import scan_audio_tree
 
     if isinstance(vox1_root, FakeCorpus):
         utts = sorted(vox1_root.files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,6 @@ import pytest
 import soundfile
 
 from pyfunc.config import AugmentConfig
-from pyfunc.corpora.musan import prepare_musan
 from pyfunc.data.audio import read_audio, write_wav
 from pyfunc.data.datadir import DataDir, load_data_dir, split_data_dir, validate_data_dir, write_data_dir
 from pyfunc.errors import ConfigError, DataError
@@ -271,6 +271,9 @@ def test_segmented_musan_gives_one_noise_per_segment(tmp_path: Path) -> None:
     for category, files in audio.items():
         for stem, samples in files.items():
             write_float_wav(tmp_path / "musan" / category / "src" / f"{stem}.wav", samples)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "egs" / "voxceleb" / "local"))
+    from musan import prepare_musan  # the VoxCeleb recipe's MUSAN lists
+
     prepare_musan(tmp_path / "musan", tmp_path / "data")
     long_wav = str(tmp_path / "musan" / "noise" / "src" / "noise-long.wav")
     cfg = AugmentConfig(musan_dir=str(tmp_path / "data"))

@@ -1,4 +1,5 @@
-"""VoxCeleb1/2, MUSAN and RIRS_NOISES data preparation on tiny fake trees (pyfunc.corpora.*)."""
+"""VoxCeleb1/2, MUSAN and RIRS_NOISES data preparation on tiny fake trees (egs/voxceleb/local/voxceleb.py,
+musan.py; the generic pieces in pyfunc/data/corpus_files.py and m4a.py)."""
 
 from __future__ import annotations
 
@@ -22,26 +23,30 @@ from fake_trees import (
     synthesize_speech,
 )
 
-from pyfunc.corpora import voxceleb
-from pyfunc.corpora.musan import prepare_musan, prepare_rirs
-from pyfunc.corpora.voxceleb import (
-    convert_m4a_tree,
-    convert_trials,
-    find_speaker_roots,
-    make_trial_subset,
-    prepare_vox1,
-    prepare_vox1_trials,
-    prepare_vox2_dev,
-    trials_path,
-)
 from pyfunc.data import audio as audio_module
+from pyfunc.data import m4a
 from pyfunc.data.audio import read_audio
+from pyfunc.data.corpus_files import make_trial_subset
 from pyfunc.data.datadir import load_data_dir, validate_data_dir
+from pyfunc.data.m4a import convert_m4a_tree
 from pyfunc.data.tables import read_map, read_scp
 from pyfunc.data.trials import read_trials
 from pyfunc.errors import ConfigError, DataError, PyfuncError
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "egs" / "voxceleb" / "local"))  # the recipe's modules, as its scripts import them
+
+import voxceleb  # noqa: E402
+from musan import prepare_musan, prepare_rirs  # noqa: E402
+from voxceleb import (  # noqa: E402
+    convert_trials,
+    find_speaker_roots,
+    prepare_vox1,
+    prepare_vox1_trials,
+    prepare_vox2_dev,
+    trials_path,
+)
+
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None
 needs_ffmpeg = pytest.mark.skipif(not HAVE_FFMPEG, reason="ffmpeg is not installed")
 
@@ -318,7 +323,7 @@ def _fake_m4a_tree(root: Path) -> int:
 
 def test_vox2_m4a_pipe_entries(tmp_path, monkeypatch):
     count = _fake_m4a_tree(tmp_path / "vox2")
-    monkeypatch.setattr(voxceleb.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(m4a.shutil, "which", lambda name: "/usr/bin/" + name)
     out = tmp_path / "data" / "vox2_dev"
     (out).mkdir(parents=True)
     (out / "utt2dur").write_text("stale 1.0\n")
@@ -336,7 +341,7 @@ def test_vox2_m4a_pipe_entries(tmp_path, monkeypatch):
 
 def test_vox2_m4a_without_ffmpeg(tmp_path, monkeypatch):
     count = _fake_m4a_tree(tmp_path / "vox2")
-    monkeypatch.setattr(voxceleb.shutil, "which", lambda name: None)
+    monkeypatch.setattr(m4a.shutil, "which", lambda name: None)
     root = str(tmp_path / "vox2")
     message = (f"found {count} .m4a files under {root} but ffmpeg is not installed; install it "
                "(apt-get install ffmpeg) or convert to wav first")

@@ -25,7 +25,6 @@ from fake_trees import (
 
 from pyfunc.config import AugmentConfig, Config, config_from_dict, load_config
 from pyfunc.config_overrides import apply_overrides, get_value, parse_override
-from pyfunc.corpora.musan import prepare_musan, prepare_rirs
 from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.audio import read_audio
 from pyfunc.data.datadir import load_data_dir, subset_per_speaker, validate_data_dir
@@ -43,6 +42,10 @@ from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "voxceleb"
+sys.path.insert(0, str(RECIPE / "local"))  # the recipe's modules, as its scripts import them
+
+from musan import prepare_musan, prepare_rirs  # noqa: E402
+
 OFFICIAL = {"vox1_o": "veri_test2.txt", "vox1_e": "list_test_all2.txt", "vox1_h": "list_test_hard2.txt"}
 
 TINY_SEED = """\
@@ -445,7 +448,7 @@ def test_offline_specs_reach_their_snr_and_keep_the_direct_path(corpora: dict, a
     """On the fake corpora: each noise/music copy is at the SNR its spec asks (within 0.5 dB, measured as the
     plain power ratio of the clean signal to what was added), babble adds the summed power of its talkers, and
     the recipe's RIRs keep a signal's length and the alignment of its direct path."""
-    from pyfunc.corpora.voxceleb import prepare_vox2_dev
+    from voxceleb import prepare_vox2_dev
 
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "vox2_dev")
     cfg = AugmentConfig(musan_dir=str(aug_data), rir_dir=str(aug_data / "rirs"))
@@ -498,7 +501,7 @@ def _step(script: str, *args) -> subprocess.CompletedProcess:
 
 
 def test_augment_and_combine_clis(corpora: dict, aug_data: Path, tmp_path: Path) -> None:
-    from pyfunc.corpora.voxceleb import prepare_vox2_dev
+    from voxceleb import prepare_vox2_dev
 
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "vox2_dev")
     config = tmp_path / "c.yaml"
@@ -524,7 +527,7 @@ def test_augment_and_combine_clis(corpora: dict, aug_data: Path, tmp_path: Path)
 
 
 def test_random_subset_and_subset_per_speaker(corpora: dict, tmp_path: Path) -> None:
-    from pyfunc.corpora.voxceleb import prepare_vox2_dev
+    from voxceleb import prepare_vox2_dev
 
     prepare_vox2_dev(corpora["root"] / "voxceleb2", tmp_path / "vox2_dev")
     a = random_subset(tmp_path / "vox2_dev", tmp_path / "a", 7, random_seed=1)
@@ -627,7 +630,8 @@ def _wave_config(**augment) -> Config:
 def test_wave_training_applies_offline_copies_and_on_the_fly_augmentation(corpora: dict, aug_data: Path,
                                                                            tmp_path: Path, monkeypatch,
                                                                            restore_logging) -> None:
-    from pyfunc.corpora.voxceleb import prepare_vox2_dev
+    from voxceleb import prepare_vox2_dev
+
     from pyfunc.features import augment
     from pyfunc.training import examples
     from pyfunc.training.trainer import train

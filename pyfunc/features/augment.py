@@ -19,7 +19,7 @@ stores the same specs and gives the same samples. A spec is
 
 A noise is a whole file, or with ``segment`` the samples ``[begin, end)`` of it:
 a MUSAN data dir with a Kaldi ``segments`` file (the seed's ``musan_split``, 5 s
-segments every 3 s; :func:`pyfunc.corpora.musan.prepare_musan`) gives one noise
+segments every 3 s; ``prepare_musan`` of ``egs/voxceleb/local/musan.py``) gives one noise
 per segment, read in place; without one, each wav.scp file is one noise.
 ``start`` in [0, 1) places the noise window as the seed does: sample offset
 ``int(start * (len(noise) - len(x)))`` when the noise is longer than the

@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("dst_root")
     args = parser.parse_args()
 
-    from pyfunc.corpora.voxceleb import convert_m4a_tree
+    from pyfunc.data.m4a import convert_m4a_tree
 
     report = convert_m4a_tree(args.src_root, args.dst_root, num_jobs=args.nj)
     logging.info("converted %d files, %d already there", report.converted, report.skipped)

@@ -9,6 +9,8 @@ file one utterance (recording id = file stem).
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 from pyfunc.cli.runner import run_main
 
@@ -23,7 +25,8 @@ def main() -> None:
     parser.add_argument("out_root", help="e.g. data")
     args = parser.parse_args()
 
-    from pyfunc.corpora.musan import prepare_musan
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from musan import prepare_musan
 
     prepare_musan(args.musan_root, args.out_root, num_jobs=args.nj, segment_seconds=args.segment_seconds,
                   hop_seconds=args.hop_seconds)

@@ -6,6 +6,8 @@ RIRS_ROOT is the RIRS_NOISES folder or its parent; OUT_DIR e.g. data/rirs.
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 from pyfunc.cli.runner import run_main
 
@@ -17,7 +19,8 @@ def main() -> None:
     parser.add_argument("out_dir", help="e.g. data/rirs")
     args = parser.parse_args()
 
-    from pyfunc.corpora.musan import prepare_rirs
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from musan import prepare_rirs
 
     prepare_rirs(args.rirs_root, args.out_dir, num_jobs=args.nj)
 

@@ -24,6 +24,7 @@ them) and no utt2dur.
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from pyfunc.cli.runner import run_main
@@ -49,16 +50,17 @@ def main() -> None:
                         help="comma-separated trial lists to make DATA/NAME data directories of ('' for none) [vox1_o]")
     args = parser.parse_args()
 
-    from pyfunc.corpora.voxceleb import (
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from voxceleb import (
         OFFICIAL_TRIALS,
         check_disjoint_speakers,
         convert_vox2_dev,
-        make_trial_subset,
         prepare_vox1,
         prepare_vox1_trials,
         prepare_vox2_dev,
-        subset_for_trials,
     )
+
+    from pyfunc.data.corpus_files import make_trial_subset, subset_for_trials
     from pyfunc.data.datadir import subset_per_speaker
     from pyfunc.errors import ConfigError
 

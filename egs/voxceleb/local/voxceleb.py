@@ -1,11 +1,11 @@
-"""VoxCeleb1 and VoxCeleb2 data preparation (stage 0 of the VoxCeleb recipe).
+"""VoxCeleb1 and VoxCeleb2 data preparation (stage 0 of the VoxCeleb recipe; its ``local/`` scripts import it).
 
 Layouts read (the released ones)::
 
     VoxCeleb1   ROOT/wav/id10001/1zcIwhmdeo4/00001.wav      (16 kHz mono wav)
                 or two roots, ROOT/vox1_dev_wav/wav and ROOT/vox1_test_wav/wav
     VoxCeleb2   ROOT/dev/aac/id00012/21Uxsk56VDQ/00001.m4a  (AAC, as released)
-                or ROOT/.../id00012/21Uxsk56VDQ/00001.wav    (after :func:`convert_m4a_tree`)
+                or ROOT/.../id00012/21Uxsk56VDQ/00001.wav    (after :func:`pyfunc.data.m4a.convert_m4a_tree`)
 
 A *speaker root* is a folder whose sub-folders are speakers (``id`` followed by
 digits); each speaker folder holds video folders, each video folder the audio files.
@@ -31,7 +31,7 @@ Trial lists: the official cleaned lists ``veri_test2.txt`` (Vox1-O),
 ``1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav``, are converted to
 Kaldi trials (``enroll test target|nontarget``) in ``VOX1_DATA/trials/vox1_o``,
 ``trials/vox1_e`` and ``trials/vox1_h`` (a folder ``trials`` of named lists, so the
-list name is the file name). :func:`make_trial_subset` can also write a data directory
+list name is the file name). :func:`pyfunc.data.corpus_files.make_trial_subset` can also write a data directory
 holding only the utterances of one list, with that list as its ``trials`` file (the
 form ``run.sh`` stages 3-6 take), e.g. ``data/vox1_o``. The lists come from
 https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/ (``veri_test2.txt`` etc.).
@@ -42,32 +42,19 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
-import shutil
-import subprocess
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    as_completed,
-    wait,
-)
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Sequence
 
-import soundfile
 from tqdm import tqdm
 
 from pyfunc.data.atomic import PathLike
-from pyfunc.data.audio import SAMPLE_RATE
-from pyfunc.data.datadir import DataDir, load_data_dir, validate_data_dir, write_data_dir
-from pyfunc.data.segments import SEGMENTS, Segment, write_segments
+from pyfunc.data.corpus_files import check_scp_path, wav_durations, write_checked_data_dir
+from pyfunc.data.datadir import DataDir
+from pyfunc.data.m4a import convert_m4a_tree, ffmpeg_pipe, require_ffmpeg
 from pyfunc.data.tables import iter_table_lines, read_map
 from pyfunc.data.trials import read_trials, write_trials
-from pyfunc.errors import ConfigError, DataError, PyfuncError
+from pyfunc.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +68,6 @@ TRIALS_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/"
 VOX2_DEV_SPEAKERS = 5994
 VOX2_DEV_UTTERANCES = 1092009
 # Files of an earlier data directory that would no longer match a fresh wav.scp.
-STALE_FILES = ("utt2dur", "utt2num_frames", "feats.scp", "segments", "reco2dur", "vad.scp", "cmvn.scp")
-_INFO_CHUNK = 500
 
 
 @dataclass
@@ -136,13 +121,6 @@ def _subdirs(folder: Path) -> list[str]:
         raise DataError(f"{folder}: cannot list folder: {err}") from None
 
 
-def check_scp_path(path: str) -> None:
-    """DataError if ``path`` has whitespace (a wav.scp entry cannot hold it)."""
-    if any(c.isspace() for c in path):
-        raise DataError(f"{path!r}: path contains whitespace, which wav.scp cannot hold; "
-                        "move or symlink the corpus to a path without spaces")
-
-
 def scan_audio_tree(roots: Iterable[PathLike], extensions: Sequence[str] = ("wav", "m4a"),
                     desc: str = "scanning") -> AudioTree:
     """Walk ``speaker/video/file`` under every speaker root found below ``roots``.
@@ -188,183 +166,6 @@ def _scan_speaker(speaker_root: Path, speaker: str, files: dict[str, dict[str, s
                                 "folder only once")
             table[utt] = path
 
-
-# ----------------------------------------------------------------------------------------------
-# Wav headers
-
-
-def _info_chunk(paths: list[str]) -> list[tuple[float, str | None]]:
-    out: list[tuple[float, str | None]] = []
-    for path in paths:
-        try:
-            info = soundfile.info(path)
-        except (RuntimeError, soundfile.LibsndfileError) as err:
-            out.append((0.0, f"cannot read audio: {err}"))
-            continue
-        if info.samplerate != SAMPLE_RATE:
-            out.append((0.0, f"expected sample rate {SAMPLE_RATE} Hz, got {info.samplerate} Hz"))
-        elif info.channels != 1:
-            out.append((0.0, f"expected mono audio, got {info.channels} channels"))
-        elif info.frames == 0:
-            out.append((0.0, "audio is empty"))
-        else:
-            out.append((info.frames / info.samplerate, None))
-    return out
-
-
-def wav_durations(files: dict[str, str], num_jobs: int = 1, desc: str = "reading wav headers") -> dict[str, float]:
-    """Duration in seconds of each wav file (utt -> path), from its header, in ``num_jobs`` processes.
-
-    Raises DataError naming the first file that is unreadable, empty, not 16 kHz or not mono.
-    """
-    utts = sorted(files)
-    chunks = [utts[i:i + _INFO_CHUNK] for i in range(0, len(utts), _INFO_CHUNK)]
-    results: dict[int, list[tuple[float, str | None]]] = {}
-    with tqdm(total=len(utts), desc=desc, unit="file", dynamic_ncols=True, mininterval=1.0) as bar:
-        if num_jobs <= 1 or len(chunks) <= 1:
-            for index, chunk in enumerate(chunks):
-                results[index] = _info_chunk([files[u] for u in chunk])
-                bar.update(len(chunk))
-        else:
-            with ProcessPoolExecutor(max_workers=num_jobs) as pool:
-                futures = {pool.submit(_info_chunk, [files[u] for u in chunk]): index
-                           for index, chunk in enumerate(chunks)}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update(len(results[futures[future]]))
-    durations: dict[str, float] = {}
-    for index, chunk in enumerate(chunks):
-        for utt, (duration, error) in zip(chunk, results[index]):
-            if error is not None:
-                raise DataError(f"{files[utt]}: {error}")
-            durations[utt] = duration
-    return durations
-
-
-# ----------------------------------------------------------------------------------------------
-# ffmpeg: pipes and conversion
-
-
-def ffmpeg_pipe(path: str) -> str:
-    """The wav.scp pipe entry that decodes ``path`` (any ffmpeg input) to 16 kHz mono wav."""
-    return f"ffmpeg -nostdin -v error -i {shlex.quote(path)} -f wav -ac 1 -ar {SAMPLE_RATE} - |"
-
-
-def require_ffmpeg(num_m4a: int, root: PathLike) -> str:
-    """Path of ffmpeg; PyfuncError saying what to do when it is not installed."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise PyfuncError(f"found {num_m4a} .m4a files under {root} but ffmpeg is not installed; install it "
-                          "(apt-get install ffmpeg) or convert to wav first")
-    return ffmpeg
-
-
-def walk_files(root: PathLike, ext: str) -> list[str]:
-    """Every file ``*.ext`` under ``root`` (any depth, hidden entries skipped), as sorted path strings."""
-    out: list[str] = []
-    stack = [str(root)]
-    suffix = "." + ext.lower()
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.name.startswith("."):
-                        continue
-                    if entry.is_dir():
-                        stack.append(entry.path)
-                    elif entry.name.lower().endswith(suffix) and entry.is_file():
-                        out.append(entry.path)
-        except OSError as err:
-            raise DataError(f"{folder}: cannot list folder: {err}") from None
-    out.sort()
-    return out
-
-
-def _converted_name(src: str, src_root: str, dst_root: str) -> str:
-    return os.path.join(dst_root, os.path.relpath(os.path.splitext(src)[0] + ".wav", src_root))
-
-
-def _convert_one(ffmpeg: str, src: str, dst: str) -> str | None:
-    """Decode ``src`` to 16 kHz mono 16-bit wav at ``dst`` (through a temporary name); error text or None."""
-    folder, name = os.path.split(dst)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.tmp")
-    command = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", src, "-ac", "1", "-ar", str(SAMPLE_RATE),
-               "-sample_fmt", "s16", "-f", "wav", tmp]
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        _remove(tmp)
-        return f"{src}: ffmpeg failed: {err}"
-    if result.returncode != 0 or not os.path.isfile(tmp):
-        _remove(tmp)
-        message = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        return f"{src}: ffmpeg exited with code {result.returncode}: {message[0]}"
-    os.replace(tmp, dst)
-    return None
-
-
-def _bounded_results(pool: Executor, calls: Iterable[tuple], window: int) -> Iterator:
-    """Results of ``pool.submit(*call)`` for each call, in completion order, at most ``window`` in flight."""
-    pending: set[Future] = set()
-    for call in calls:
-        if len(pending) >= window:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from (future.result() for future in done)
-        pending.add(pool.submit(*call))
-    for future in as_completed(pending):
-        yield future.result()
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-@dataclass
-class ConversionReport:
-    converted: int
-    skipped: int
-
-
-def convert_m4a_tree(src_root: PathLike, dst_root: PathLike, num_jobs: int = 4) -> ConversionReport:
-    """Decode every ``*.m4a`` under ``src_root`` to 16 kHz mono 16-bit wav at the same relative path
-    under ``dst_root`` (``.wav``), with ``num_jobs`` ffmpeg processes at a time.
-
-    Each file is written to a temporary name and renamed, so files already there are complete
-    and are skipped: an interrupted conversion resumes. Failures do not stop the others; a
-    DataError at the end names them.
-    """
-    src_root = Path(os.path.abspath(src_root))
-    dst_root = Path(os.path.abspath(dst_root))
-    if not src_root.is_dir():
-        raise DataError(f"{src_root}: folder not found")
-    sources = walk_files(src_root, "m4a")
-    if not sources:
-        raise DataError(f"{src_root}: no .m4a files found")
-    ffmpeg = require_ffmpeg(len(sources), src_root)
-    todo = [s for s in sources if not os.path.isfile(_converted_name(s, str(src_root), str(dst_root)))]
-    skipped = len(sources) - len(todo)
-    if skipped:
-        logger.info("%d of %d files already converted under %s", skipped, len(sources), dst_root)
-    errors: list[str] = []
-    src, dst = str(src_root), str(dst_root)
-    calls = ((_convert_one, ffmpeg, s, _converted_name(s, src, dst)) for s in todo)
-    with tqdm(total=len(todo), desc="m4a -> wav", unit="file", dynamic_ncols=True, mininterval=1.0) as bar:
-        with ThreadPoolExecutor(max_workers=max(1, num_jobs)) as pool:
-            for error in _bounded_results(pool, calls, window=4 * max(1, num_jobs)):
-                if error is not None:
-                    errors.append(error)
-                bar.update(1)
-    if errors:
-        errors.sort()
-        raise DataError(f"{len(errors)} of {len(todo)} conversions failed, e.g. " + "; ".join(errors[:3]))
-    return ConversionReport(converted=len(todo), skipped=skipped)
-
-
 def convert_vox2_dev(vox2_root: PathLike, wav_dir: PathLike, num_jobs: int = 4) -> Path | None:
     """Stage 0's m4a handling: decode VoxCeleb2 dev's .m4a files once to 16 kHz wav under ``wav_dir``.
 
@@ -388,33 +189,6 @@ def convert_vox2_dev(vox2_root: PathLike, wav_dir: PathLike, num_jobs: int = 4) 
 
 
 # ----------------------------------------------------------------------------------------------
-# Data directories
-
-
-def _clear_stale(out_dir: Path) -> None:
-    """Remove the files and split folders of an earlier data directory at ``out_dir``."""
-    for name in STALE_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    if out_dir.is_dir():
-        for child in out_dir.iterdir():
-            if child.is_dir() and re.fullmatch(r"split\d+", child.name):
-                shutil.rmtree(child)
-
-
-def write_checked_data_dir(out_dir: PathLike, data: DataDir, check_wavs: bool,
-                           segments: Mapping[str, Segment] | None = None) -> DataDir:
-    """Clear stale files of ``out_dir``, write ``data`` there (and ``segments``, when given) and validate it
-    (wav headers if ``check_wavs``)."""
-    out_dir = Path(out_dir)
-    _clear_stale(out_dir)
-    write_data_dir(out_dir, data)
-    if segments is not None:
-        write_segments(out_dir / SEGMENTS, segments)
-    validate_data_dir(out_dir, check_wavs=check_wavs, check_trials=False)
-    logger.info("%s: %d utterances of %d speakers", out_dir, len(data.utt2spk), len(set(data.utt2spk.values())))
-    return data
-
-
 def _utt2spk(utts: Iterable[str]) -> dict[str, str]:
     return {utt: utt.split("/", 1)[0] for utt in utts}
 
@@ -620,48 +394,7 @@ def prepare_vox1_trials(meta_dir: PathLike, vox1_data_dir: PathLike,
     return TrialsReport(written, missing)
 
 
-def make_trial_subset(data_dir: PathLike, trials: PathLike, out_dir: PathLike) -> DataDir:
-    """Write a data directory of the utterances named in ``trials``, with those trials as its ``trials``."""
-    data = load_data_dir(data_dir)
-    pairs = read_trials(trials)
-    utts = {u for enroll, test, _ in pairs for u in (enroll, test)}
-    unknown = sorted(utts - set(data.utt2spk))
-    if unknown:
-        raise DataError(f"{trials}: {len(unknown)} utterance(s) not in {data_dir}, e.g. {unknown[:3]}")
-    out_dir = Path(out_dir)
-    subset = data.subset(utts)
-    _clear_stale(out_dir)
-    write_data_dir(out_dir, subset)
-    write_trials(out_dir / "trials", [(e, t, bool(lab)) for e, t, lab in pairs])
-    validate_data_dir(out_dir, check_wavs=False)
-    return subset
-
-
-def subset_for_trials(data_dir: PathLike, trials_files: Sequence[PathLike], out_dir: PathLike) -> DataDir:
-    """Write a data directory of the utterances that any of ``trials_files`` names (no trials file of its
-    own): what stage 3 must embed for those lists, instead of all of ``data_dir``."""
-    if not trials_files:
-        raise DataError(f"{out_dir}: no trial lists to take the utterances of")
-    data = load_data_dir(data_dir)
-    utts: set[str] = set()
-    for trials in trials_files:
-        named = {u for enroll, test, _ in read_trials(trials) for u in (enroll, test)}
-        unknown = sorted(named - set(data.utt2spk))
-        if unknown:
-            raise DataError(f"{trials}: {len(unknown)} utterance(s) not in {data_dir}, e.g. {unknown[:3]}")
-        utts |= named
-    out_dir = Path(out_dir)
-    (out_dir / "trials").unlink(missing_ok=True)
-    subset = write_checked_data_dir(out_dir, data.subset(utts), check_wavs=False)
-    logger.info("%s: the %d of %d utterances of %s that %d trial list(s) need", out_dir, len(subset.utt2spk),
-                len(data.utt2spk), data_dir, len(trials_files))
-    return subset
-
-
-__all__ = ["AudioTree", "ConversionReport", "OFFICIAL_TRIALS", "TrialsReport", "VOX2_DEV_SPEAKERS",
-           "VOX2_DEV_UTTERANCES", "check_dev_only", "check_disjoint_speakers", "check_scp_path", "convert_m4a_tree",
-           "convert_vox2_dev",
-           "convert_trials", "ffmpeg_pipe", "find_speaker_roots", "make_trial_subset", "prepare_vox1",
-           "prepare_vox1_trials", "prepare_vox2_dev", "report_vox2_counts", "require_ffmpeg", "scan_audio_tree",
-           "subset_for_trials", "trials_path", "walk_files", "wav_durations",
-           "write_checked_data_dir"]
+__all__ = ["AudioTree", "OFFICIAL_TRIALS", "TrialsReport", "VOX2_DEV_SPEAKERS", "VOX2_DEV_UTTERANCES",
+           "check_dev_only", "check_disjoint_speakers", "convert_trials", "convert_vox2_dev", "find_speaker_roots",
+           "prepare_vox1", "prepare_vox1_trials", "prepare_vox2_dev", "report_vox2_counts", "scan_audio_tree",
+           "trials_path"]

@@ -30,9 +30,9 @@ import math
 import os
 from pathlib import Path
 
-from pyfunc.corpora.voxceleb import check_scp_path, walk_files, wav_durations, write_checked_data_dir
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import SAMPLE_RATE
+from pyfunc.data.corpus_files import check_scp_path, walk_files, wav_durations, write_checked_data_dir
 from pyfunc.data.datadir import DataDir
 from pyfunc.data.segments import Segment, split_spans
 from pyfunc.errors import ConfigError, DataError
