@@ -34,15 +34,15 @@ if [ "$operating_point" = true ]; then
 else
   calibration=$model_dir/calibration_${scoring}-${name}.yaml
 fi
-emb() { echo "$model_dir/embeddings/${embeddings:-$(basename "$1")}"; }
+emb() { echo "$model_dir/embeddings/${embeddings:-$(basename "$(cd "$1" && pwd)")}"; }
 
 echo "$(date '+%F %T') calibrate.sh: $scoring scores of $dev -> $calibration"
 steps/calibrate.py --model-dir "$model_dir" --trials "$dev/trials" \
-  --scores "$model_dir/scores/$(basename "$dev")_$scoring" --embeddings "$(emb "$dev")" \
+  --scores "$model_dir/scores/$(basename "$(cd "$dev" && pwd)")_$scoring" --embeddings "$(emb "$dev")" \
   ${quality:+--quality "$quality"} ${cohort:+--cohort-data "$cohort"} ${p_target:+--p-target "$p_target"} \
   --out "$calibration"
 for data_dir in "$@"; do
-  test_name=$(basename "$data_dir")
+  test_name=$(basename "$(cd "$data_dir" && pwd)")
   echo "$(date '+%F %T') calibrate.sh: calibrated $scoring scores of $data_dir" \
     "-> $model_dir/scores/${test_name}_${scoring}-${name}"
   steps/apply_calibration.py --calibration "$calibration" --model-dir "$model_dir" --trials "$data_dir/trials" \

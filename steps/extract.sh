@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stage 3 for several data directories: the embeddings of each DATA_DIR with MODEL_DIR into
-# MODEL_DIR/embeddings/<name of DATA_DIR> (both run.sh files call this).
+# MODEL_DIR/embeddings/<name of DATA_DIR> (its name with . and .. resolved: data/x/sub/.. is x; the run.sh files
+# call this).
 #
 #   steps/extract.sh [--nj N] [--cmd LAUNCHER] [--device auto|cpu|cuda] [--opts "EXTRA OPTIONS"] \
 #       [--cohort COHORT_DATA] MODEL_DIR DATA_DIR...
@@ -26,7 +27,8 @@ read -r -a extra <<< "$opts"
 extract() {  # DATA_DIR [more options]
   local data_dir=$1; shift
   steps/extract_embeddings.py --model-dir "$model_dir" --data "$data_dir" \
-    --out "$model_dir/embeddings/$(basename "$data_dir")" --nj "$nj" --cmd "$cmd" --device "$device" \
+    --out "$model_dir/embeddings/$(basename "$(cd "$data_dir" && pwd)")" --nj "$nj" --cmd "$cmd" \
+    --device "$device" \
     "${extra[@]}" "$@"
 }
 
@@ -39,5 +41,6 @@ if [ -n "$cohort" ]; then
   extract "$cohort" --protocol full
   force=()
   [[ " $opts " == *" --force "* ]] && force=(--force)
-  steps/cohort_means.py --utt2spk "$cohort/utt2spk" "${force[@]}" "$model_dir/embeddings/$(basename "$cohort")"
+  steps/cohort_means.py --utt2spk "$cohort/utt2spk" "${force[@]}" \
+    "$model_dir/embeddings/$(basename "$(cd "$cohort" && pwd)")"
 fi

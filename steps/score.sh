@@ -20,7 +20,7 @@ fi
 model_dir=$1; shift
 
 for data_dir in "$@"; do
-  name=$(basename "$data_dir")
+  name=$(basename "$(cd "$data_dir" && pwd)")
   echo "$(date '+%F %T') score.sh: cosine scoring of $data_dir/trials with $model_dir"
   steps/score_cosine.py --trials "$data_dir/trials" --embeddings "$model_dir/embeddings/${embeddings:-$name}" \
     --model-dir "$model_dir" --subtract-mean "$subtract_mean" --out "$model_dir/scores/${name}_cosine"

@@ -23,11 +23,11 @@ fi
 model_dir=$1; shift
 
 for data_dir in "$@"; do
-  name=$(basename "$data_dir")
+  name=$(basename "$(cd "$data_dir" && pwd)")
   echo "$(date '+%F %T') score_norm.sh: AS-norm scoring of $data_dir/trials with $model_dir" \
     "(cohort: the speakers of $cohort)"
   steps/score_asnorm.py --trials "$data_dir/trials" --embeddings "$model_dir/embeddings/${embeddings:-$name}" \
-    --cohort "$model_dir/embeddings/$(basename "$cohort")" --cohort-utt2spk "$cohort/utt2spk" \
+    --cohort "$model_dir/embeddings/$(basename "$(cd "$cohort" && pwd)")" --cohort-utt2spk "$cohort/utt2spk" \
     --config "$model_dir/config.yaml" ${top_n:+--top-n "$top_n"} --model-dir "$model_dir" \
     --subtract-mean "$subtract_mean" --out "$model_dir/scores/${name}_asnorm"
 done

@@ -207,3 +207,45 @@ def test_resample_reaches_stages_1_and_3_and_their_stamps(tmp_path: Path) -> Non
     for resample, state in ((True, "up to date"), (False, "to redo")):
         text = recipe_status(_settings(tmp_path, resample=resample, aug_kinds=[]), 1, 1).text()
         assert [row.split(":")[0] for row in _states(text, "fbank", str(data / "eval"))] == [state], text
+
+
+def test_a_data_dir_given_with_dot_dot_names_its_outputs_by_its_own_name(tmp_path: Path) -> None:
+    """--test-data data/x/sub/..: features, embeddings, scores and results are named x (not '..'), stage 6 reads
+    the trials from data/x; steps/score.sh names the embedding dir and score file x too."""
+    from pyfunc.pipeline.stage_table import recipe_status
+
+    data, exp, feats = tmp_path / "data", tmp_path / "exp", tmp_path / "fbank"
+    odd = data / "x" / "sub" / ".."
+    s = _settings(tmp_path, tests=[odd], embedding_set=None, aug_kinds=[], eval_features="always")
+    assert [step.argv[-2] for step in stage_steps(s, 1)] == [str(feats / "train"), str(feats / "x")]
+    (stage6,) = [step.argv for step in stage_steps(s, 6)]
+    assert stage6[stage6.index("--data") + 1:stage6.index("--lists") + 2] == [str(data), "--lists", "x"]
+    checks = recipe_status(s, 0, 6).checks
+    made = {str(path) for c in checks for path in c.makes}
+    assert {str(feats.parent / "data" / "x" / "feats.scp"), str(exp / "lm" / "embeddings" / "x" / "xvector.scp"),
+            str(exp / "lm" / "scores" / "x_cosine"), str(exp / "lm" / "scores" / "x_asnorm"),
+            str(exp / "lm" / "results_x")} <= {str(Path(os.path.normpath(m))) for m in made}
+    assert not any(Path(m).name == ".." or "/../" in m for m in made if "embeddings" in m or "scores" in m)
+    (data / "x" / "sub").mkdir(parents=True)
+    (data / "c" / "sub").mkdir(parents=True)
+    work = tmp_path / "work"  # the shell steps, with their python steps replaced by ones that print their argv
+    (work / "steps").mkdir(parents=True)
+    (work / "utils").symlink_to(REPO / "utils")
+    for script in ("score.sh", "score_norm.sh", "extract.sh", "calibrate.sh"):
+        (work / "steps" / script).symlink_to(REPO / "steps" / script)
+    for script in ("score_cosine.py", "score_asnorm.py", "extract_embeddings.py", "cohort_means.py", "calibrate.py",
+                   "apply_calibration.py"):
+        (work / "steps" / script).write_text(f'#!/usr/bin/env bash\necho {script} "$@"\n')
+        (work / "steps" / script).chmod(0o755)
+    model, cohort = exp / "m", data / "c" / "sub" / ".."
+    printed = ""
+    for command in (["score.sh", model, odd], ["score_norm.sh", "--cohort", cohort, model, odd],
+                    ["extract.sh", "--cohort", cohort, model, odd], ["calibrate.sh", model, odd, odd]):
+        proc = subprocess.run(["bash", f"steps/{command[0]}", *map(str, command[1:])], capture_output=True,
+                              text=True, cwd=work, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        printed += proc.stdout
+    assert "embeddings/.." not in printed and "scores/.." not in printed
+    for made in ("embeddings/x --", "scores/x_cosine", "scores/x_asnorm", "embeddings/c --", "embeddings/c\n",
+                 "scores/x_cosine-cal"):
+        assert f"{model}/{made}" in printed + "\n", (made, printed)

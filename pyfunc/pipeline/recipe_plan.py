@@ -10,6 +10,7 @@ and extras) to ``steps/run_stages.py``; :mod:`pyfunc.pipeline.stage_table` turns
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pyfunc.config import Config
 from pyfunc.config_overrides import read_config_with_overrides
 from pyfunc.corpora.mini import mini_corpus_params, why_corpus_not_current
 from pyfunc.corpora.mini_parts import BANK_DIRS, expected_stamps
+from pyfunc.data.dirnames import data_dir_name
 from pyfunc.pipeline.status import (
     RecipeStatus,
     check_corpus_part,
@@ -163,7 +165,13 @@ def embedding_dirs(s: RecipeSettings) -> list[Path]:
 
 def embeddings_of(s: RecipeSettings, model: Path, trials_dir: Path) -> Path:
     """The embedding dir a trials dir is scored with."""
-    return model / "embeddings" / (s.embedding_set or trials_dir).name
+    return model / "embeddings" / data_dir_name(s.embedding_set or trials_dir)
+
+
+def folder_of(data_dir: Path) -> Path:
+    """The folder holding ``data_dir``, with ``.`` and ``..`` resolved as :func:`data_dir_name` resolves them
+    (``data/x/sub/..`` is ``data/x``, in ``data``)."""
+    return Path(os.path.normpath(data_dir)).parent
 
 
 def pipe_commands(data_dir: Path) -> list[str]:

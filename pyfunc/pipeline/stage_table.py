@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from pyfunc.config import training_table
+from pyfunc.data.dirnames import data_dir_name
 from pyfunc.pipeline.cohort_stage import COHORT_SCP
 from pyfunc.pipeline.recipe_plan import (
     RecipeSettings,
@@ -26,6 +27,7 @@ from pyfunc.pipeline.recipe_plan import (
     embedding_dirs,
     embeddings_of,
     evaluated,
+    folder_of,
     models,
     redo_options,
     stage0_checks,
@@ -89,9 +91,9 @@ def config_step(s: RecipeSettings, run_index: int, stage: int) -> Step:
 
 def _fbank_step(s: RecipeSettings, data_dir: Path, log: str | None = None) -> Step:
     argv = ["steps/make_fbank.py", "--nj", str(s.nj), "--cmd", s.cmd, "--conf", str(s.fbank_conf),
-            "--compress", _flag(s.compress), *redo_options(s), str(data_dir), str(s.feat_dir / data_dir.name),
+            "--compress", _flag(s.compress), *redo_options(s), str(data_dir), str(s.feat_dir / data_dir_name(data_dir)),
             str(s.feat_dir / "log")]
-    return Step(1, log, argv, lambda st: check_fbank(st, data_dir, s.feat_dir / data_dir.name, s.fbank_conf,
+    return Step(1, log, argv, lambda st: check_fbank(st, data_dir, s.feat_dir / data_dir_name(data_dir), s.fbank_conf,
                                                      s.skip_bad_audio, s.force, s.compress, s.resample))
 
 
@@ -103,7 +105,7 @@ def offline_augmentation(s: RecipeSettings) -> bool:
 def training_data(s: RecipeSettings) -> Path:
     """The data dir stage 2 trains on: the training set, or it combined with its augmented copies."""
     if offline_augmentation(s):
-        return s.train_data.parent / f"{s.train_data.name}_combined"
+        return folder_of(s.train_data) / f"{data_dir_name(s.train_data)}_combined"
     return s.train_data
 
 
@@ -121,9 +123,9 @@ def feature_steps(s: RecipeSettings) -> list[Step]:
     if reads_feats:
         fbank(train, f"stage 1: fbank of {train}")
     if offline_augmentation(s):
-        parent, kinds = train.parent, ",".join(s.aug_kinds)
-        aug, combined = parent / f"{train.name}_aug", training_data(s)
-        copies = [parent / f"{train.name}_{kind}" for kind in s.aug_kinds]
+        parent, kinds, name = folder_of(train), ",".join(s.aug_kinds), data_dir_name(train)
+        aug, combined = parent / f"{name}_aug", training_data(s)
+        copies = [parent / f"{name}_{kind}" for kind in s.aug_kinds]
         steps.append(config_step(s, 0, 1))
         steps.append(Step(1, f"stage 1: augmented copies of {train} ({kinds}), {s.aug_subset} kept (0: all)",
                           ["steps/augment_data_dir.py", "--config", str(trainings(s)[0].effective), "--kinds", kinds,
@@ -176,9 +178,9 @@ def embedding_steps(s: RecipeSettings) -> list[Step]:
     for model in models(s):
         def checks(st: RecipeStatus, model: Path = model) -> None:
             for data_dir in dirs:
-                check_extraction(st, model, data_dir, model / "embeddings" / data_dir.name, s.skip_bad_audio,
+                check_extraction(st, model, data_dir, model / "embeddings" / data_dir_name(data_dir), s.skip_bad_audio,
                                  s.force, resample=s.resample)
-            out = model / "embeddings" / s.cohort.name  # the cohort: full utterances, then its speaker means
+            out = model / "embeddings" / data_dir_name(s.cohort)  # the cohort: full utterances, then its speaker means
             check_extraction(st, model, s.cohort, out, s.skip_bad_audio, s.force, protocol="full",
                              resample=s.resample)
             check_derived(st, 3, "cohort means", [out / "xvector.scp", s.cohort / "utt2spk"], [out / COHORT_SCP])
@@ -187,7 +189,7 @@ def embedding_steps(s: RecipeSettings) -> list[Step]:
                           ["steps/extract.sh", "--nj", str(s.nj), "--cmd", s.cmd, "--device", s.device, "--opts", opts,
                            "--cohort", str(s.cohort), str(model), *map(str, dirs)], checks))
         if s.embedding_mean:
-            cohort_emb = model / "embeddings" / s.cohort.name
+            cohort_emb = model / "embeddings" / data_dir_name(s.cohort)
             steps.append(Step(3, None, ["steps/compute_embedding_mean.py", "--model-dir", str(model), "--embeddings",
                                         str(cohort_emb)],
                               lambda st, m=model, e=cohort_emb: check_derived(
@@ -196,11 +198,11 @@ def embedding_steps(s: RecipeSettings) -> list[Step]:
 
 
 def _embedding_option(s: RecipeSettings) -> list[str]:
-    return ["--embeddings", s.embedding_set.name] if s.embedding_set is not None else []
+    return ["--embeddings", data_dir_name(s.embedding_set)] if s.embedding_set is not None else []
 
 
 def _names(dirs: list[Path]) -> str:
-    return " ".join(d.name for d in dirs)
+    return " ".join(data_dir_name(d) for d in dirs)
 
 
 def cosine_steps(s: RecipeSettings) -> list[Step]:
@@ -209,7 +211,7 @@ def cosine_steps(s: RecipeSettings) -> list[Step]:
         def checks(st: RecipeStatus, model: Path = model) -> None:
             for trials_dir in evals:
                 check_scoring(st, 4, trials_dir / "trials", [embeddings_of(s, model, trials_dir)],
-                              model / "scores" / f"{trials_dir.name}_cosine")
+                              model / "scores" / f"{data_dir_name(trials_dir)}_cosine")
         steps.append(Step(4, f"stage 4: cosine scoring of {_names(evals)} with {model}",
                           ["steps/score.sh", *_embedding_option(s), str(model), *map(str, evals)], checks))
     return steps
@@ -222,11 +224,11 @@ def asnorm_steps(s: RecipeSettings) -> list[Step]:
         def checks(st: RecipeStatus, model: Path = model) -> None:
             for trials_dir in evals:
                 check_scoring(st, 5, trials_dir / "trials",
-                              [embeddings_of(s, model, trials_dir), model / "embeddings" / s.cohort.name],
-                              model / "scores" / f"{trials_dir.name}_asnorm",
+                              [embeddings_of(s, model, trials_dir), model / "embeddings" / data_dir_name(s.cohort)],
+                              model / "scores" / f"{data_dir_name(trials_dir)}_asnorm",
                               [s.cohort / "utt2spk", model / "config.yaml"])
         steps.append(Step(5, f"stage 5: AS-norm scoring of {_names(evals)} with {model} (cohort: the "
-                             f"{s.cohort.name} speakers)",
+                             f"{data_dir_name(s.cohort)} speakers)",
                           ["steps/score_norm.sh", "--cohort", str(s.cohort), *_embedding_option(s), *top_n, str(model),
                            *map(str, evals)], checks))
     return steps
@@ -245,19 +247,19 @@ def metrics_steps(s: RecipeSettings) -> list[Step]:
                     ("cosine", "cal", "calibration.yaml", ["--operating-point", "true"]),
                     ("asnorm", "qmf", "calibration_asnorm-qmf.yaml",
                      ["--scoring", "asnorm", "--quality", QUALITY_MEASURES, "--cohort", str(s.cohort)])):
-                reads = [model / "scores" / f"{d.name}_{scoring}" for d in [dev, *tests]]
-                outs = [model / made, *(model / "scores" / f"{d.name}_{scoring}-{suffix}" for d in tests)]
+                reads = [model / "scores" / f"{data_dir_name(d)}_{scoring}" for d in [dev, *tests]]
+                outs = [model / made, *(model / "scores" / f"{data_dir_name(d)}_{scoring}-{suffix}" for d in tests)]
                 steps.append(Step(6, f"stage 6: calibration of {model} on {dev}" if scoring == "cosine" else None,
                                   ["steps/calibrate.sh", *extra, *_embedding_option(s), str(model), str(dev),
                                    *map(str, tests)],
                                   lambda st, r=reads, o=outs: check_derived(st, 6, "calibration", r, o)))
     ms, kinds = models(s), scorings(s)
-    results = [ms[0] / "results", *(ms[0] / f"results_{d.name}" for d in tests)]
-    score_files = [m / "scores" / f"{d.name}_{k}" for d in tests for m in ms for k in kinds]
+    results = [ms[0] / "results", *(ms[0] / f"results_{data_dir_name(d)}" for d in tests)]
+    score_files = [m / "scores" / f"{data_dir_name(d)}_{k}" for d in tests for m in ms for k in kinds]
     plots = ["--plot-dir", str(ms[0] / "plots")] if s.plots else []
     steps.append(Step(6, f"stage 6: EER, minDCF, Cllr and actual DCF of {_names(tests)}",
-                      ["steps/results_table.py", "--data", str(tests[0].parent), "--lists",
-                       ",".join(d.name for d in tests), "--scorings", ",".join(kinds), *plots, "--out",
+                      ["steps/results_table.py", "--data", str(folder_of(tests[0])), "--lists",
+                       ",".join(data_dir_name(d) for d in tests), "--scorings", ",".join(kinds), *plots, "--out",
                        str(results[0]), *map(str, ms)],
                       lambda st: check_metrics(st, [d / "trials" for d in tests], score_files, results)))
     return steps
