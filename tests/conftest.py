@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pyfunc.data.audio import write_wav
 from pyfunc.data.datadir import DataDir, write_data_dir
@@ -57,12 +58,29 @@ def tone_data_dir(tmp_path: Path) -> Path:
     return make_tone_data_dir(tmp_path)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker's torch gets its share of the cores: N workers that each use every core
+    oversubscribe the machine (as local_thread_env in pyfunc/pipeline/jobs.py says for jobs). The commands that
+    tests run keep their own settings (most pass OMP_NUM_THREADS=1)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (skipped otherwise)")
 
 
+# The end-to-end recipe runs, the suite's longest files: first, so that under pytest-xdist (.ci/run: -n 2
+# --dist loadfile --no-loadscope-reorder) they start at once on their own workers while the other worker works
+# through the short files, instead of one of them running alone at the end.
+FIRST_FILES = ("test_recipe.py", "test_voxceleb_recipe.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked slow (minutes on 2 cores, e.g. torch.compile's first step) run only with --runslow."""
+    """The end-to-end files first (FIRST_FILES); tests marked slow (minutes on 2 cores, e.g. torch.compile's first
+    step) run only with --runslow."""
+    items.sort(key=lambda item: item.path.name not in FIRST_FILES)  # stable: the order within each group is kept
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="marked slow: run with --runslow")
