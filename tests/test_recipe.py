@@ -61,8 +61,10 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     config.write_text(TINY_CONFIG)
     lm_config.write_text(TINY_LM_CONFIG)
     data, exp = tmp_path / "mini", tmp_path / "exp"
+    # --nj 1: stages 1 and 3 run their one job in the recipe's process (each further job is a python+torch start-up,
+    # 30 of them here); the seed model's stage 3 below runs 2 jobs, and test_distributed.py compares --nj 3 with 1
     common = ["--data", str(data), "--exp", str(exp), "--config", str(config), "--lm-config", str(lm_config),
-              "--nj", "2", "--train-speakers", "4", "--test-speakers", "3", "--utts-per-speaker", "4",
+              "--nj", "1", "--train-speakers", "4", "--test-speakers", "3", "--utts-per-speaker", "4",
               "--wide-speakers", "6", "--wide-utts-per-speaker", "3", "--unseen-speakers", "3", "--dev-speakers", "3",
               "--device", "cpu"]
     proc = _run_recipe(common)
