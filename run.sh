@@ -29,7 +29,8 @@
 #   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
 #   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA [test test_hard test_unseen]
-#   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead
+#   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead; stage 6
+#                                            then writes EXP/results_<its name> only, leaving EXP/results as it is
 #   --dev-set SET                            the development set under DATA for calibration; "" for none [dev]
 #   --train-set SET                          the training set under DATA: train_wide, or train (the
 #                                            100-speaker corpus of earlier versions) [train_wide]
@@ -95,7 +96,8 @@ dev_speakers=16
 random_seed=${seed:-$random_seed}
 
 # This recipe's data: the test sets (or --test-data, without the dev set), the cohort (stage 0 makes the default).
-if [ -n "$test_data" ]; then test_dirs=("$test_data"); dev_set=""; else
+combined_results=true  # stage 6's EXP/results: the table of the recipe's own test sets
+if [ -n "$test_data" ]; then test_dirs=("$test_data"); dev_set=""; combined_results=false; else
   read -r -a names <<< "$test_sets"; test_dirs=("${names[@]/#/$data/}"); fi
 cohort_data=${cohort_data:-$data/cohort}
 cohort_per_speaker=0
@@ -107,7 +109,7 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --data "$data" --exp "$exp" --config "$config" --lm-config "$lm_config" --overrides "$overrides" \
   --train-data "$data/$train_set" --test-data "${test_dirs[@]}" --dev-data "${dev_set:+$data/$dev_set}" \
   --cohort-data "$cohort_data" --cohort-per-speaker "$cohort_per_speaker" --model-dir "$model_dir" \
-  --untrained "$untrained" --fbank-conf "$fbank_conf" --feat-dir "$exp/fbank" --compress "$compress" \
+  --combined-results "$combined_results" --untrained "$untrained" --fbank-conf "$fbank_conf" --feat-dir "$exp/fbank" --compress "$compress" \
   --musan-dir "$data/augment" --rir-dir "$data/augment/rirs" --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \

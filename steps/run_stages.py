@@ -28,7 +28,8 @@ from pyfunc.errors import ConfigError
 if TYPE_CHECKING:
     from pyfunc.pipeline.recipe_plan import RecipeSettings
 
-BOOLEANS = ("status", "skip_bad_audio", "force", "compress", "untrained", "plots", "embedding_mean", "resample")
+BOOLEANS = ("status", "skip_bad_audio", "force", "compress", "untrained", "plots", "embedding_mean", "resample",
+            "combined_results")
 OFF_BY_DEFAULT = ("status", "skip_bad_audio", "force", "compress", "resample")  # the other BOOLEANS default to true
 CHOICES = {"device": ("auto", "cpu", "cuda"), "allow_pipes": ("auto", "true", "false"),
            "eval_features": ("always", "frontend"), "stage0_check": ("dirs", "mini")}
@@ -138,7 +139,7 @@ def settings_from(args: argparse.Namespace, stage0: list[str], numbers: dict) ->
         aug_seed=numbers["aug_seed"], nj=numbers["nj"], cmd=args.cmd, device=args.device,
         nproc_per_node=numbers["nproc_per_node"], nnodes=numbers["nnodes"], node_rank=numbers["node_rank"],
         rdzv_endpoint=args.rdzv_endpoint, skip_bad_audio=numbers["skip_bad_audio"], force=numbers["force"],
-        resample=numbers["resample"],
+        resample=numbers["resample"], combined_results=numbers["combined_results"],
         allow_pipes=args.allow_pipes, compress=numbers["compress"], top_n=numbers["top_n"], plots=numbers["plots"],
         script=args.script)
     return settings

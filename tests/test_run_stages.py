@@ -141,6 +141,7 @@ def _driver_options(tmp_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("args, message", [
     (["--resample", "yes"], "error: --resample: expected true or false, got 'yes'"),
+    (["--combined-results", "no"], "error: --combined-results: expected true or false, got 'no'"),
 ])
 def test_driver_checks_the_options_of_new_features(tmp_path: Path, args: list[str], message: str) -> None:
     """Bad values of the feature options (run.sh's parse_options checks its booleans too): one error line, exit 1,
@@ -249,3 +250,22 @@ def test_a_data_dir_given_with_dot_dot_names_its_outputs_by_its_own_name(tmp_pat
     for made in ("embeddings/x --", "scores/x_cosine", "scores/x_asnorm", "embeddings/c --", "embeddings/c\n",
                  "scores/x_cosine-cal"):
         assert f"{model}/{made}" in printed + "\n", (made, printed)
+
+
+def test_a_test_data_run_leaves_the_combined_results_table_alone(tmp_path: Path) -> None:
+    """--combined-results false (run.sh --test-data DIR): stage 6 passes --combined false and writes results_<list>
+    only; --status (the driver's, as run.sh asks it) does not list MODEL/results."""
+    s = _settings(tmp_path, combined_results=False, tests=[tmp_path / "data" / "o"])
+    lm = tmp_path / "exp" / "lm"
+    (stage6,) = [step.argv for step in stage_steps(s, 6)]
+    assert stage6[stage6.index("--combined"):] == ["--combined", "false", "--out", str(lm / "results"), str(lm)]
+    proc = _driver(*_driver_options(tmp_path), "--status", "true", "--combined-results", "false", "--stage0-makes",
+                   str(tmp_path / "data" / "test"), "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("stage 6")]
+    exp = tmp_path / "exp"
+    assert f"{exp / 'results_test'} " in row and "(and" not in row, row
+    proc = _driver(*_driver_options(tmp_path), "--status", "true", "--stage0-makes", str(tmp_path / "data" / "test"),
+                   "--", "true")
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("stage 6")]
+    assert f"{exp / 'results_test'} (and 1 more)" in row, row

@@ -32,7 +32,8 @@
 #                                            only) or train_mixed (with --mini-data) [train_all]
 #   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA [test_dsp test_arabic test_libri]
 #   --extra-test-data "DIR ..."              stages 1, 3-6: more data dirs with trials, e.g. ../../data/mini/test_unseen []
-#   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead
+#   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead; stage 6
+#                                            then writes EXP/results_<its name> only, leaving EXP/results as it is
 #   --dev-set SET                            the development set under DATA for calibration; "" for none [dev]
 #   --nj N                                   parallel jobs for stages 0, 1 and 3 [2]
 #   --cmd LAUNCHER                           job launcher prefix, e.g. "srun -c 1" [local]
@@ -87,7 +88,8 @@ top_n=""
 . utils/parse_options.sh
 
 # This recipe's data: the test sets (or --test-data, without the dev set) and the extra ones; the cohort.
-if [ -n "$test_data" ]; then test_dirs=("$test_data"); dev_set=""; else
+combined_results=true  # stage 6's EXP/results: the table of the recipe's own test sets
+if [ -n "$test_data" ]; then test_dirs=("$test_data"); dev_set=""; combined_results=false; else
   read -r -a names <<< "$test_sets"; test_dirs=("${names[@]/#/$data/}"); fi
 read -r -a extra <<< "$extra_test_data"
 test_dirs+=("${extra[@]}")
@@ -98,6 +100,7 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --data "$data" --exp "$exp" --config "$config" --lm-config "$lm_config" --overrides "$overrides" \
   --train-data "$data/$train_set" --test-data "${test_dirs[@]}" --dev-data "${dev_set:+$data/$dev_set}" \
   --cohort-data "$data/cohort" --model-dir "$model_dir" --untrained "$untrained" \
+  --combined-results "$combined_results" \
   --fbank-conf "$fbank_conf" --feat-dir "$exp/fbank" --musan-dir "$data/augment" --rir-dir "$data/augment/rirs" \
   --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \

@@ -83,6 +83,7 @@ class RecipeSettings:
     compress: bool = False
     top_n: int | None = None
     plots: bool = True
+    combined_results: bool = True  # stage 6 writes MODEL/results too (false: only results_<list>, a --test-data run)
     script: str = "run.sh"  # the name its log lines start with
 
 

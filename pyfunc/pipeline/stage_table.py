@@ -254,13 +254,15 @@ def metrics_steps(s: RecipeSettings) -> list[Step]:
                                    *map(str, tests)],
                                   lambda st, r=reads, o=outs: check_derived(st, 6, "calibration", r, o)))
     ms, kinds = models(s), scorings(s)
-    results = [ms[0] / "results", *(ms[0] / f"results_{data_dir_name(d)}" for d in tests)]
+    per_list = [ms[0] / f"results_{data_dir_name(d)}" for d in tests]
+    results = [ms[0] / "results", *per_list] if s.combined_results else per_list  # what it writes
+    combined = [] if s.combined_results else ["--combined", "false"]
     score_files = [m / "scores" / f"{data_dir_name(d)}_{k}" for d in tests for m in ms for k in kinds]
     plots = ["--plot-dir", str(ms[0] / "plots")] if s.plots else []
     steps.append(Step(6, f"stage 6: EER, minDCF, Cllr and actual DCF of {_names(tests)}",
                       ["steps/results_table.py", "--data", str(folder_of(tests[0])), "--lists",
-                       ",".join(data_dir_name(d) for d in tests), "--scorings", ",".join(kinds), *plots, "--out",
-                       str(results[0]), *map(str, ms)],
+                       ",".join(data_dir_name(d) for d in tests), "--scorings", ",".join(kinds), *plots, *combined,
+                       "--out", str(ms[0] / "results"), *map(str, ms)],
                       lambda st: check_metrics(st, [d / "trials" for d in tests], score_files, results)))
     return steps
 
@@ -289,7 +291,8 @@ STAGES: tuple[Stage, ...] = (
           "trials, xvector.scp, the cohort's spk_xvector.scp", "MODEL/scores/<list>_asnorm", asnorm_steps),
     Stage(6, "calibration and metrics", "with a dev set, steps/calibrate.sh (the operating point; AS-norm with "
           "quality measures); then steps/results_table.py: EER, minDCF, Cllr, actual DCF of every list and scoring",
-          "trials, score files", "MODEL/calibration.yaml, MODEL/results, MODEL/results_<list>, MODEL/plots",
+          "trials, score files", "MODEL/calibration.yaml, MODEL/results (not for a recipe's --test-data DIR), "
+          "MODEL/results_<list>, MODEL/plots",
           metrics_steps),
 )
 LAST_STAGE = STAGES[-1].number
