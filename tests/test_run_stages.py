@@ -269,3 +269,43 @@ def test_a_test_data_run_leaves_the_combined_results_table_alone(tmp_path: Path)
                    "--", "true")
     (row,) = [line for line in proc.stdout.splitlines() if line.startswith("stage 6")]
     assert f"{exp / 'results_test'} (and 1 more)" in row, row
+
+
+def test_vad_is_a_stage_1_step_after_the_fbank_of_every_set_trained_on_or_evaluated(tmp_path: Path) -> None:
+    """vad: steps/compute_vad.py of the combined training dir, the embedding set and the cohort, after their fbank;
+    --status reads DATA/.vad.stamp: current when vad_stamp_spec matches it, to redo with --force or another conf."""
+    from pyfunc.pipeline.fbank_stage import fbank_stamp_spec
+    from pyfunc.pipeline.stage_table import recipe_status
+    from pyfunc.pipeline.stamps import FBANK_STAMP, write_stamp
+    from pyfunc.pipeline.vad_stage import VAD_STAMP, vad_stamp_spec
+
+    data = tmp_path / "data"
+    vad_conf = tmp_path / "vad.conf"
+    s = _settings(tmp_path, vad=True, vad_conf=vad_conf, cohort=data / "cohort", skip_bad_audio=True)
+    stage1 = [step.argv for step in stage_steps(s, 1)]
+    vads = [argv for argv in stage1 if argv[0] == "steps/compute_vad.py"]
+    assert stage1[-len(vads):] == vads and [argv[-1] for argv in vads] == [
+        str(data / "train_combined"), str(data / "eval"), str(data / "cohort")]
+    assert vads[0] == ["steps/compute_vad.py", "--conf", str(vad_conf), "--fbank-conf", str(tmp_path / "fbank.conf"),
+                       "--nj", "3", "--cmd", "", "--skip-bad-audio", str(data / "train_combined")]
+    assert not any(argv[0] == "steps/compute_vad.py" for argv in
+                   (step.argv for step in stage_steps(_settings(tmp_path), 1)))
+    vad_conf.write_text("--vad-energy-threshold=5.5\n--vad-energy-mean-scale=0.5\n")
+    (tmp_path / "fbank.conf").write_text("--sample-frequency=16000\n")
+    _tiny_data_dir(data / "eval")
+    fbank = fbank_stamp_spec(data / "eval", tmp_path / "fbank.conf", tmp_path / "fbank" / "eval", True)
+    (data / "eval" / "feats.scp").write_text("")
+    write_stamp(data / "eval" / FBANK_STAMP, fbank.stamp([data / "eval" / "feats.scp"]))  # stage 1's fbank: current
+    spec = vad_stamp_spec(data / "eval", vad_conf, tmp_path / "fbank.conf", data / "eval" / "vad", True)
+    (data / "eval" / "vad.scp").write_text("")
+    write_stamp(data / "eval" / VAD_STAMP, spec.stamp([data / "eval" / "vad.scp"]))
+
+    def state(**changes: object) -> str:
+        text = recipe_status(_settings(tmp_path, vad=True, vad_conf=vad_conf, aug_kinds=[], skip_bad_audio=True,
+                                       **changes), 1, 1).text()
+        (row,) = _states(text, "voice activity", str(data / "eval"))
+        return row
+    assert state() == "up to date"
+    assert state(force=True).startswith("to redo")  # (the fbank before it is redone too)
+    vad_conf.write_text("--vad-energy-threshold=4.0\n--vad-energy-mean-scale=0.5\n")
+    assert state().startswith("to redo")

@@ -79,6 +79,8 @@ class RecipeSettings:
     skip_bad_audio: bool = False
     force: bool = False
     resample: bool = False  # stages 1 and 3: audio at another sample rate is resampled, not refused
+    vad: bool = False  # stage 1 computes DATA/vad.scp of every set trained on or evaluated
+    vad_conf: Path = Path("conf/vad.conf")  # its options (steps/compute_vad.py --conf)
     allow_pipes: str = "false"  # true | false | auto (when the training set's wav.scp holds pipe commands)
     compress: bool = False
     top_n: int | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from pyfunc.config import training_table
+from pyfunc.data.badinput import SKIPPED_NAME
 from pyfunc.data.dirnames import data_dir_name
 from pyfunc.pipeline.cohort_stage import COHORT_SCP
 from pyfunc.pipeline.recipe_plan import (
@@ -32,9 +33,14 @@ from pyfunc.pipeline.recipe_plan import (
     redo_options,
     stage0_checks,
     trainings,
+    unique,
 )
 from pyfunc.pipeline.status import (
+    TO_MAKE,
+    TO_REDO,
+    UP_TO_DATE,
     RecipeStatus,
+    StageCheck,
     check_derived,
     check_extraction,
     check_fbank,
@@ -44,6 +50,7 @@ from pyfunc.pipeline.status import (
     check_training,
     check_unstamped,
 )
+from pyfunc.pipeline.vad_stage import VAD_SCP, VAD_STAMP, vad_stamp_spec
 
 QUALITY_MEASURES = "duration,magnitude,cohort_mean"  # stage 6's AS-norm calibration
 
@@ -97,6 +104,28 @@ def _fbank_step(s: RecipeSettings, data_dir: Path, log: str | None = None) -> St
                                                      s.skip_bad_audio, s.force, s.compress, s.resample))
 
 
+def _vad_step(s: RecipeSettings, data_dir: Path) -> Step:
+    """Voice activity of ``data_dir`` (steps/compute_vad.py, after its fbank: the frames must match), checked by its
+    stamp ``DATA/.vad.stamp`` as make_vad reads it."""
+    scp = data_dir / VAD_SCP
+    reads = [data_dir / "wav.scp", data_dir / "utt2spk", data_dir / SKIPPED_NAME, s.vad_conf, s.fbank_conf]
+
+    def own() -> tuple[str, str]:
+        if s.force:
+            return (TO_REDO if scp.exists() else TO_MAKE), "--force true"
+        spec = vad_stamp_spec(data_dir, s.vad_conf, s.fbank_conf, data_dir / "vad", s.skip_bad_audio, s.resample)
+        reason = spec.why_not_current(data_dir / VAD_STAMP)
+        if reason is None:
+            return UP_TO_DATE, ""
+        return (TO_REDO, reason) if scp.exists() else (TO_MAKE, f"{scp} is missing")
+
+    def check(st: RecipeStatus) -> StageCheck:
+        return st.check(1, "voice activity", str(data_dir), reads, [scp], own)
+    argv = ["steps/compute_vad.py", "--conf", str(s.vad_conf), "--fbank-conf", str(s.fbank_conf), "--nj", str(s.nj),
+            "--cmd", s.cmd, *redo_options(s), str(data_dir)]
+    return Step(1, f"stage 1: voice activity of {data_dir} ({s.vad_conf})", argv, check)
+
+
 def offline_augmentation(s: RecipeSettings) -> bool:
     """Stage 1 makes Kaldi-style augmented copies of the training set: with ``aug_kinds`` and the fbank front end."""
     return bool(s.aug_kinds) and effective_config(s, trainings(s)[0]).model.frontend == "fbank"
@@ -140,6 +169,8 @@ def feature_steps(s: RecipeSettings) -> list[Step]:
     if s.eval_features == "always" or frontend == "fbank":
         for data_dir in [*embedding_dirs(s), s.cohort]:
             fbank(data_dir, f"stage 1: fbank of {data_dir}")
+    if s.vad:  # after the fbank of each set (its frame counts are checked), on the dir stage 2 trains on
+        steps += [_vad_step(s, d) for d in unique([training_data(s), *embedding_dirs(s), s.cohort])]
     if not steps:
         why = f"the {frontend} front end reads wav.scp; augmentation is on the fly"
         steps.append(Step(1, f"stage 1: nothing to do ({why})", None,
@@ -274,8 +305,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(1, "features", "Kaldi fbank (steps/make_fbank.py) of the "
           "training set when stage 2 reads feats.scp, of the evaluation sets and the cohort (with the fbank front "
           "end, or always, as the recipe says); with --aug-kinds and the fbank front end, augmented copies of the "
-          "training set (the effective config, steps/augment_data_dir.py, steps/combine_data_dirs.py)",
-          "wav.scp (+ utt2aug)", "DATA/<set>/{feats.scp, utt2num_frames}, FEAT_DIR/*.ark", feature_steps),
+          "training set (the effective config, steps/augment_data_dir.py, steps/combine_data_dirs.py); with --vad, "
+          "the voice activity of every set trained on or evaluated (steps/compute_vad.py)",
+          "wav.scp (+ utt2aug)", "DATA/<set>/{feats.scp, utt2num_frames, vad.scp}, FEAT_DIR/*.ark", feature_steps),
     Stage(2, "training", "the effective config (steps/make_config.py: the YAML, the augmentation sources, "
           "--overrides) in EXP/conf/train.yaml, then steps/train.sh (torchrun steps/train.py); with --lm-config the "
           "same again with that config, starting from EXP, into EXP/lm (large-margin fine-tuning)",
