@@ -38,6 +38,10 @@
 #                                            it, 2 utterances of each speaker of DATA/TRAIN_SET]
 #   --untrained true|false                   stages 3-6 also for the untrained network [true]
 #   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
+#   --vad true|false                         stage 1: energy VAD of every set trained on or evaluated
+#                                            (steps/compute_vad.py); stage 2 trains (train.vad) and stage 3 embeds
+#                                            only the voiced frames [false]
+#   --vad-conf FILE                          the VAD options [conf/vad.conf]
 #   --resample true|false                    stages 1, 3: resample audio at another sample rate (8 kHz telephone
 #                                            speech) to the fbank conf's instead of refusing it [false]
 #   --allow-pipes true|false                 stages 1-3: run 'command |' entries of wav.scp/feats.scp [false]
@@ -80,6 +84,8 @@ untrained=true
 top_n=""
 skip_bad_audio=false
 resample=false
+vad=false
+vad_conf=conf/vad.conf
 allow_pipes=false
 force=false
 status=false
@@ -113,7 +119,7 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --musan-dir "$data/augment" --rir-dir "$data/augment/rirs" --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
-  --resample "$resample" --allow-pipes "$allow_pipes" --top-n "$top_n" --stage0-check mini \
+  --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --allow-pipes "$allow_pipes" --top-n "$top_n" --stage0-check mini \
   --recipe-int "random-seed=$random_seed" --recipe-int "wide-speakers=$wide_speakers" \
   --recipe-int "wide-utts-per-speaker=$wide_utts_per_speaker" --recipe-int "train-speakers=$train_speakers" \
   --recipe-int "test-speakers=$test_speakers" --recipe-int "utts-per-speaker=$utts_per_speaker" \

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from pyfunc.pipeline.recipe_plan import RecipeSettings
 
 BOOLEANS = ("status", "skip_bad_audio", "force", "compress", "untrained", "plots", "embedding_mean", "resample",
-            "combined_results")
-OFF_BY_DEFAULT = ("status", "skip_bad_audio", "force", "compress", "resample")  # the other BOOLEANS default to true
+            "combined_results", "vad")
+OFF_BY_DEFAULT = ("status", "skip_bad_audio", "force", "compress", "resample", "vad")  # the other BOOLEANS: true
 CHOICES = {"device": ("auto", "cpu", "cuda"), "allow_pipes": ("auto", "true", "false"),
            "eval_features": ("always", "frontend"), "stage0_check": ("dirs", "mini")}
 MINIMA = {"nj": 1, "nproc_per_node": 1, "nnodes": 1, "node_rank": 0, "aug_subset": 0, "aug_seed": 0,
@@ -75,6 +75,7 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
                  "pipe-note"):
         parser.add_argument(f"--{name}", default="")
     parser.add_argument("--rdzv-endpoint", default="localhost:29400")
+    parser.add_argument("--vad-conf", default="conf/vad.conf", help="the VAD options of --vad true [conf/vad.conf]")
     parser.add_argument("--test-data", nargs="*", default=[], help="data dirs with trials")
     parser.add_argument("--stage0-makes", nargs="*", default=[], help="the data dirs stage 0 writes (--status)")
     parser.add_argument("--recipe-int", action="append", default=[], metavar="NAME=VALUE",
@@ -108,6 +109,8 @@ def checked(args: argparse.Namespace, stage0: list[str]) -> dict:
                  "rir_dir"):
         if not getattr(args, name):
             raise ConfigError(f"{_option(name)} is empty")
+    if numbers["vad"] and not Path(args.vad_conf).is_file():
+        raise ConfigError(f"--vad-conf: {args.vad_conf!r}: file not found (--vad true reads it)")
     if not args.test_data:
         raise ConfigError("no test sets (--test-data, or the recipe's test sets) to evaluate")
     if not stage0:
@@ -139,7 +142,8 @@ def settings_from(args: argparse.Namespace, stage0: list[str], numbers: dict) ->
         aug_seed=numbers["aug_seed"], nj=numbers["nj"], cmd=args.cmd, device=args.device,
         nproc_per_node=numbers["nproc_per_node"], nnodes=numbers["nnodes"], node_rank=numbers["node_rank"],
         rdzv_endpoint=args.rdzv_endpoint, skip_bad_audio=numbers["skip_bad_audio"], force=numbers["force"],
-        resample=numbers["resample"], combined_results=numbers["combined_results"],
+        resample=numbers["resample"], combined_results=numbers["combined_results"], vad=numbers["vad"],
+        vad_conf=Path(args.vad_conf),
         allow_pipes=args.allow_pipes, compress=numbers["compress"], top_n=numbers["top_n"], plots=numbers["plots"],
         script=args.script)
     return settings

@@ -142,6 +142,9 @@ def _driver_options(tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize("args, message", [
     (["--resample", "yes"], "error: --resample: expected true or false, got 'yes'"),
     (["--combined-results", "no"], "error: --combined-results: expected true or false, got 'no'"),
+    (["--vad", "on"], "error: --vad: expected true or false, got 'on'"),
+    (["--vad", "true", "--vad-conf", "no/such.conf"],
+     "error: --vad-conf: 'no/such.conf': file not found (--vad true reads it)"),
 ])
 def test_driver_checks_the_options_of_new_features(tmp_path: Path, args: list[str], message: str) -> None:
     """Bad values of the feature options (run.sh's parse_options checks its booleans too): one error line, exit 1,
@@ -309,3 +312,22 @@ def test_vad_is_a_stage_1_step_after_the_fbank_of_every_set_trained_on_or_evalua
     assert state(force=True).startswith("to redo")  # (the fbank before it is redone too)
     vad_conf.write_text("--vad-energy-threshold=4.0\n--vad-energy-mean-scale=0.5\n")
     assert state().startswith("to redo")
+
+
+def test_vad_reaches_training_and_embeddings(tmp_path: Path) -> None:
+    """vad: train.vad=true in both effective configs (a --set before the recipe's overrides), --vad in stage 3's
+    --opts; --status redoes training and embeddings when stage 1 remakes a vad.scp they read."""
+    from pyfunc.pipeline.stage_table import recipe_status
+
+    s = _settings(tmp_path, vad=True, resample=True)
+    make_main, _, make_lm, _ = [step.argv for step in stage_steps(s, 2)]
+    for argv in (make_main, make_lm):
+        assert argv[argv.index("train.vad=true") - 1] == "--set" and argv.index("train.vad=true") < argv.index(
+            "train.lr=0.5")
+    assert "train.vad=true" not in stage_steps(_settings(tmp_path), 2)[0].argv
+    (extract,) = [step.argv for step in stage_steps(s, 3)]
+    assert extract[extract.index("--opts") + 1] == "--resample --vad"
+    checks = recipe_status(s, 1, 3).checks
+    vad_scp = str(tmp_path / "data" / "train_combined" / "vad.scp")
+    training = [c for c in checks if c.stage == 2]
+    assert training[0].reason == f"stage 1 remakes {vad_scp}" and training[0].state == "to make"

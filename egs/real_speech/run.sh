@@ -43,6 +43,10 @@
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
 #   --untrained true|false                   stages 3-6 also for the untrained network [true]
 #   --skip-bad-audio true|false              stages 1, 3: leave out bad audio (listed in skipped_utts) [false]
+#   --vad true|false                         stage 1: energy VAD of every set trained on or evaluated
+#                                            (steps/compute_vad.py); stage 2 trains (train.vad) and stage 3 embeds
+#                                            only the voiced frames [false]
+#   --vad-conf FILE                          the VAD options [conf/vad.conf]
 #   --resample true|false                    stages 1, 3: resample audio at another sample rate (8 kHz telephone
 #                                            speech) to the fbank conf's instead of refusing it [false]
 #   --force true|false                       stages 1, 3: recompute even when the stamp says up to date [false]
@@ -82,6 +86,8 @@ model_dir=""
 untrained=true
 skip_bad_audio=false
 resample=false
+vad=false
+vad_conf=conf/vad.conf
 force=false
 status=false
 top_n=""
@@ -105,6 +111,6 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
-  --resample "$resample" --top-n "$top_n" --stage0-check dirs --stage0-makes "${made[@]}" \
+  --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --top-n "$top_n" --stage0-check dirs --stage0-makes "${made[@]}" \
   -- local/prepare_data.sh --data "$data" --nj "$nj" --mirror "$mirror" --sources "$sources" \
     --download-dir "$download_dir" --mini-data "$mini_data"

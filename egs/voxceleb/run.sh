@@ -50,6 +50,10 @@
 #   --model-dir DIR                          stages 3-6: evaluate this model dir instead of EXP
 #   --plots true|false                       stage 6: draw DET curves and score histograms [true]
 #   --allow-pipes auto|true|false            run wav.scp pipe commands (ffmpeg for m4a) [auto: when there are any]
+#   --vad true|false                         stage 1: energy VAD of every set trained on or evaluated
+#                                            (steps/compute_vad.py); stage 2 trains (train.vad) and stage 3 embeds
+#                                            only the voiced frames [false]
+#   --vad-conf FILE                          the VAD options [conf/vad.conf]
 #   --resample true|false                    stages 1, 3: resample audio at another sample rate (8 kHz telephone
 #                                            speech) to the fbank conf's instead of refusing it [false]
 #   --status true|false                      say what each stage would do now, and why; run nothing [false]
@@ -94,6 +98,8 @@ model_dir=""
 plots=true
 allow_pipes=auto
 resample=false
+vad=false
+vad_conf=conf/vad.conf
 status=false
 . utils/parse_options.sh
 random_seed=${aug_seed:-$random_seed}
@@ -119,7 +125,7 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --eval-features frontend --embedding-mean false --aug-kinds "$aug_kinds" --aug-subset "$aug_subset" \
   --aug-seed "$random_seed" --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" \
   --nnodes "$nnodes" --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --allow-pipes "$allow_pipes" \
-  --resample "$resample" --pipe-note "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read (training refuses that);\
+  --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --pipe-note "note: VoxCeleb2 is decoded from m4a by ffmpeg every time it is read (training refuses that);\
  stage 0 with --vox2-wav-dir DIR converts once" \
   --top-n "$top_n" --plots "$plots" --recipe-int "cohort-per-spk=$cohort_per_spk" \
   --stage0-check dirs --stage0-makes "${made[@]}" \

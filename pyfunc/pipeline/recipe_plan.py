@@ -123,10 +123,12 @@ def trainings(s: RecipeSettings) -> list[Training]:
 
 def config_sets(s: RecipeSettings, run: Training) -> list[str]:
     """The overrides of a training run's effective config: the augmentation sources, the model it starts
-    from (fine-tuning), then the recipe's ``--overrides``."""
+    from (fine-tuning), ``train.vad`` (with ``vad``), then the recipe's ``--overrides``."""
     sets = [f"train.augment.musan_dir={s.musan_dir.absolute()}", f"train.augment.rir_dir={s.rir_dir.absolute()}"]
     if run.init is not None:
         sets.append(f"train.init_model={run.init.absolute()}")
+    if s.vad:  # the voiced frames of stage 1's vad.scp
+        sets.append("train.vad=true")
     return [*sets, *s.overrides]
 
 

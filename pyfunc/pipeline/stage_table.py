@@ -189,7 +189,7 @@ def training_steps(s: RecipeSettings) -> list[Step]:
     for index, run in enumerate(trainings(s)):
         what = "training" if run.init is None else f"large-margin fine-tuning of {run.init}"
         config = effective_config(s, run)
-        reads = [run.init / "model.pt"] if run.init is not None else []
+        reads = ([run.init / "model.pt"] if run.init is not None else []) + ([data / VAD_SCP] if s.vad else [])
         steps.append(config_step(s, index, 2))
         steps.append(Step(2, f"stage 2: {what} on {data} ({s.nnodes} node(s) x {s.nproc_per_node} process(es)), "
                              f"log in {run.exp / 'log' / 'train.log'}",
@@ -205,15 +205,15 @@ def training_steps(s: RecipeSettings) -> list[Step]:
 
 def embedding_steps(s: RecipeSettings) -> list[Step]:
     dirs, steps = embedding_dirs(s), []
-    opts = " ".join(redo_options(s))
+    opts = " ".join([*redo_options(s), *(["--vad"] if s.vad else [])])
     for model in models(s):
         def checks(st: RecipeStatus, model: Path = model) -> None:
             for data_dir in dirs:
                 check_extraction(st, model, data_dir, model / "embeddings" / data_dir_name(data_dir), s.skip_bad_audio,
-                                 s.force, resample=s.resample)
+                                 s.force, resample=s.resample, vad=s.vad)
             out = model / "embeddings" / data_dir_name(s.cohort)  # the cohort: full utterances, then its speaker means
             check_extraction(st, model, s.cohort, out, s.skip_bad_audio, s.force, protocol="full",
-                             resample=s.resample)
+                             resample=s.resample, vad=s.vad)
             check_derived(st, 3, "cohort means", [out / "xvector.scp", s.cohort / "utt2spk"], [out / COHORT_SCP])
         steps.append(Step(3, f"stage 3: embeddings of {' '.join(map(str, dirs))} and the cohort {s.cohort} with "
                              f"{model}",

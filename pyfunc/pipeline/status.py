@@ -292,13 +292,14 @@ def check_training(status: RecipeStatus, config: Config | PathLike, train_data: 
 
 def check_extraction(status: RecipeStatus, model_dir: PathLike, data_dir: PathLike, out_dir: PathLike,
                      skip_bad: bool = False, force: bool = False, protocol: str = "auto",
-                     resample: bool = False) -> StageCheck:
+                     resample: bool = False, vad: bool = False) -> StageCheck:
     """Stage 3 of one data dir with one model (steps/extract_embeddings.py): its stamp, as run_extraction reads it
-    (``protocol``: as given to it; ``full`` for the AS-norm cohort; ``resample``: run with ``--resample``)."""
+    (``protocol``: as given to it; ``full`` for the AS-norm cohort; ``resample``, ``vad``: run with ``--resample``,
+    ``--vad``)."""
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
     makes = [out_dir / XVECTOR_SCP, out_dir / CROPS_SCP]
     reads = [model_dir / CONFIG_NAME, model_dir / MODEL_NAME, data_dir / "feats.scp", data_dir / "wav.scp",
-             data_dir / "trials", data_dir / SKIPPED_NAME]
+             data_dir / "trials", data_dir / SKIPPED_NAME] + ([data_dir / "vad.scp"] if vad else [])
 
     def own() -> tuple[str, str]:
         if not (model_dir / MODEL_NAME).is_file():
@@ -313,7 +314,7 @@ def check_extraction(status: RecipeStatus, model_dir: PathLike, data_dir: PathLi
         if force:
             return (TO_REDO if makes[0].exists() else TO_MAKE), "--force true"
         spec = extract_stamp_spec(model_dir, data_dir, protocol=protocol, skip_bad=skip_bad, frontend=frontend,
-                                  resample=resample)
+                                  resample=resample, vad=vad)
         return _made(makes, spec.why_not_current(out_dir / EXTRACT_STAMP))
     return status.check(3, "embeddings", f"{model_dir} <- {data_dir}", reads, makes, own)
 
