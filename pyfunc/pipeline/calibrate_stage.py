@@ -9,7 +9,10 @@ with it, for stage 6 to report Cllr and actual DCF.
 
 Quality measures are computed per utterance: ``duration`` from ``DATA/utt2dur`` (seconds),
 ``magnitude`` the L2 norm of the full-utterance embedding after mean subtraction,
-``cohort_mean`` the mean of its top-N AS-norm cohort scores (as stage 5 computes them).
+``cohort_mean`` the mean of its top-N AS-norm cohort scores (as stage 5 computes them). When the trials name
+enrolled speaker models (an ``enroll`` file beside them, :mod:`pyfunc.scoring.enrolment`), a model's duration is
+the sum of its enrolment utterances' durations, its magnitude the mean of their embedding norms, and its
+cohort_mean that of the model vector stages 4 and 5 score.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from pyfunc.config import load_config
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.digest import file_sha256
 from pyfunc.data.dirnames import data_dir_name
+from pyfunc.data.enroll import enroll_beside, read_enroll
 from pyfunc.data.tables import read_map
 from pyfunc.data.trials import TrialList, read_trial_list
-from pyfunc.data.vectors import XVECTOR_SCP
+from pyfunc.data.vectors import XVECTOR_SCP, load_embeddings
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.pipeline.cohort_stage import load_cohort_means
 from pyfunc.pipeline.score_stage import refuse_stale_embeddings
@@ -41,7 +45,8 @@ from pyfunc.scoring.calibration import (
     quality_features,
 )
 from pyfunc.scoring.cosine import load_trial_embeddings, raw_scores, trial_indices
-from pyfunc.scoring.embedding_mean import EmbeddingMean, mean_for_scoring
+from pyfunc.scoring.embedding_mean import EmbeddingMean, mean_for_scoring, subtract_mean
+from pyfunc.scoring.enrolment import enrolment_model
 from pyfunc.scoring.metrics import (
     bayes_threshold,
     cllr,
@@ -101,29 +106,44 @@ def _labels(trials: TrialList) -> np.ndarray:
 
 def utterance_qualities(trials: TrialList, measures: Sequence[str], sources: QualitySources,
                         mean: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{measure: (enroll side, test side)}`` for every trial (see the module docstring)."""
+    """``{measure: (enroll side, test side)}`` for every trial (see the module docstring; an enrolled model's
+    measures come from its enrolment utterances)."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     keys = trials.utterances
+    enroll_file = enroll_beside(trials.path) if trials.path is not None else None
+    enrolled = read_enroll(enroll_file).models if enroll_file is not None else {}
+    parts = {k: enrolled.get(k, [k]) for k in keys}  # the utterances each key's measures come from
+    utts = sorted({u for group in parts.values() for u in group})
     per_utt: dict[str, np.ndarray] = {}
     if "duration" in measures:
         if sources.data_dir is None or not (sources.data_dir / "utt2dur").is_file():
             raise DataError(f"{sources.data_dir}/utt2dur: not found (the duration quality measure reads it)")
         utt2dur = read_map(sources.data_dir / "utt2dur")
-        missing = [k for k in keys if k not in utt2dur]
+        missing = [u for u in utts if u not in utt2dur]
         if missing:
             raise DataError(f"{sources.data_dir / 'utt2dur'}: no duration for utterance {missing[0]!r} "
                             f"({len(missing)} trial utterances missing)")
         try:
-            per_utt["duration"] = np.array([float(utt2dur[k]) for k in keys])
+            per_utt["duration"] = np.array([sum(float(utt2dur[u]) for u in parts[k]) for k in keys])
         except ValueError as err:
             raise DataError(f"{sources.data_dir / 'utt2dur'}: {err}") from None
     if "magnitude" in measures or "cohort_mean" in measures:
         if sources.emb_dir is None:
             raise ConfigError("the magnitude and cohort_mean quality measures need the trials' embeddings")
         refuse_stale_embeddings(sources.emb_dir)
-        full = load_trial_embeddings(trials, sources.emb_dir, "full", mean).full
+        if enrolled:  # a model: the mean of its utterances' norms, and its model vector for the cohort
+            _, rows = load_embeddings(sources.emb_dir / XVECTOR_SCP, utts)
+            rows = subtract_mean(rows, mean).astype(np.float64)
+            row = {u: i for i, u in enumerate(utts)}
+            norms = np.linalg.norm(rows, axis=1)
+            magnitude = np.array([norms[[row[u] for u in parts[k]]].mean() for k in keys])
+            full = np.stack([enrolment_model(rows[[row[u] for u in enrolled[k]]], None, f"model {k!r}")[0]
+                             if k in enrolled else rows[row[k]] for k in keys])
+        else:
+            full = load_trial_embeddings(trials, sources.emb_dir, "full", mean).full
+            magnitude = np.linalg.norm(full, axis=1)
         if "magnitude" in measures:
-            per_utt["magnitude"] = np.linalg.norm(full, axis=1)
+            per_utt["magnitude"] = magnitude
         if "cohort_mean" in measures:
             if sources.cohort_emb_dir is None or sources.cohort_utt2spk is None:
                 raise ConfigError("the cohort_mean quality measure needs the AS-norm cohort (--cohort-data)")
