@@ -119,7 +119,7 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --musan-dir "$data/augment" --rir-dir "$data/augment/rirs" --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
-  --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --allow-pipes "$allow_pipes" --top-n "$top_n" --stage0-check mini \
+  --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --allow-pipes "$allow_pipes" --top-n "$top_n" --stage0-check status \
   --recipe-int "random-seed=$random_seed" --recipe-int "wide-speakers=$wide_speakers" \
   --recipe-int "wide-utts-per-speaker=$wide_utts_per_speaker" --recipe-int "train-speakers=$train_speakers" \
   --recipe-int "test-speakers=$test_speakers" --recipe-int "utts-per-speaker=$utts_per_speaker" \

@@ -15,6 +15,10 @@ Parts (--parts, comma-separated; each skipped when its .done stamp records the s
                   (train.augment.musan_dir=DATA_ROOT/augment, train.augment.rir_dir=DATA_ROOT/augment/rirs)
   test_hard       DATA_ROOT/test_hard: test cut to 1-3 s, noise/babble at 0-15 dB, half reverberated
                   (bank augment_test_hard), beside the clean originals; needs test
+
+--status true: build nothing, write nothing; print one line per folder it would write,
+FOLDER<TAB>STATE[: WHY]<TAB>STEP[<TAB>DATA_DIR...] (STATE: up to date, to make, to redo), from the stamps
+(what steps/run_stages.py --status shows for stage 0).
 """
 
 import argparse
@@ -43,10 +47,22 @@ def main() -> None:
     parser.add_argument("--dev-speakers", type=int, default=16, help="speakers of dev [16]")
     parser.add_argument("--dev-utts-per-speaker", type=int, default=8, help="utterances per dev speaker [8]")
     parser.add_argument("--espeak", default="espeak-ng", help="espeak-ng executable [espeak-ng]")
+    parser.add_argument("--status", default="false", choices=("true", "false"),
+                        help="only say what would be made, from the stamps (writes nothing) [false]")
     args = parser.parse_args()
 
-    from pyfunc.corpora.mini_parts import make_mini_parts
+    from pyfunc.corpora.mini_parts import make_mini_parts, mini_status
 
+    if args.status == "true":
+        lines = mini_status(args.data_root, [p for p in args.parts.split(",") if p], wide_name=args.wide_name,
+                            random_seed=args.random_seed, num_train_speakers=args.train_speakers,
+                            num_test_speakers=args.test_speakers, utts_per_speaker=args.utts_per_speaker,
+                            test_utts_per_speaker=args.test_utts_per_speaker, wav_dir=args.wav_dir,
+                            wide_speakers=args.wide_speakers, wide_utts_per_speaker=args.wide_utts_per_speaker,
+                            unseen_speakers=args.unseen_speakers, unseen_utts_per_speaker=args.unseen_utts_per_speaker,
+                            dev_speakers=args.dev_speakers, dev_utts_per_speaker=args.dev_utts_per_speaker)
+        print("\n".join(lines))
+        return
     make_mini_parts(args.data_root, parts=[p for p in args.parts.split(",") if p], random_seed=args.random_seed,
                     num_jobs=args.nj, num_train_speakers=args.train_speakers, num_test_speakers=args.test_speakers,
                     utts_per_speaker=args.utts_per_speaker, test_utts_per_speaker=args.test_utts_per_speaker,

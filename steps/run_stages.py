@@ -32,7 +32,7 @@ BOOLEANS = ("status", "skip_bad_audio", "force", "compress", "untrained", "plots
             "combined_results", "vad")
 OFF_BY_DEFAULT = ("status", "skip_bad_audio", "force", "compress", "resample", "vad")  # the other BOOLEANS: true
 CHOICES = {"device": ("auto", "cpu", "cuda"), "allow_pipes": ("auto", "true", "false"),
-           "eval_features": ("always", "frontend"), "stage0_check": ("dirs", "mini")}
+           "eval_features": ("always", "frontend"), "stage0_check": ("dirs", "status")}
 MINIMA = {"nj": 1, "nproc_per_node": 1, "nnodes": 1, "node_rank": 0, "aug_subset": 0, "aug_seed": 0,
           "cohort_per_speaker": 0}
 

@@ -30,10 +30,10 @@ from typing import Sequence
 
 from pyfunc.corpora import streams
 from pyfunc.corpora.banks import BANKS_SIZES, bank_tasks, make_bank_item, read_bank, write_bank_tables
-from pyfunc.corpora.mini import check_espeak, make_mini_corpus
+from pyfunc.corpora.mini import check_espeak, make_mini_corpus, mini_corpus_params, why_corpus_not_current
 from pyfunc.corpora.mini_hard import degrade_speaker, hard_tasks, write_hard_set
 from pyfunc.corpora.parallel import run_tasks
-from pyfunc.corpora.parts import build_part, read_part_stamp
+from pyfunc.corpora.parts import build_part, part_status, read_part_stamp, status_line
 from pyfunc.corpora.speech_sets import SetRecipe, synthesize_set_speaker, write_speech_set
 from pyfunc.corpora.texts import HELD_OUT_GENERATORS, TRAIN_GENERATORS
 from pyfunc.corpora.voices import (
@@ -275,3 +275,43 @@ def expected_stamps(data_root: PathLike, parts: Sequence[str], random_seed: int 
     if "test_hard" in parts and hard_bank is not None and test is not None:
         out[root / "test_hard"] = hard_params(test, hard_bank, **common)
     return out
+
+
+def _corpus_status(root: Path, params: dict, subsets: tuple[str, ...]) -> str:
+    """The ``--status`` line of the original corpus: up to date when ``DATA/.done`` records ``params`` (as
+    :func:`make_mini_corpus` decides), writing the data dirs ``subsets``."""
+    reason = why_corpus_not_current(root, params, subsets)
+    state = "up to date" if reason is None else (
+        f"{'to make' if not (root / '.done').exists() else 'to redo'}: {reason}")
+    return status_line(root, state, "mini corpus", [root / sub for sub in subsets])
+
+
+def mini_status(data_root: PathLike, parts: Sequence[str], wide_name: str = "train_wide", random_seed: int = 777,
+                num_train_speakers: int = 100, num_test_speakers: int = 20, utts_per_speaker: int = 20,
+                test_utts_per_speaker: int | None = None, wav_dir: PathLike | None = None,
+                wide_speakers: int = 300, wide_utts_per_speaker: int = 6, unseen_speakers: int = 24,
+                unseen_utts_per_speaker: int = 8, dev_speakers: int = 16, dev_utts_per_speaker: int = 8
+                ) -> list[str]:
+    """``local/make_mini_corpus.py --status true``: one line per folder :func:`make_mini_parts` would write
+    (:func:`pyfunc.corpora.parts.status_line`), from the stamps it leaves; reads, writes nothing."""
+    data = Path(data_root)
+    train_set = "train" if "train" in parts else wide_name
+    corpus = {"num_train_speakers": num_train_speakers, "num_test_speakers": num_test_speakers,
+              "utts_per_speaker": utts_per_speaker, "random_seed": random_seed,
+              "test_utts_per_speaker": test_utts_per_speaker, "wav_dir": wav_dir}
+    full = mini_corpus_params(data, **corpus)
+    if train_set == "train" or why_corpus_not_current(data, full) is None:
+        lines = [_corpus_status(data, full, ("train", "test"))]
+    else:
+        lines = [_corpus_status(data, mini_corpus_params(data, make_train=False, **corpus), ("test",))]
+    stamps = expected_stamps(data, parts, wide_name=wide_name, random_seed=random_seed,
+                             num_train_speakers=num_train_speakers, num_test_speakers=num_test_speakers,
+                             wide_speakers=wide_speakers, wide_utts_per_speaker=wide_utts_per_speaker,
+                             unseen_speakers=unseen_speakers, unseen_utts_per_speaker=unseen_utts_per_speaker,
+                             dev_speakers=dev_speakers, dev_utts_per_speaker=dev_utts_per_speaker)
+    part_dirs = [data / BANK_DIRS[b] for b in ("augment", "dev", "test_hard")]
+    part_dirs += [data / name for name in (train_set, "test_unseen", "dev", "test_hard") if name != "train"]
+    for part_dir in dict.fromkeys(part_dirs):
+        lines.append(status_line(part_dir, part_status(part_dir, stamps.get(part_dir.resolve())), "mini corpus part"))
+    return lines
+

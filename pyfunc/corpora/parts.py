@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pyfunc.data.atomic import atomic_open
 from pyfunc.data.datadir import validate_data_dir
@@ -23,6 +23,7 @@ from pyfunc.data.tables import read_scp
 logger = logging.getLogger(__name__)
 
 STAMP = ".done"
+STEP = "data preparation"  # the step name of a --status line that names none
 
 
 def data_dirs(part_dir: Path) -> list[Path]:
@@ -82,3 +83,25 @@ def build_part(part_dir: Path, params: dict[str, Any], build: Callable[[Path, Pa
         json.dump(params, handle, indent=1, sort_keys=True)
         handle.write("\n")
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# --status: a stage-0 command's answer to ``--status true`` (read by pyfunc.pipeline.status.check_stage0_command)
+
+
+def part_status(part_dir: Path, params: dict[str, Any] | None) -> str:
+    """What building ``part_dir`` would do, as a ``--status`` state: ``up to date`` when :func:`part_is_done`
+    with ``params`` (None: not known yet, since what it is made from is being made), else ``to make`` or
+    ``to redo`` and why."""
+    if params is not None and part_is_done(part_dir, params):
+        return "up to date"
+    if not (part_dir / STAMP).exists():
+        return f"to make: {part_dir / STAMP} is missing"
+    return "to redo: its parameters, or what it is made from, changed (or a wav file is missing)"
+
+
+def status_line(target: Path | str, state: str, step: str = STEP, made: Sequence[Path | str] = ()) -> str:
+    """One line of a stage-0 command's ``--status true`` answer: ``TARGET<TAB>STATE[: WHY]<TAB>STEP[<TAB>DIR...]``
+    (``made``: the data dirs it writes when they are not ``TARGET`` itself)."""
+    return "\t".join([str(target), state, step, *map(str, made)])
+

@@ -9,7 +9,6 @@ and extras) to ``steps/run_stages.py``; :mod:`pyfunc.pipeline.stage_table` turns
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -18,18 +17,15 @@ from typing import Callable, Sequence
 
 from pyfunc.config import Config
 from pyfunc.config_overrides import read_config_with_overrides
-from pyfunc.corpora.mini import mini_corpus_params, why_corpus_not_current
-from pyfunc.corpora.mini_parts import BANK_DIRS, expected_stamps
 from pyfunc.data.dirnames import data_dir_name
 from pyfunc.pipeline.status import (
     RecipeStatus,
-    check_corpus_part,
     check_derived,
-    check_mini_corpus,
+    check_stage0_command,
     check_unstamped,
 )
 
-STAGE0_CHECKS = ("dirs", "mini")  # how --status judges a recipe's stage 0 (see stage0_checks)
+STAGE0_CHECKS = ("dirs", "status")  # how --status judges a recipe's stage 0 (see stage0_checks)
 
 
 @dataclass
@@ -40,8 +36,8 @@ class RecipeSettings:
     ``embedding_set`` (one data dir holding the utterances of every list, e.g. VoxCeleb1's
     ``vox1_eval``) when given. ``dev`` (with trials) is scored like a test set and calibrates stage 6.
     ``stage0`` is the recipe's data preparation command (its ``local/`` script); ``stage0_check`` says how
-    ``--status`` judges it: ``dirs`` (the data dirs ``stage0_makes``, no stamp) or ``mini`` (the mini
-    corpus's stamps, read from the arguments of ``local/make_mini_corpus.py``).
+    ``--status`` judges it: ``dirs`` (the data dirs ``stage0_makes``, no stamp) or ``status`` (the command's own
+    answer to ``--status true``: :func:`pyfunc.pipeline.status.check_stage0_command`).
     """
 
     data: Path
@@ -212,48 +208,10 @@ def redo_options(s: RecipeSettings) -> list[str]:
 # Stage 0 as --status sees it
 
 
-def _mini_corpus_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    """The options of ``local/make_mini_corpus.py`` that decide its stamps (the rest are left alone)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--data-root", default="data/mini")
-    parser.add_argument("--random-seed", "--seed", dest="random_seed", type=int, default=777)
-    parser.add_argument("--parts", default="train,test")
-    parser.add_argument("--wide-name", default="train_wide")
-    for name, default in (("train-speakers", 100), ("test-speakers", 20), ("utts-per-speaker", 20),
-                          ("wide-speakers", 300), ("wide-utts-per-speaker", 6), ("unseen-speakers", 24),
-                          ("dev-speakers", 16)):
-        parser.add_argument(f"--{name}", type=int, default=default)
-    args, _ = parser.parse_known_args(list(argv[1:]))
-    return args
-
-
-def _mini_corpus_checks(status: RecipeStatus, argv: Sequence[str]) -> None:
-    """Stage 0 of the mini recipe: the corpus and each of its parts, by the stamps make_mini_corpus leaves."""
-    args = _mini_corpus_arguments(argv)
-    data = Path(args.data_root)
-    parts = [p for p in args.parts.split(",") if p]
-    train_set = "train" if "train" in parts else args.wide_name
-    corpus = {"num_train_speakers": args.train_speakers, "num_test_speakers": args.test_speakers,
-              "utts_per_speaker": args.utts_per_speaker, "random_seed": args.random_seed}
-    full = mini_corpus_params(data, **corpus)
-    if train_set == "train" or why_corpus_not_current(data, full) is None:
-        check_mini_corpus(status, data, full)
-    else:
-        check_mini_corpus(status, data, mini_corpus_params(data, make_train=False, **corpus), ("test",))
-    stamps = expected_stamps(data, parts, wide_name=args.wide_name, random_seed=args.random_seed,
-                             num_train_speakers=args.train_speakers, num_test_speakers=args.test_speakers,
-                             wide_speakers=args.wide_speakers, wide_utts_per_speaker=args.wide_utts_per_speaker,
-                             unseen_speakers=args.unseen_speakers, dev_speakers=args.dev_speakers)
-    part_dirs = [data / BANK_DIRS[b] for b in ("augment", "dev", "test_hard")]
-    part_dirs += [data / name for name in (train_set, "test_unseen", "dev", "test_hard") if name != "train"]
-    for part_dir in unique(part_dirs):
-        check_corpus_part(status, part_dir, stamps.get(part_dir.resolve()))
-
-
 def stage0_checks(s: RecipeSettings, status: RecipeStatus) -> None:
     """What the recipe's stage-0 command would do, as ``stage0_check`` says to judge it."""
-    if s.stage0_check == "mini":
-        _mini_corpus_checks(status, s.stage0)
+    if s.stage0_check == "status":
+        check_stage0_command(status, s.stage0, str(s.data))
     else:
         fails = "" if s.stage0_makes else "stage 0 makes nothing with these options (see --help)"
         check_unstamped(status, 0, "data preparation", str(s.data), s.stage0_makes, fails)

@@ -5,7 +5,8 @@ runs them, each in one of four states:
 
 - ``up to date``: the stage would find nothing to do (stages 1 and 3: the stamp matches,
   as the stage itself checks; stage 2: training complete and the model directory written
-  after it; stage 0 of the mini corpus: ``.done`` matches). Stages 4-6 keep no stamp and
+  after it; stage 0: as its command's ``--status true`` answer says, e.g. the mini corpus's ``.done``
+  stamps match). Stages 4-6 keep no stamp and
   recompute whenever they run (seconds); for them it means the outputs are newer than
   every input, as ``make`` decides;
 - ``to make``: the outputs are missing;
@@ -22,14 +23,12 @@ with their state but remake nothing for the later ones.
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from pyfunc.config import Config, input_table, load_config, training_table
-from pyfunc.corpora.mini import why_corpus_not_current
-from pyfunc.corpora.parts import STAMP as PART_STAMP
-from pyfunc.corpora.parts import part_is_done
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.badinput import SKIPPED_NAME
 from pyfunc.data.vectors import CROPS_SCP, XVECTOR_SCP
@@ -166,33 +165,40 @@ def _newer_than(outputs: Sequence[PathLike], inputs: Sequence[PathLike]) -> tupl
 # Stage 0
 
 
-def check_mini_corpus(status: RecipeStatus, data_root: PathLike, params: dict,
-                      subsets: tuple[str, ...] = ("train", "test")) -> StageCheck:
-    """Stage 0 of the mini recipe: redone unless ``DATA/.done`` records ``params`` (as make_mini_corpus does)."""
-    root = Path(data_root)
-    makes = [root / sub / name for sub in subsets for name in DATA_FILES]
-
-    def own() -> tuple[str, str]:
-        reason = why_corpus_not_current(root, params, subsets)
-        if reason is None:
-            return UP_TO_DATE, ""
-        return (TO_MAKE if not (root / ".done").exists() else TO_REDO), reason
-    return status.check(0, "mini corpus", str(root), [], makes, own)
+STAGE0_STEP = "data preparation"
+STATUS_OPTION = ("--status", "true")  # appended to a stage-0 command that answers --status (see check_stage0_command)
 
 
-def check_corpus_part(status: RecipeStatus, part_dir: PathLike, params: dict | None) -> StageCheck:
-    """Stage 0: one part of the mini corpus (pyfunc.corpora.mini_parts), redone unless its ``.done`` records
-    ``params`` (None: not known yet, since what it is made from is being made) and its wavs are there."""
-    part_dir = Path(part_dir)
-    makes = [part_dir / name for name in DATA_FILES]
+def check_reported(status: RecipeStatus, stage: int, line: str) -> StageCheck:
+    """One line of a command's ``--status true`` answer, ``TARGET<TAB>STATE[: WHY][<TAB>STEP[<TAB>DIR...]]``,
+    as a check: STATE is ``up to date``, ``to make``, ``to redo`` or ``would fail``; STEP defaults to
+    ``data preparation``; the DIRs are the data dirs it writes (default: TARGET), whose lists later stages read."""
+    fields = line.rstrip("\n").split("\t")
+    target = fields[0]
+    state, _, reason = (fields[1] if len(fields) > 1 else "").partition(": ")
+    step = fields[2] if len(fields) > 2 and fields[2] else STAGE0_STEP
+    made = [Path(d) for d in fields[3:] if d] or [Path(target)]
+    makes = [d / name for d in made for name in DATA_FILES]
+    if state not in (UP_TO_DATE, TO_MAKE, TO_REDO, WOULD_FAIL):
+        state, reason = WOULD_FAIL, f"unreadable --status line {line!r}"
+    return status.check(stage, step, target, [], makes, lambda: (state, reason))
 
-    def own() -> tuple[str, str]:
-        if params is not None and part_is_done(part_dir, params):
-            return UP_TO_DATE, ""
-        if not (part_dir / PART_STAMP).exists():
-            return TO_MAKE, f"{part_dir / PART_STAMP} is missing"
-        return TO_REDO, "its parameters, or what it is made from, changed (or a wav file is missing)"
-    return status.check(0, "mini corpus part", str(part_dir), [], makes, own)
+
+def check_stage0_command(status: RecipeStatus, argv: Sequence[str], target: str) -> None:
+    """Stage 0 by its own answer: run ``argv --status true`` (the command writes nothing then) and turn each line
+    it prints into a check (:func:`check_reported`); one ``would fail`` check when it fails or prints nothing."""
+    try:
+        proc = subprocess.run([*argv, *STATUS_OPTION], capture_output=True, text=True, check=False)
+    except OSError as err:
+        status.add(StageCheck(0, STAGE0_STEP, target, WOULD_FAIL, f"{argv[0]}: {err}"))
+        return
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines:
+        said = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}, no status lines"]
+        status.add(StageCheck(0, STAGE0_STEP, target, WOULD_FAIL, f"{argv[0]} --status true: {said[0]}"))
+        return
+    for line in lines:
+        check_reported(status, 0, line)
 
 
 def check_unstamped(status: RecipeStatus, stage: int, step: str, target: str, dirs: Sequence[PathLike],
