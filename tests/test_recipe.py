@@ -140,7 +140,9 @@ def test_all_stages_then_rescoring(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     crops = kaldiio.load_scp(str(seed_dir / "embeddings" / "test" / "xvector_crops.scp"))
     assert len(crops) == 12 and next(iter(crops.values())).shape == (5, 192)  # the seed protocol
-    assert set(_results(seed_dir / "results")) == {f"{seed_dir}/scores/test_{n}" for n in ("cosine", "asnorm")}
+    # a --test-data run writes the table of its one list and no combined MODEL/results (issue 25 item 8)
+    assert set(_results(seed_dir / "results_test")) == {f"{seed_dir}/scores/test_{n}" for n in ("cosine", "asnorm")}
+    assert not (seed_dir / "results").exists()
 
 
 def _file_states(*roots: Path) -> dict[str, tuple[int, int]]:
