@@ -22,8 +22,12 @@ FOLDER<TAB>STATE[: WHY]<TAB>STEP[<TAB>DATA_DIR...] (STATE: up to date, to make, 
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 from pyfunc.cli.runner import run_main
+
+LOCAL = Path(__file__).resolve().parent  # holds the mini_corpus package
 
 
 def main() -> None:
@@ -51,7 +55,8 @@ def main() -> None:
                         help="only say what would be made, from the stamps (writes nothing) [false]")
     args = parser.parse_args()
 
-    from pyfunc.corpora.mini_parts import make_mini_parts, mini_status
+    sys.path.insert(0, str(LOCAL))
+    from mini_corpus.mini_parts import make_mini_parts, mini_status
 
     if args.status == "true":
         lines = mini_status(args.data_root, [p for p in args.parts.split(",") if p], wide_name=args.wide_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,11 @@ from pyfunc.data.audio import write_wav
 from pyfunc.data.datadir import DataDir, write_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
+# local/mini_corpus: the mini recipe's stage-0 package, beside local/make_mini_corpus.py (which puts local/ on
+# sys.path the same way); tests import it as ``mini_corpus``.
+LOCAL = REPO / "local"
+if str(LOCAL) not in sys.path:
+    sys.path.append(str(LOCAL))
 
 
 def _shared_dir() -> Path:

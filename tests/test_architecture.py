@@ -180,8 +180,22 @@ def test_the_collision_finder_finds_two_definitions(tmp_path: Path) -> None:
     assert public_function_collisions(sorted(tmp_path.glob("*.py")), tmp_path) == ["load: a.py:1, c.py:1"]
 
 
+def test_the_core_does_not_import_the_mini_corpus() -> None:
+    """The espeak-ng mini corpus is the mini recipe's own package (local/mini_corpus/): no pyfunc module
+    imports it, at the top or inside a function."""
+    found = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{name}: {m}" for m in modules if m.split(".")[0] == "mini_corpus" or m.startswith("local")]
+    assert found == []
+
+
 def test_one_definition_per_public_function_name() -> None:
     """Two modules defining the same public function name: one name for two jobs (rename each to say what it
-    does) or two copies of one job (keep one); either way a caller can import the wrong one."""
-    found = public_function_collisions(sorted(MODULES.values()), REPO)
+    does) or two copies of one job (keep one); either way a caller can import the wrong one. The mini
+    recipe's package local/mini_corpus/ counts too."""
+    found = public_function_collisions(sorted(MODULES.values()) + sorted((REPO / "local" / "mini_corpus").glob("*.py")),
+                                       REPO)
     assert found == [], "public functions defined in more than one module:\n" + "\n".join(found)

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-
-from pyfunc.corpora import mini
-from pyfunc.corpora.espeak import run_espeak
-from pyfunc.corpora.mini import (
+from mini_corpus import mini
+from mini_corpus.espeak import run_espeak
+from mini_corpus.mini import (
     SpeakerSpec,
     SynthesisError,
     make_mini_corpus,
@@ -26,6 +25,7 @@ from pyfunc.corpora.mini import (
     make_utterance,
     read_speaker_specs,
 )
+
 from pyfunc.data.datadir import load_data_dir, validate_data_dir
 from pyfunc.data.tables import read_map, read_scp
 from pyfunc.data.trials import read_trials

@@ -13,19 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-
-from pyfunc.config import AugmentConfig
-from pyfunc.corpora import banks, mini_parts
-from pyfunc.corpora.banks import BankSize
-from pyfunc.corpora.degrade import mix_at_snr, read_conditions
-from pyfunc.corpora.espeak import SynthesisError
-from pyfunc.corpora.mini import make_mini_corpus
-from pyfunc.corpora.mini_parts import make_mini_parts
-from pyfunc.corpora.noises import NOISE_KINDS, make_music, make_noise
-from pyfunc.corpora.parts import read_part_stamp
-from pyfunc.corpora.rooms import MIN_DISTANCE, ROOM_CLASSES, WALL_MARGIN, draw_room, simulate_rir
-from pyfunc.corpora.texts import FUNCTION_WORDS, GENERATORS, NATURE, STORY, TRAIN_GENERATORS, template_fields, tokens
-from pyfunc.corpora.voices import (
+from mini_corpus import banks, mini_parts
+from mini_corpus.banks import BankSize
+from mini_corpus.degrade import mix_at_snr, read_conditions
+from mini_corpus.espeak import SynthesisError
+from mini_corpus.mini import make_mini_corpus
+from mini_corpus.mini_parts import make_mini_parts
+from mini_corpus.texts import FUNCTION_WORDS, GENERATORS, NATURE, STORY, TRAIN_GENERATORS, template_fields, tokens
+from mini_corpus.voices import (
     HELD_OUT_VARIANTS,
     PITCH_JITTER,
     RATE_JITTER,
@@ -38,6 +33,11 @@ from pyfunc.corpora.voices import (
     make_speaker_specs,
     voice_partition,
 )
+
+from pyfunc.config import AugmentConfig
+from pyfunc.corpora.noises import NOISE_KINDS, make_music, make_noise
+from pyfunc.corpora.parts import read_part_stamp
+from pyfunc.corpora.rooms import MIN_DISTANCE, ROOM_CLASSES, WALL_MARGIN, draw_room, simulate_rir
 from pyfunc.data.datadir import load_data_dir, validate_data_dir
 from pyfunc.data.tables import read_map, read_scp, read_text_table
 from pyfunc.data.trials import read_trials

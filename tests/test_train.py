@@ -217,7 +217,8 @@ def test_killed_training_resumes_to_identical_weights(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_seed_frontend_trains_on_the_mini_corpus_waveforms(tmp_path: Path) -> None:
     """model.frontend: seed trains from wav.scp (no stage 1) and its model dir extracts like any other."""
-    from pyfunc.corpora.mini import make_mini_corpus
+    from mini_corpus.mini import make_mini_corpus
+
     from pyfunc.pipeline.extract_job import extract_embeddings
 
     make_mini_corpus(tmp_path / "mini", num_train_speakers=4, num_test_speakers=2, utts_per_speaker=4, num_jobs=2)

@@ -26,7 +26,7 @@ def tiny_mini_corpus(tmp_path_factory) -> Path:
 
     Made once per test session: ``make_mini_corpus`` does nothing when its stamp matches.
     """
-    from pyfunc.corpora.mini import make_mini_corpus
+    from mini_corpus.mini import make_mini_corpus
 
     root = tmp_path_factory.getbasetemp() / "tools_mini"
     make_mini_corpus(root, num_jobs=2, **MINI)

@@ -21,6 +21,10 @@ import numpy as np
 from pyfunc.data.audio import SAMPLE_RATE
 
 PEAK = 0.5
+# The synthetic music pieces: their length, and the sub-stream of a bank's random stream
+# (:data:`pyfunc.corpora.streams.BANKS`) they are drawn from (the mini corpus's banks and egs/real_speech).
+MUSIC_SECONDS = 6.0
+MUSIC_STREAM = 2
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MINI_SPEAKERS = 0  # the original train/test speakers (pyfunc.corpora.mini)
+MINI_SPEAKERS = 0  # the original train/test speakers (local/mini_corpus/mini.py)
 MINI_UTTERANCES = 1
 MINI_TRIALS = 2
 PARTITION = 10  # which variant x accent pairs go to dev, the babble talkers and training

@@ -46,8 +46,7 @@ from real_corpora import (
 )
 from word_examples import convert_file, make_joined_example, resample
 
-from pyfunc.corpora.banks import MUSIC_SECONDS, MUSIC_STREAM
-from pyfunc.corpora.noises import make_music
+from pyfunc.corpora.noises import MUSIC_SECONDS, MUSIC_STREAM, make_music
 from pyfunc.corpora.parallel import run_tasks
 from pyfunc.corpora.parts import build_part
 from pyfunc.corpora.rooms import ROOM_CLASSES, draw_room, simulate_rir

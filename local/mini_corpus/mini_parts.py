@@ -13,10 +13,10 @@ and replaced as a whole otherwise, :mod:`pyfunc.corpora.parts`):
 - ``dev``: speakers ``dv001``... on voice pairs of their own, 1-3 s cuts, half of them
   degraded with the ``dev`` bank (``utt2condition``), ``trials`` as for test_unseen;
 - ``augment``, ``augment_test_hard``, ``augment_dev``: the noise banks
-  (:mod:`pyfunc.corpora.banks`); ``augment`` is what training augmentation reads;
-- ``test_hard``: the original test set degraded with its bank (:mod:`pyfunc.corpora.mini_hard`).
+  (:mod:`mini_corpus.banks`); ``augment`` is what training augmentation reads;
+- ``test_hard``: the original test set degraded with its bank (:mod:`mini_corpus.mini_hard`).
 
-Voices follow :func:`pyfunc.corpora.voices.voice_partition` of the original corpus's
+Voices follow :func:`mini_corpus.voices.voice_partition` of the original corpus's
 parameters (``num_train_speakers``, ``num_test_speakers``, ``random_seed``), whose test
 speakers' pairs no other part uses.
 """
@@ -29,14 +29,17 @@ from pathlib import Path
 from typing import Sequence
 
 from pyfunc.corpora import streams
-from pyfunc.corpora.banks import BANKS_SIZES, bank_tasks, make_bank_item, read_bank, write_bank_tables
-from pyfunc.corpora.mini import check_espeak, make_mini_corpus, mini_corpus_params, why_corpus_not_current
-from pyfunc.corpora.mini_hard import degrade_speaker, hard_tasks, write_hard_set
 from pyfunc.corpora.parallel import run_tasks
 from pyfunc.corpora.parts import build_part, part_status, read_part_stamp, status_line
-from pyfunc.corpora.speech_sets import SetRecipe, synthesize_set_speaker, write_speech_set
-from pyfunc.corpora.texts import HELD_OUT_GENERATORS, TRAIN_GENERATORS
-from pyfunc.corpora.voices import (
+from pyfunc.data.atomic import PathLike
+from pyfunc.errors import ConfigError
+
+from .banks import BANKS_SIZES, bank_tasks, make_bank_item, read_bank, write_bank_tables
+from .mini import check_espeak, make_mini_corpus, mini_corpus_params, why_corpus_not_current
+from .mini_hard import degrade_speaker, hard_tasks, write_hard_set
+from .speech_sets import SetRecipe, synthesize_set_speaker, write_speech_set
+from .texts import HELD_OUT_GENERATORS, TRAIN_GENERATORS
+from .voices import (
     UNSEEN_PITCH,
     UNSEEN_RATE,
     SpeakerSpec,
@@ -44,8 +47,6 @@ from pyfunc.corpora.voices import (
     draw_speakers,
     voice_partition,
 )
-from pyfunc.data.atomic import PathLike
-from pyfunc.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def make_mini_parts(data_root: PathLike, parts: Sequence[str] = ALL_PARTS, rando
                     dev_utts_per_speaker: int = 8, espeak: str = "espeak-ng") -> dict[str, Path]:
     """Build the named parts of the mini corpus (any of :data:`ALL_PARTS`); return their folders by part.
 
-    ``train`` and ``test`` are the original corpus (:func:`pyfunc.corpora.mini.make_mini_corpus`
+    ``train`` and ``test`` are the original corpus (:func:`mini_corpus.mini.make_mini_corpus`
     with ``num_train_speakers``, ``num_test_speakers``, ``utts_per_speaker``, ``test_utts_per_speaker``;
     ``test`` alone synthesises only the test speakers). ``test_hard`` needs ``test``: built
     in this call or before with the same parameters.

@@ -12,9 +12,9 @@ Output under ``data_root``: Kaldi data directories ``train`` and ``test`` (wav.s
 utt2spk, spk2utt, utt2dur, text; ``test/trials``), ``wav/<spk>/<utt>.wav``,
 ``speakers.txt`` (the speaker specs) and ``.done`` (the parameters, as JSON).
 
-The speakers are drawn in :mod:`pyfunc.corpora.voices`, the sentences in
-:mod:`pyfunc.corpora.texts` (``STORY``); the corpus's further parts (wide training sets,
-test_unseen, dev, test_hard, noise banks) are made by :mod:`pyfunc.corpora.mini_parts`.
+The speakers are drawn in :mod:`mini_corpus.voices`, the sentences in
+:mod:`mini_corpus.texts` (``STORY``); the corpus's further parts (wide training sets,
+test_unseen, dev, test_hard, noise banks) are made by :mod:`mini_corpus.mini_parts`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,18 @@ from typing import Callable
 
 import numpy as np
 
-from pyfunc.corpora.espeak import SynthesisError, check_voices, synthesize_voice, trim_silence
 from pyfunc.corpora.parallel import run_tasks
 from pyfunc.corpora.streams import MINI_TRIALS, MINI_UTTERANCES, stream_rng
-from pyfunc.corpora.texts import STORY
-from pyfunc.corpora.voices import (
+from pyfunc.data.atomic import PathLike, atomic_open
+from pyfunc.data.audio import SAMPLE_RATE, write_wav
+from pyfunc.data.datadir import DataDir, validate_data_dir, write_data_dir
+from pyfunc.data.tables import read_scp, read_text_table, write_table
+from pyfunc.data.trials import write_trials
+from pyfunc.errors import ConfigError, DataError
+
+from .espeak import SynthesisError, check_voices, synthesize_voice, trim_silence
+from .texts import STORY
+from .voices import (
     ACCENTS,
     VARIANTS,
     SpeakerSpec,
@@ -41,12 +48,6 @@ from pyfunc.corpora.voices import (
     speaker_ids,
     utterance_voice,
 )
-from pyfunc.data.atomic import PathLike, atomic_open
-from pyfunc.data.audio import SAMPLE_RATE, write_wav
-from pyfunc.data.datadir import DataDir, validate_data_dir, write_data_dir
-from pyfunc.data.tables import read_scp, read_text_table, write_table
-from pyfunc.data.trials import write_trials
-from pyfunc.errors import ConfigError, DataError
 
 STAMP_VERSION = 1
 SNR_RANGE_DB = (30.0, 40.0)
@@ -67,7 +68,7 @@ class UtteranceResult:
 
 
 def make_sentence(rng: np.random.Generator) -> str:
-    """One sentence of the original generator (:data:`pyfunc.corpora.texts.STORY`)."""
+    """One sentence of the original generator (:data:`mini_corpus.texts.STORY`)."""
     return STORY.sentence(rng)
 
 

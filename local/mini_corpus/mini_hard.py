@@ -3,9 +3,9 @@
 For each utterance ``te001-003`` of ``data_root/test`` the set adds ``te001-003-hard``: a
 1-3 s window of it, reverberated in a simulated room for about half of them, with coloured
 noise or babble at 0-15 dB SNR, all from the ``test_hard`` noise bank (its own rooms, noise
-files and babble talkers; :mod:`pyfunc.corpora.banks`). The data dir lists both (the clean
+files and babble talkers; :mod:`mini_corpus.banks`). The data dir lists both (the clean
 originals by their paths in ``test/wav.scp``); ``utt2condition`` says what was drawn for each
-(:mod:`pyfunc.corpora.degrade`). Trials: every pair of ``test/trials`` degraded against
+(:mod:`mini_corpus.degrade`). Trials: every pair of ``test/trials`` degraded against
 degraded, and clean enrolment against degraded test, with the same labels.
 """
 
@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pyfunc.corpora.banks import NoiseBank
-from pyfunc.corpora.degrade import Condition, degrade, draw_cut, write_conditions
 from pyfunc.corpora.streams import HARD_DEGRADATIONS, stream_rng
 from pyfunc.data.audio import SAMPLE_RATE, write_wav
 from pyfunc.data.datadir import DataDir, load_data_dir, write_data_dir
 from pyfunc.data.trials import read_trials, write_trials
 from pyfunc.features.augment import AudioSource
+
+from .banks import NoiseBank
+from .degrade import Condition, degrade, draw_cut, write_conditions
 
 HARD_SUFFIX = "-hard"
 CUT_SECONDS = (1.0, 3.0)

@@ -2,7 +2,7 @@
 
 The voice of a synthetic speaker is an English accent (``-v en-us``), a voice variant
 (``+m3``: the timbre, a file under espeak-ng-data/voices/!v), a pitch (``-p``), a rate
-(``-s``) and a word gap (``-g``); see :class:`pyfunc.corpora.voices.SpeakerSpec`.
+(``-s``) and a word gap (``-g``); see :class:`mini_corpus.voices.SpeakerSpec`.
 """
 
 from __future__ import annotations

@@ -14,17 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pyfunc.corpora.banks import NoiseBank
-from pyfunc.corpora.degrade import Condition, degrade, draw_cut_start, write_conditions
-from pyfunc.corpora.mini import make_trials, render_utterance
 from pyfunc.corpora.streams import stream_rng
-from pyfunc.corpora.texts import GENERATORS, mixed_text
-from pyfunc.corpora.voices import SpeakerSpec
 from pyfunc.data.audio import SAMPLE_RATE, write_wav
 from pyfunc.data.datadir import DataDir, write_data_dir
 from pyfunc.data.tables import write_table
 from pyfunc.data.trials import write_trials
 from pyfunc.features.augment import AudioSource
+
+from .banks import NoiseBank
+from .degrade import Condition, degrade, draw_cut_start, write_conditions
+from .mini import make_trials, render_utterance
+from .texts import GENERATORS, mixed_text
+from .voices import SpeakerSpec
 
 CUT_MARGIN_S = 0.3  # a cut utterance is synthesised at least this much longer than its cut
 

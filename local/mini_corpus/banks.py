@@ -13,7 +13,7 @@ measured RT60).
 
 Banks (:data:`BANKS`): ``augment`` feeds training augmentation; ``test_hard`` and ``dev``
 degrade those evaluation sets. Each bank has its own random stream, its own babble talkers
-(voice pairs of :func:`pyfunc.corpora.voices.voice_partition`) and its own rooms and files.
+(voice pairs of :func:`mini_corpus.voices.voice_partition`) and its own rooms and files.
 """
 
 from __future__ import annotations
@@ -23,16 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pyfunc.corpora.espeak import synthesize_voice, trim_silence
-from pyfunc.corpora.noises import NOISE_KINDS, make_music, make_noise
+from pyfunc.corpora.noises import MUSIC_SECONDS, MUSIC_STREAM, NOISE_KINDS, make_music, make_noise
 from pyfunc.corpora.rooms import ROOM_CLASSES, RoomSpec, draw_room, simulate_rir
 from pyfunc.corpora.streams import BANKS, stream_rng
-from pyfunc.corpora.texts import TRAIN_GENERATORS, long_text
-from pyfunc.corpora.voices import SpeakerSpec, VoicePartition, draw_speakers
 from pyfunc.data.audio import SAMPLE_RATE, write_wav
 from pyfunc.data.datadir import DataDir, write_data_dir
 from pyfunc.data.tables import read_map, read_scp, read_text_table, write_table
 from pyfunc.errors import DataError
+
+from .espeak import synthesize_voice, trim_silence
+from .texts import TRAIN_GENERATORS, long_text
+from .voices import SpeakerSpec, VoicePartition, draw_speakers
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,10 @@ BANKS_SIZES = {
 }
 BANK_PREFIX = {"augment": "a", "test_hard": "h", "dev": "d"}
 NOISE_SECONDS = 4.0
-MUSIC_SECONDS = 6.0
 BABBLE_SENTENCES = 3
 BABBLE_PEAK = 0.5
 # The sub-streams of a bank's stream (its talkers use the bank's stream itself).
-NOISE_STREAM, MUSIC_STREAM, BABBLE_STREAM, ROOM_STREAM = 1, 2, 3, 4
+NOISE_STREAM, BABBLE_STREAM, ROOM_STREAM = 1, 3, 4  # music: MUSIC_STREAM (2) of pyfunc.corpora.noises
 
 
 def bank_talkers(bank: str, partition: VoicePartition, random_seed: int, count: int) -> list[SpeakerSpec]:
@@ -170,7 +170,7 @@ class NoiseBank:
 
 
 def read_bank(bank_dir: Path) -> NoiseBank:
-    """Read a bank folder written by :func:`pyfunc.corpora.mini_parts.make_bank`."""
+    """Read a bank folder written by :func:`mini_corpus.mini_parts.make_bank`."""
     bank_dir = Path(bank_dir)
     try:
         rooms = read_text_table(bank_dir / "rirs" / "rooms", 15, 15)

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyfunc.corpora.banks import NoiseBank
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio import SAMPLE_RATE, read_audio
 from pyfunc.data.tables import read_text_table, write_table
 from pyfunc.errors import DataError
 from pyfunc.features.augment import fit_noise, reverberate, scale_noise
+
+from .banks import NoiseBank
 
 SNR_RANGE = (0.0, 15.0)
 BABBLE_TALKERS = (3, 6)
