@@ -7,7 +7,8 @@
 #                                            # evaluate any model dir (e.g. an imported seed model)
 #
 # This recipe's data (stage 0, docs/mini-corpus.md): DATA/train_wide (training), the test sets DATA/test (clean),
-# DATA/test_hard (1-3 s, noise, babble, rooms) and DATA/test_unseen (held-out voices and texts), DATA/dev
+# DATA/test_hard (1-3 s, noise, babble, rooms), DATA/test_unseen (held-out voices and texts) and DATA/test_enroll3
+# (models of 3 enrolment utterances of DATA/test, steps/make_enroll_trials.py), DATA/dev
 # (calibration in stage 6), DATA/cohort (for AS-norm: 2 utterances of each training speaker) and DATA/augment
 # (noises, music, babble, rooms). Stage 1 makes the fbank of the test, dev and cohort sets whatever the front
 # end, and of the training set when stage 2 reads feats.scp; stage 3 also computes the cohort's embedding mean.
@@ -28,7 +29,8 @@
 #   --device auto|cpu|cuda                   [auto]
 #   --nproc-per-node N --nnodes N --node-rank R --rdzv-endpoint HOST:PORT   torchrun [1 1 0 localhost:29400]
 #   --model-dir DIR                          stages 3-6: evaluate this model dir only
-#   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA [test test_hard test_unseen]
+#   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA
+#                                            [test test_hard test_unseen test_enroll3]
 #   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead; stage 6
 #                                            then writes EXP/results_<its name> only, leaving EXP/results as it is
 #   --dev-set SET                            the development set under DATA for calibration; "" for none [dev]
@@ -75,7 +77,7 @@ nnodes=1
 node_rank=0
 rdzv_endpoint=localhost:29400
 model_dir=""
-test_sets="test test_hard test_unseen"
+test_sets="test test_hard test_unseen test_enroll3"
 test_data=""
 dev_set=dev
 train_set=train_wide
@@ -120,6 +122,7 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
   --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --allow-pipes "$allow_pipes" --top-n "$top_n" --stage0-check status \
+  --enroll-set "$data/test" "$data/test_enroll3" 3 \
   --recipe-int "random-seed=$random_seed" --recipe-int "wide-speakers=$wide_speakers" \
   --recipe-int "wide-utts-per-speaker=$wide_utts_per_speaker" --recipe-int "train-speakers=$train_speakers" \
   --recipe-int "test-speakers=$test_speakers" --recipe-int "utts-per-speaker=$utts_per_speaker" \

@@ -78,6 +78,9 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--vad-conf", default="conf/vad.conf", help="the VAD options of --vad true [conf/vad.conf]")
     parser.add_argument("--test-data", nargs="*", default=[], help="data dirs with trials")
     parser.add_argument("--stage0-makes", nargs="*", default=[], help="the data dirs stage 0 writes (--status)")
+    parser.add_argument("--enroll-set", nargs=3, action="append", default=[], metavar=("SRC", "OUT", "PER_MODEL"),
+                        help="stage 0, after its command: steps/make_enroll_trials.py --per-model PER_MODEL SRC OUT "
+                             "(a test set of enrolled models; repeatable)")
     parser.add_argument("--recipe-int", action="append", default=[], metavar="NAME=VALUE",
                         help="a recipe option of its own (--NAME) that must be an integer >= 0 (checked first)")
     return parser.parse_args(argv), stage0
@@ -97,6 +100,8 @@ def checked(args: argparse.Namespace, stage0: list[str]) -> dict:
         raise ConfigError(f"--node-rank: expected 0 to {numbers['nnodes'] - 1} (--nnodes {numbers['nnodes']}), "
                           f"got {numbers['node_rank']}")
     numbers["top_n"] = _integer("--top-n", args.top_n, 1) if args.top_n != "" else None
+    numbers["enroll_sets"] = [(src, out, _integer("--enroll-set PER_MODEL", per_model, 1))
+                              for src, out, per_model in args.enroll_set]
     for name in BOOLEANS:
         value = getattr(args, name)
         if value not in ("true", "false"):
@@ -120,7 +125,7 @@ def checked(args: argparse.Namespace, stage0: list[str]) -> dict:
 
 def settings_from(args: argparse.Namespace, stage0: list[str], numbers: dict) -> RecipeSettings:
     """The checked options as RecipeSettings."""
-    from pyfunc.pipeline.recipe_plan import RecipeSettings
+    from pyfunc.pipeline.recipe_plan import EnrollSet, RecipeSettings
     from pyfunc.pipeline.stage_table import LAST_STAGE
 
     for name in ("stage", "stop_stage"):
@@ -135,6 +140,7 @@ def settings_from(args: argparse.Namespace, stage0: list[str], numbers: dict) ->
         tests=[Path(d) for d in args.test_data], cohort=Path(args.cohort_data), fbank_conf=Path(args.fbank_conf),
         feat_dir=Path(args.feat_dir), musan_dir=Path(args.musan_dir), rir_dir=Path(args.rir_dir), stage0=stage0,
         stage0_check=args.stage0_check, stage0_makes=[Path(d) for d in args.stage0_makes],
+        enroll_sets=[EnrollSet(Path(src), Path(out), n) for src, out, n in numbers["enroll_sets"]],
         lm_config=path(args.lm_config), overrides=args.overrides.split(), embedding_set=path(args.embedding_set),
         dev=path(args.dev_data), cohort_per_speaker=numbers["cohort_per_speaker"], model_dir=path(args.model_dir),
         untrained=numbers["untrained"], eval_features=args.eval_features, embedding_mean=numbers["embedding_mean"],

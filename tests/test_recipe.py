@@ -38,7 +38,7 @@ score:
 TINY_LM_CONFIG = TINY_CONFIG.replace("epochs: 2", "epochs: 1").replace("chunk_frames: 100", "chunk_frames: 150") \
     .replace("enabled: true", "enabled: false") + "loss:\n  margin: 0.5\n"
 
-SETS = ("test", "test_hard", "test_unseen")
+SETS = ("test", "test_hard", "test_unseen", "test_enroll3")  # test_enroll3: enrolled models of test
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -191,11 +191,11 @@ def _status_says_what_would_be_redone(common: list[str], data: Path, exp: Path) 
            f"to redo: stage 3 remakes {m / 'embeddings' / 'test' / 'xvector.scp'}" for m in models},
         **{("stage 5", str(m / "scores" / "test_asnorm")):
            f"to redo: stage 3 remakes {m / 'embeddings' / 'test' / 'xvector.scp'}" for m in models},
-        **{("stage 6", f"{m / 'calibration.yaml'} (and 3 more)"):
+        **{("stage 6", f"{m / 'calibration.yaml'} (and 4 more)"):
            f"to redo: stage 4 remakes {m / 'scores' / 'test_cosine'}" for m in models},
-        **{("stage 6", f"{m / 'calibration_asnorm-qmf.yaml'} (and 3 more)"):
+        **{("stage 6", f"{m / 'calibration_asnorm-qmf.yaml'} (and 4 more)"):
            f"to redo: stage 5 remakes {m / 'scores' / 'test_asnorm'}" for m in models},
-        ("stage 6", f"{exp / 'lm' / 'results_test_unseen'} (and 3 more)"):
+        ("stage 6", f"{exp / 'lm' / 'results_test_enroll3'} (and 4 more)"):
             f"to redo: stage 4 remakes {exp / 'lm' / 'scores' / 'test_cosine'}",
     }, rows
     # stages 4-6 alone: the embeddings are still the ones their stamps describe, so nothing would fail

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfunc.pipeline.recipe_plan import RecipeSettings
+from pyfunc.pipeline.recipe_plan import EnrollSet, RecipeSettings
 from pyfunc.pipeline.stage_table import STAGES, describe_stages, stage_steps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -331,3 +331,63 @@ def test_vad_reaches_training_and_embeddings(tmp_path: Path) -> None:
     vad_scp = str(tmp_path / "data" / "train_combined" / "vad.scp")
     training = [c for c in checks if c.stage == 2]
     assert training[0].reason == f"stage 1 remakes {vad_scp}" and training[0].state == "to make"
+
+
+def _trials_dir(data_dir: Path, speakers: int = 3, utts: int = 4) -> None:
+    """A data dir of ``speakers`` x ``utts`` recordings (not read: the enrolment set needs only the lists) and
+    trials naming all of them."""
+    data_dir.mkdir(parents=True)
+    names = [f"s{s}-u{u}" for s in range(speakers) for u in range(utts)]
+    (data_dir / "wav.scp").write_text("".join(f"{n} {data_dir / n}.wav\n" for n in names))
+    (data_dir / "utt2spk").write_text("".join(f"{n} {n.split('-')[0]}\n" for n in names))
+    (data_dir / "utt2dur").write_text("".join(f"{n} 1.500\n" for n in names))
+    (data_dir / "trials").write_text("".join(f"{a} {b} {'target' if a[:2] == b[:2] else 'nontarget'}\n"
+                                             for a in names for b in names if a < b))
+
+
+def test_stage_0_derives_the_enrolment_sets_after_its_command_and_a_rerun_rewrites_nothing(tmp_path: Path) -> None:
+    """--enroll-set SRC OUT 3 (the mini recipe's test_enroll3): a stage-0 step after the recipe's command,
+    steps/make_enroll_trials.py; --status compares what it would write with what is there; a second run leaves
+    every file of OUT (and its time) as it was."""
+    src, out = tmp_path / "data" / "test", tmp_path / "data" / "test_enroll3"
+    s = _settings(tmp_path, enroll_sets=[EnrollSet(src, out, 3)], cohort_per_speaker=2)
+    assert [step.argv for step in stage_steps(s, 0)] == [
+        ["local/prepare.sh"], ["steps/make_enroll_trials.py", "--per-model", "3", str(src), str(out)],
+        ["steps/subset_data_dir.py", "--per-speaker", "2", str(data_dir := tmp_path / "data" / "train"),
+         str(data_dir)]]
+
+    _trials_dir(src)
+    common = [*_driver_options(tmp_path), "--stop-stage", "0", "--enroll-set", str(src), str(out), "3"]
+
+    def driver(*args: str) -> subprocess.CompletedProcess:  # the steps' python3 is this one, as path.sh makes it
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return subprocess.run([sys.executable, str(REPO / "steps" / "run_stages.py"), *args], capture_output=True,
+                              text=True, cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                                     "PATH": path})
+
+    def enrol_rows() -> list[str]:
+        proc = driver(*common, "--status", "true", "--", "true")
+        assert proc.returncode == 0, proc.stderr
+        return _states(proc.stdout, "enrolled models", str(out))
+
+    assert enrol_rows() == [f"to make: {out / 'utt2spk'} is missing"]
+    proc = driver(*common, "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    assert f"stage 0: enrolled models of {out} (3 utterances each, from {src})" in proc.stdout
+    assert (out / "enroll").read_text().splitlines() == [f"s{s}-enroll1 s{s}-u0 s{s}-u1 s{s}-u2" for s in range(3)]
+    assert len((out / "trials").read_text().splitlines()) == 3 * 9
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    assert set(files) >= {"wav.scp", "utt2spk", "spk2utt", "utt2dur", "enroll", "trials"}
+    assert enrol_rows() == ["up to date"]
+    trials = (src / "trials").stat()
+    os.utime(src / "trials", ns=(trials.st_atime_ns, trials.st_mtime_ns + 10**9))  # the content is what counts
+    assert enrol_rows() == ["up to date"]
+
+    proc = driver(*common, "--", "true")  # the second run: nothing rewritten
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == files
+
+    lines = (src / "trials").read_text().splitlines()
+    (src / "trials").write_text("\n".join(line for line in lines if "s2-" not in line) + "\n")
+    assert enrol_rows() == [f"to redo: {out}: its utterances (wav.scp, utt2spk, utt2dur) differ from those of "
+                            f"{src}'s trials"]

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from pyfunc.data.atomic import PathLike, write_lines
-from pyfunc.data.datadir import load_data_dir, validate_data_dir, write_data_dir
+from pyfunc.data.datadir import DataDir, load_data_dir, validate_data_dir, write_data_dir
 from pyfunc.data.enroll import ENROLL_NAME
 from pyfunc.data.segments import SEGMENTS
 from pyfunc.data.trials import read_trials
@@ -27,21 +27,14 @@ def _pick(utts: list[str], count: int, seed: int | None, speaker: str) -> list[s
     return sorted(random.Random(f"{seed}:{speaker}").sample(utts, count))
 
 
-def make_enroll_trials(src_dir: PathLike, out_dir: PathLike, per_model: int = 3,
-                       seed: int | None = None) -> tuple[dict[str, list[str]], list[tuple[str, str, bool]]]:
-    """Write ``out_dir``: a test set of enrolled speaker models made from the data dir ``src_dir``.
-
-    The utterances are those of ``src_dir`` (only those its ``trials`` name, when it has one).
-    Each speaker with more than ``per_model`` of them gets one model ``<spk>-enroll1`` of
-    ``per_model`` utterances (the first in sorted order, or drawn with ``seed``); each model is
-    tried against every utterance not in its own enrolment, target when of the same speaker.
-    ``out_dir`` gets wav.scp, utt2spk, spk2utt (and utt2dur) of the utterances used, ``enroll``
-    and ``trials``; stage outputs of an earlier, different set there (feats.scp, ...) are removed.
-    Returns ``(models, trials)``.
-    """
+def plan_enroll_set(src_dir: PathLike, per_model: int = 3, seed: int | None = None, warn: bool = True
+                    ) -> tuple[DataDir, dict[str, list[str]], list[tuple[str, str, bool]]]:
+    """What :func:`make_enroll_trials` makes of ``src_dir``, without writing: ``(data, models, trials)``,
+    the data dir of the utterances used, the models' enrolment utterances and the trials (``warn``: log the
+    speakers that get no model)."""
     if per_model < 1:
         raise ConfigError(f"utterances per model must be at least 1, got {per_model}")
-    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    src_dir = Path(src_dir)
     if (src_dir / SEGMENTS).is_file():
         raise DataError(f"{src_dir / SEGMENTS}: data dirs with segments are not supported; enrol whole recordings")
     data = load_data_dir(src_dir, features=False)
@@ -57,7 +50,7 @@ def make_enroll_trials(src_dir: PathLike, out_dir: PathLike, per_model: int = 3,
     models = {f"{spk}-enroll1": _pick(spk_utts, per_model, seed, spk)
               for spk, spk_utts in by_speaker.items() if len(spk_utts) > per_model}
     few = sorted(spk for spk, spk_utts in by_speaker.items() if len(spk_utts) <= per_model)
-    if few:
+    if few and warn:
         logger.warning("%s: %d speaker(s) with at most %d utterances get no model (their utterances are only "
                        "tested), e.g. %s", src_dir, len(few), per_model, few[:3])
     clash = sorted(set(models) & set(data.utt2spk))
@@ -72,24 +65,75 @@ def make_enroll_trials(src_dir: PathLike, out_dir: PathLike, per_model: int = 3,
     if not targets or targets == len(trials):
         raise DataError(f"{src_dir}: {len(models)} model(s) with more than {per_model} utterances give "
                         f"{targets} target and {len(trials) - targets} non-target trials; both kinds are needed")
-    used = set(utts)
-    subset = data.subset(used)
-    if (out_dir / "utt2spk").is_file() and not (out_dir / SEGMENTS).exists():
-        old = load_data_dir(out_dir, features=False)
-        same = (old.wav_scp, old.utt2spk, old.utt2dur) == (subset.wav_scp, subset.utt2spk, subset.utt2dur)
-    else:
+    return data.subset(utts), models, trials
+
+
+def _enroll_lines(models: dict[str, list[str]]) -> list[str]:
+    return [" ".join([m, *models[m]]) for m in sorted(models)]
+
+
+def _trial_lines(trials: list[tuple[str, str, bool]]) -> list[str]:
+    return [f"{e} {t} {'target' if lab else 'nontarget'}" for e, t, lab in trials]
+
+
+def _same_data(out_dir: Path, subset: DataDir) -> bool:
+    """Whether ``out_dir`` holds the wav.scp, utt2spk and utt2dur of ``subset`` (and no segments)."""
+    if not (out_dir / "utt2spk").is_file() or (out_dir / SEGMENTS).exists():
+        return False
+    old = load_data_dir(out_dir, features=False)
+    return (old.wav_scp, old.utt2spk, old.utt2dur) == (subset.wav_scp, subset.utt2spk, subset.utt2dur)
+
+
+def _holds(path: Path, lines: list[str]) -> bool:
+    return path.is_file() and path.read_text(encoding="utf-8") == "".join(line + "\n" for line in lines)
+
+
+def why_enroll_set_not_current(src_dir: PathLike, out_dir: PathLike, per_model: int = 3,
+                               seed: int | None = None) -> str | None:
+    """None when :func:`make_enroll_trials` would rewrite nothing in ``out_dir`` (its wav.scp, utt2spk, utt2dur,
+    enroll and trials hold what it would write), else what differs. Reads, writes nothing; a DataError when
+    ``src_dir`` cannot give a set (as make_enroll_trials would fail)."""
+    out_dir = Path(out_dir)
+    subset, models, trials = plan_enroll_set(src_dir, per_model, seed, warn=False)
+    try:
+        same = _same_data(out_dir, subset)
+    except (OSError, ValueError, DataError):
         same = False
-    if not same:  # another set: stage outputs of the old one go, so stage 1 cannot mistake them for this one's
-        for name in ("feats.scp", "utt2num_frames", "skipped_utts", SEGMENTS):
+    if not same:
+        return f"{out_dir}: its utterances (wav.scp, utt2spk, utt2dur) differ from those of {Path(src_dir)}'s trials"
+    for name, lines in ((ENROLL_NAME, _enroll_lines(models)), ("trials", _trial_lines(trials))):
+        if not _holds(out_dir / name, lines):
+            return f"{out_dir / name} differs from the models of {Path(src_dir)} ({per_model} utterances each)"
+    return None
+
+
+def make_enroll_trials(src_dir: PathLike, out_dir: PathLike, per_model: int = 3,
+                       seed: int | None = None) -> tuple[dict[str, list[str]], list[tuple[str, str, bool]]]:
+    """Write ``out_dir``: a test set of enrolled speaker models made from the data dir ``src_dir``.
+
+    The utterances are those of ``src_dir`` (only those its ``trials`` name, when it has one).
+    Each speaker with more than ``per_model`` of them gets one model ``<spk>-enroll1`` of
+    ``per_model`` utterances (the first in sorted order, or drawn with ``seed``); each model is
+    tried against every utterance not in its own enrolment, target when of the same speaker.
+    ``out_dir`` gets wav.scp, utt2spk, spk2utt (and utt2dur) of the utterances used, ``enroll``
+    and ``trials``; stage outputs of an earlier, different set there (feats.scp, ...) are removed.
+    A file that already holds what it would write is left alone (its time too).
+    Returns ``(models, trials)``.
+    """
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    subset, models, trials = plan_enroll_set(src_dir, per_model, seed)
+    if not _same_data(out_dir, subset):  # another set: stage outputs of the old one go, so stage 1 cannot
+        for name in ("feats.scp", "utt2num_frames", "skipped_utts", SEGMENTS):  # mistake them for this one's
             (out_dir / name).unlink(missing_ok=True)
         if out_dir.is_dir():
             for child in out_dir.iterdir():
                 if child.is_dir() and re.fullmatch(r"split\d+", child.name):
                     shutil.rmtree(child)
         write_data_dir(out_dir, subset)
-    _write_if_changed(out_dir / ENROLL_NAME, [" ".join([m, *models[m]]) for m in sorted(models)])
-    _write_if_changed(out_dir / "trials", [f"{e} {t} {'target' if lab else 'nontarget'}" for e, t, lab in trials])
+    _write_if_changed(out_dir / ENROLL_NAME, _enroll_lines(models))
+    _write_if_changed(out_dir / "trials", _trial_lines(trials))
     validate_data_dir(out_dir, check_wavs=False)
+    targets = sum(label for _, _, label in trials)
     logger.info("%s: %d models of %d utterances, %d trials (%d target) from %s", out_dir, len(models), per_model,
                 len(trials), targets, src_dir)
     return models, trials

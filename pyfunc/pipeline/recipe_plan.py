@@ -18,7 +18,11 @@ from typing import Callable, Sequence
 from pyfunc.config import Config
 from pyfunc.config_overrides import read_config_with_overrides
 from pyfunc.data.dirnames import data_dir_name
+from pyfunc.data.enroll_sets import why_enroll_set_not_current
 from pyfunc.pipeline.status import (
+    TO_MAKE,
+    TO_REDO,
+    UP_TO_DATE,
     RecipeStatus,
     check_derived,
     check_stage0_command,
@@ -26,6 +30,15 @@ from pyfunc.pipeline.status import (
 )
 
 STAGE0_CHECKS = ("dirs", "status")  # how --status judges a recipe's stage 0 (see stage0_checks)
+
+
+@dataclass(frozen=True)
+class EnrollSet:
+    """A test set of enrolled models stage 0 derives: ``per_model`` utterances per model, from ``src``'s trials."""
+
+    src: Path
+    out: Path
+    per_model: int = 3
 
 
 @dataclass
@@ -37,7 +50,9 @@ class RecipeSettings:
     ``vox1_eval``) when given. ``dev`` (with trials) is scored like a test set and calibrates stage 6.
     ``stage0`` is the recipe's data preparation command (its ``local/`` script); ``stage0_check`` says how
     ``--status`` judges it: ``dirs`` (the data dirs ``stage0_makes``, no stamp) or ``status`` (the command's own
-    answer to ``--status true``: :func:`pyfunc.pipeline.status.check_stage0_command`).
+    answer to ``--status true``: :func:`pyfunc.pipeline.status.check_stage0_command`). ``enroll_sets``: test sets
+    of enrolled models that stage 0 derives, after its command, from a data dir with trials
+    (``steps/make_enroll_trials.py``; e.g. the mini corpus's ``test_enroll3`` from ``test``).
     """
 
     data: Path
@@ -53,6 +68,7 @@ class RecipeSettings:
     stage0: list[str]
     stage0_check: str = "dirs"
     stage0_makes: list[Path] = field(default_factory=list)
+    enroll_sets: list[EnrollSet] = field(default_factory=list)
     lm_config: Path | None = None
     overrides: list[str] = field(default_factory=list)
     embedding_set: Path | None = None
@@ -220,3 +236,20 @@ def stage0_checks(s: RecipeSettings, status: RecipeStatus) -> None:
 def cohort_check(s: RecipeSettings, status: RecipeStatus) -> None:
     """Stage 0's cohort: ``cohort_per_speaker`` utterances of each training speaker."""
     check_derived(status, 0, "cohort", [s.train_data / "utt2spk"], [s.cohort / "utt2spk"])
+
+
+ENROLL_FILES = ("wav.scp", "utt2spk", "spk2utt", "utt2dur", "enroll", "trials")  # what make_enroll_trials writes
+
+
+def enroll_check(enroll: EnrollSet, status: RecipeStatus) -> None:
+    """Stage 0's set of enrolled models: up to date when the files steps/make_enroll_trials.py would write hold
+    what it would write (it rewrites nothing then), as :func:`pyfunc.data.enroll_sets.why_enroll_set_not_current`
+    compares them; redone when stage 0's command remakes its source."""
+    reads = [enroll.src / name for name in ("wav.scp", "utt2spk", "utt2dur", "trials")]
+
+    def own() -> tuple[str, str]:
+        if not (enroll.out / "utt2spk").is_file():
+            return TO_MAKE, f"{enroll.out / 'utt2spk'} is missing"
+        reason = why_enroll_set_not_current(enroll.src, enroll.out, enroll.per_model)
+        return (UP_TO_DATE, "") if reason is None else (TO_REDO, reason)
+    status.check(0, "enrolled models", str(enroll.out), reads, [enroll.out / name for name in ENROLL_FILES], own)

@@ -27,6 +27,7 @@ from pyfunc.pipeline.recipe_plan import (
     effective_config,
     embedding_dirs,
     embeddings_of,
+    enroll_check,
     evaluated,
     folder_of,
     models,
@@ -77,6 +78,10 @@ def _flag(on: bool) -> str:
 
 def data_steps(s: RecipeSettings) -> list[Step]:
     steps = [Step(0, f"stage 0: data preparation ({s.data})", s.stage0, lambda st: stage0_checks(s, st))]
+    for e in s.enroll_sets:  # after the command that makes their sources
+        steps.append(Step(0, f"stage 0: enrolled models of {e.out} ({e.per_model} utterances each, from {e.src})",
+                          ["steps/make_enroll_trials.py", "--per-model", str(e.per_model), str(e.src), str(e.out)],
+                          lambda st, e=e: enroll_check(e, st)))
     if s.cohort_per_speaker > 0:
         steps.append(Step(0, None, ["steps/subset_data_dir.py", "--per-speaker", str(s.cohort_per_speaker),
                                     str(s.train_data), str(s.cohort)], lambda st: cohort_check(s, st)))
@@ -299,9 +304,10 @@ def metrics_steps(s: RecipeSettings) -> list[Step]:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage(0, "data preparation", "the recipe's own local/ command (and the AS-norm cohort when the recipe takes it "
-          "from the training set: steps/subset_data_dir.py)",
-          "the corpus", "DATA/<set>/{wav.scp, utt2spk, spk2utt, utt2dur, trials}", data_steps),
+    Stage(0, "data preparation", "the recipe's own local/ command (then the test sets of enrolled models it derives: "
+          "steps/make_enroll_trials.py, and the AS-norm cohort when the recipe takes it from the training set: "
+          "steps/subset_data_dir.py)",
+          "the corpus", "DATA/<set>/{wav.scp, utt2spk, spk2utt, utt2dur, trials, enroll}", data_steps),
     Stage(1, "features", "Kaldi fbank (steps/make_fbank.py) of the "
           "training set when stage 2 reads feats.scp, of the evaluation sets and the cohort (with the fbank front "
           "end, or always, as the recipe says); with --aug-kinds and the fbank front end, augmented copies of the "
