@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -327,6 +328,71 @@ def test_rerun_changes_nothing(prepared, fake_repos):
              for key, (root, commit) in fake_repos.items()}
     prepare_data(prepared, again, PrepConfig(TINY_REQ, TINY_SIZES), num_jobs=1)
     assert {p: p.stat().st_mtime_ns for p in outputs} == outputs
+
+
+def _status(data: Path, downloads: Path, fake_repos, config: PrepConfig, mini: Path | None = None) -> dict[str, str]:
+    """prepare_data.py --status true's lines (real_sets.data_status) as {target: state}, for the fake pins."""
+    from real_sets import data_status, status_checkouts
+
+    corpora = {key: pinned(key, commit) for key, (_, commit) in fake_repos.items()}
+    lines = data_status(data, status_checkouts(downloads, corpora=corpora), config, mini)
+    return {line.split("\t")[0]: line.split("\t")[1] for line in lines}
+
+
+def test_status_from_the_stamps_without_fetching(prepared, fake_repos, tmp_path):
+    """--status true: every part up to date after the prepare (the parameters its stamp would record computed
+    from the pins and --download-dir, nothing fetched); a changed parameter or a deleted stamp: to redo / to
+    make with the reason; train_all and train_mixed by content; the CLI (the real pins): to redo, nothing written."""
+    stamp = json.loads((prepared / "train" / ".done").read_text())
+    downloads = Path(stamp["corpora"]["dsp"]["root"]).parent
+    config = PrepConfig(TINY_REQ, TINY_SIZES)
+    before = {p: p.stat().st_mtime_ns for p in prepared.rglob("*") if p.is_file()}
+    parts = ["train", "dev", "test_dsp", "test_arabic", "train_libri", "test_libri", "augment", "train_all"]
+    assert _status(prepared, downloads, fake_repos, config) == {str(prepared / p): "up to date" for p in parts}
+
+    other = PrepConfig(TINY_REQ, dataclasses.replace(TINY_SIZES, random_seed=1))
+    states = _status(prepared, downloads, fake_repos, other)
+    redo = "to redo: its parameters, or what it is made from, changed (or a wav file is missing)"
+    assert {states[str(prepared / p)] for p in parts[:-1]} == {redo}
+    assert states[str(prepared / "train_all")] == "to redo: train, train_libri made again first"
+
+    done = prepared / "test_dsp" / ".done"
+    kept, times = done.read_text(), done.stat()
+    done.unlink()
+    try:
+        states = _status(prepared, downloads, fake_repos, config)
+    finally:
+        done.write_text(kept)
+        os.utime(done, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert states[str(prepared / "test_dsp")] == f"to make: {done} is missing"
+    assert [p for p in parts if states[str(prepared / p)] != "up to date"] == ["test_dsp"]
+
+    mini = tmp_path / "mini"  # train_mixed: up to date when it is the union of train_all and MINI/train_wide
+    (mini / "train_wide").mkdir(parents=True)
+    (mini / "train_wide" / "wav.scp").write_text(f"w1 {mini / 'w1.wav'}\n")
+    (mini / "train_wide" / "utt2spk").write_text("w1 sw\n")
+    mixed = str(prepared / "train_mixed")
+    assert _status(prepared, downloads, fake_repos, config, mini)[mixed] == \
+        f"to make: {prepared / 'train_mixed' / 'utt2spk'} is missing"
+    from pyfunc.features.augment_offline import combine_data_dirs
+
+    combine_data_dirs(prepared / "train_mixed", [prepared / "train_all", mini / "train_wide"])
+    try:
+        assert _status(prepared, downloads, fake_repos, config, mini)[mixed] == "up to date"
+        (mini / "train_wide" / "wav.scp").write_text(f"w2 {mini / 'w2.wav'}\n")
+        (mini / "train_wide" / "utt2spk").write_text("w2 sw\n")
+        assert _status(prepared, downloads, fake_repos, config, mini)[mixed].startswith(
+            "to redo: its wav.scp/utt2spk are not the union of ")
+    finally:
+        shutil.rmtree(prepared / "train_mixed")  # the shared prepared data as it was
+
+    cli = subprocess.run([sys.executable, str(REPO / "egs/real_speech/local/prepare_data.py"), "--status", "true",
+                          "--download-dir", str(downloads), "--data", str(prepared)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert cli.returncode == 0, cli.stderr
+    rows = dict(line.split("\t")[:2] for line in cli.stdout.splitlines())
+    assert rows[str(prepared / "train")] == redo  # the real pins, not the fake repositories' commits
+    assert {p: p.stat().st_mtime_ns for p in prepared.rglob("*") if p.is_file()} == before
 
 
 def test_training_augmenter_reads_the_augment_folder(prepared):

@@ -99,8 +99,6 @@ if [ -n "$test_data" ]; then test_dirs=("$test_data"); dev_set=""; combined_resu
   read -r -a names <<< "$test_sets"; test_dirs=("${names[@]/#/$data/}"); fi
 read -r -a extra <<< "$extra_test_data"
 test_dirs+=("${extra[@]}")
-made=("$data"/{train,train_libri,train_all,cohort,dev,test_dsp,test_arabic,test_libri,augment})
-[ -n "$mini_data" ] && made+=("$data/train_mixed")
 
 exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$status" \
   --data "$data" --exp "$exp" --config "$config" --lm-config "$lm_config" --overrides "$overrides" \
@@ -111,6 +109,6 @@ exec steps/run_stages.py --stage "$stage" --stop-stage "$stop_stage" --status "$
   --eval-features always --embedding-mean true \
   --nj "$nj" --cmd "$cmd" --device "$device" --nproc-per-node "$nproc_per_node" --nnodes "$nnodes" \
   --node-rank "$node_rank" --rdzv-endpoint "$rdzv_endpoint" --skip-bad-audio "$skip_bad_audio" --force "$force" \
-  --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --top-n "$top_n" --stage0-check dirs --stage0-makes "${made[@]}" \
+  --resample "$resample" --vad "$vad" --vad-conf "$vad_conf" --top-n "$top_n" --stage0-check status \
   -- local/prepare_data.sh --data "$data" --nj "$nj" --mirror "$mirror" --sources "$sources" \
     --download-dir "$download_dir" --mini-data "$mini_data"

@@ -4,7 +4,9 @@
 # speakers together, for conf/ecapa_real_mixed.yaml).
 #
 #   local/prepare_data.sh --data DIR [--nj N] [--mirror DIR] [--sources "NAME=PATH_OR_URL ..."]
-#       [--download-dir DIR] [--mini-data DIR]
+#       [--download-dir DIR] [--mini-data DIR] [--status true|false]
+#
+# --status true: make nothing, print what each folder needs (local/prepare_data.py --status true, train_mixed too).
 set -euo pipefail
 script_path="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
@@ -14,6 +16,7 @@ mirror=""
 sources=""
 download_dir=downloads
 mini_data=""
+status=false
 . utils/parse_options.sh
 die() { echo "$(date '+%F %T') prepare_data.sh: error: $*" >&2; exit 1; }
 
@@ -21,6 +24,9 @@ die() { echo "$(date '+%F %T') prepare_data.sh: error: $*" >&2; exit 1; }
 args=(--data "$data" --nj "$nj" --download-dir "$download_dir")
 [ -n "$mirror" ] && args+=(--mirror "$mirror")
 for s in $sources; do args+=(--source "$s"); done
+if [ "$status" = true ]; then
+  exec local/prepare_data.py "${args[@]}" --status true ${mini_data:+--mini-data "$mini_data"}
+fi
 local/prepare_data.py "${args[@]}"
 if [ -n "$mini_data" ]; then
   [ -f "$mini_data/train_wide/wav.scp" ] || \

@@ -35,6 +35,7 @@ import soundfile
 from real_corpora import (
     CORPORA,
     Checkout,
+    Corpus,
     LibriClips,
     Requirements,
     WordCorpus,
@@ -48,7 +49,7 @@ from word_examples import convert_file, make_joined_example, resample
 
 from pyfunc.corpora.noises import MUSIC_SECONDS, MUSIC_STREAM, make_music
 from pyfunc.corpora.parallel import run_tasks
-from pyfunc.corpora.parts import build_part
+from pyfunc.corpora.parts import build_part, part_status, status_line
 from pyfunc.corpora.rooms import ROOM_CLASSES, draw_room, simulate_rir
 from pyfunc.corpora.streams import BANKS, stream_rng
 from pyfunc.data.atomic import PathLike, write_lines
@@ -402,6 +403,78 @@ def prepare_data(data_root: Path, checkouts: dict[str, Checkout], config: PrepCo
     return describe(data_root, list(DATA_DIRS))
 
 
+WORD_SETS = ("train", "dev", "test_dsp", "test_arabic")
+LIBRI_SETS = ("train_libri", "test_libri")
+AUGMENT_KEYS = ("arabic", "librispeech", "esc10", "irs")
+
+
+def status_checkouts(download_dir: Path, plain: dict[str, Path] | None = None,
+                     corpora: dict[str, Corpus] | None = None) -> dict[str, Checkout]:
+    """The checkouts :func:`real_corpora.fetch_corpus` would give, without fetching or reading them: each pinned
+    corpus at its commit in ``download_dir/<repository name>``, or, for the keys of ``plain``, that folder used as
+    it is (no commit); what :func:`_params` records of them is all :func:`data_status` needs (``corpora``: other
+    pins than :data:`CORPORA`)."""
+    plain = plain or {}
+    return {key: (Checkout(corpus, Path(plain[key]).resolve(), None) if key in plain
+                  else Checkout(corpus, Path(download_dir).resolve() / corpus.repo, corpus.commit))
+            for key, corpus in (corpora or CORPORA).items()}
+
+
+def _union(names: list[Path]) -> tuple[dict[str, str], dict[str, str]] | None:
+    """wav.scp and utt2spk of the data dirs ``names`` together, None when one is missing or unreadable."""
+    try:
+        parts = [load_data_dir(name, features=False) for name in names]
+    except (OSError, ValueError, DataError):
+        return None
+    return ({k: v for d in parts for k, v in d.wav_scp.items()}, {k: v for d in parts for k, v in d.utt2spk.items()})
+
+
+def combined_status(out_dir: Path, inputs: list[Path], remade: list[str]) -> str:
+    """A data dir combined from ``inputs`` (train_all, train_mixed): up to date when its wav.scp and utt2spk
+    equal their union, else to make or to redo and why (``remade``: inputs stage 0 makes again first)."""
+    if not (out_dir / "utt2spk").is_file():
+        return f"to make: {out_dir / 'utt2spk'} is missing"
+    if remade:
+        return f"to redo: {', '.join(remade)} made again first"
+    union, there = _union(inputs), _union([out_dir])
+    if union is None:
+        return f"to redo: one of {', '.join(map(str, inputs))} is missing or unreadable"
+    if union != there:
+        return f"to redo: its wav.scp/utt2spk are not the union of {', '.join(map(str, inputs))}"
+    return "up to date"
+
+
+def data_status(data_root: Path, checkouts: dict[str, Checkout], config: PrepConfig,
+                mini_data: Path | None = None) -> list[str]:
+    """``local/prepare_data.py --status true``: one ``--status`` line (:func:`pyfunc.corpora.parts.status_line`)
+    per part :func:`prepare_data` builds, from its ``.done`` stamp and the parameters it would record, then
+    train_all (and cohort) and, with ``mini_data``, train_mixed by content. Reads no corpus, writes nothing."""
+    data_root, resolved = Path(data_root), Path(data_root).resolve()
+    words = [checkouts["dsp"], checkouts["arabic"]]
+    groups = [(name, words) for name in WORD_SETS] + [(name, [checkouts["librispeech"]]) for name in LIBRI_SETS]
+    groups.append(("augment", [checkouts[k] for k in AUGMENT_KEYS]))
+    lines, states = [], {}
+    for name, used in groups:
+        states[name] = part_status(resolved / name, _params(name, used, config))
+        made = [data_root / "augment" / d for d in ("musan_noise", "musan_speech", "musan_music", "rirs")] \
+            if name == "augment" else []
+        lines.append(status_line(data_root / name, states[name], "real_speech part", made))
+    remade = [name for name in ("train", "train_libri") if states[name] != "up to date"]
+    state = combined_status(data_root / "train_all", [data_root / "train", data_root / "train_libri"], remade)
+    if state == "up to date" and not (data_root / "cohort" / "utt2spk").is_file():
+        state = f"to make: {data_root / 'cohort' / 'utt2spk'} is missing"
+    lines.append(status_line(data_root / "train_all", state, "combine",
+                             [data_root / "train_all", data_root / "cohort"]))
+    if mini_data is not None:
+        inputs = [data_root / "train_all", Path(mini_data) / "train_wide"]
+        if not (inputs[1] / "wav.scp").is_file():
+            mixed = f"would fail: --mini-data {mini_data}: no train_wide/wav.scp there; run the mini recipe's stage 0"
+        else:
+            mixed = combined_status(data_root / "train_mixed", inputs, ["train_all"] if state != "up to date" else [])
+        lines.append(status_line(data_root / "train_mixed", mixed, "combine"))
+    return lines
+
+
 def describe(data_root: PathLike, names: list[str]) -> list[str]:
     """One line per data dir: speakers, utterances, trials (target), hours."""
     out = []
@@ -417,5 +490,5 @@ def describe(data_root: PathLike, names: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["CORPORA", "DATA_DIRS", "PrepConfig", "SetSizes", "describe", "prepare_augment", "prepare_combined",
-           "prepare_data", "prepare_libri_sets", "prepare_word_sets", "write_sources"]
+__all__ = ["CORPORA", "DATA_DIRS", "PrepConfig", "SetSizes", "data_status", "describe", "prepare_augment",
+           "prepare_combined", "prepare_data", "prepare_libri_sets", "prepare_word_sets", "write_sources"]
