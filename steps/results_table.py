@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Stage 6 over several trial lists: EER, minDCF, Cllr, min Cllr and actual DCF of every model and scoring.
 
-Usage: steps/results_table.py --data DATA --lists test,test_hard [--scorings cosine,asnorm,...]
+Usage: steps/results_table.py [--data DATA] --lists test,test_hard [--scorings cosine,asnorm,...]
            [--plot-dir DIR] --out EXP/results MODEL_DIR...
-For each list L it reads the trials DATA/L/trials and, for each MODEL_DIR and scoring S, the scores
+The lists are data dirs: names under DATA, or (without --data) paths, e.g. data/test,../mini/test_unseen.
+For each list L it reads the trials L/trials and, for each MODEL_DIR and scoring S, the scores
 MODEL_DIR/scores/L_S (a scoring without a score file is left out). It prints and writes one table (OUT),
 one per list (OUT_L) and, with --plot-dir, each list's DET curves and score histograms. Rows are named by
 their score files (steps/summarize_results.py reads the tables). With --combined false only the tables OUT_L
@@ -17,8 +18,10 @@ from pyfunc.cli.runner import run_main
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="folder of the data dirs DATA/LIST holding LIST's trials")
-    parser.add_argument("--lists", required=True, help="comma-separated trial lists (data dir names)")
+    parser.add_argument("--data", default=None,
+                        help="folder of the data dirs DATA/LIST holding LIST's trials [none: --lists are paths]")
+    parser.add_argument("--lists", required=True,
+                        help="comma-separated trial lists: data dir names under --data, or data dir paths")
     parser.add_argument("--scorings", default="cosine,asnorm",
                         help="comma-separated scorings, the score files' suffixes [cosine,asnorm]")
     parser.add_argument("--p-target", type=float, action="append", default=None,

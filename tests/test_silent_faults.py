@@ -291,3 +291,22 @@ def test_results_table_of_one_set_leaves_the_full_table(capsys, tmp_path: Path) 
     assert run_step(capsys, "results_table.py", *common, "--lists", "other", "--combined", "false", model)[0] == 0
     assert (model / "results").read_text() == full and "other_cosine" not in full
     assert "other_cosine" in (model / "results_other").read_text()
+
+
+def test_results_table_takes_lists_from_several_data_roots(tmp_path: Path, capsys) -> None:
+    """--lists as data dir paths: lists of two corpora's data roots (a real test set and the mini test_unseen)
+    share one table, each named by its data dir (the real-speech recipe scores the mini test_unseen)."""
+    from fault_helpers import run_step
+
+    model = tmp_path / "model"
+    for root, name in (("real", "test_dsp"), ("mini", "test_unseen")):
+        trials = tmp_path / root / name / "trials"
+        trials.parent.mkdir(parents=True)
+        trials.write_text("a b target\na c nontarget\nb c nontarget\n")
+        (model / "scores").mkdir(parents=True, exist_ok=True)
+        (model / "scores" / f"{name}_cosine").write_text("a b 0.9\na c 0.1\nb c 0.2\n")
+    lists = f"{tmp_path / 'real' / 'test_dsp'},{tmp_path / 'mini' / 'test_unseen'}"
+    assert run_step(capsys, "results_table.py", "--lists", lists, "--scorings", "cosine", "--out",
+                    str(model / "results"), str(model))[0] == 0
+    assert (model / "results_test_dsp").is_file() and (model / "results_test_unseen").is_file()
+    assert [line.split()[1] for line in (model / "results").read_text().splitlines()[1:]] == ["0.0000", "0.0000"]

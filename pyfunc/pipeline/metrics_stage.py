@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pyfunc.data.atomic import PathLike
+from pyfunc.data.dirnames import data_dir_name
 from pyfunc.errors import ConfigError, DataError
 from pyfunc.scoring.metrics import evaluate_score_files, write_results
 from pyfunc.scoring.plots import stage6_plots
@@ -32,26 +33,29 @@ def evaluate_stage(trials: PathLike, score_files: Sequence[PathLike], out: PathL
     return rows
 
 
-def results_table(data_root: PathLike, model_dirs: Sequence[PathLike], lists: Sequence[str],
+def results_table(data_root: PathLike | None, model_dirs: Sequence[PathLike], lists: Sequence[PathLike],
                   scorings: Sequence[str], out: PathLike, p_targets: Sequence[float] = DEFAULT_P_TARGETS,
                   plot_dir: PathLike | None = None, combined: bool = True) -> list[dict]:
     """Stage 6 over several trial lists and model dirs: one table ``out`` (and ``out_LIST`` per list; without
     ``combined`` only those, leaving ``out``, the table of the default test sets, as it is).
 
-    List ``L`` has its trials in ``DATA_ROOT/L/trials`` and, for each model dir ``M`` and scoring
-    ``S``, its scores in ``M/scores/L_S``; scorings a model dir has no score file for (a calibration
-    that was not made) are left out, but each list needs at least one score file. With
-    ``plot_dir``, each list's DET curves and score histograms are drawn there.
+    A list is a data dir: a name under ``data_root``, or a path of its own (``data_root`` None), so
+    that lists of several corpora's data roots share one table. List ``L`` (the data dir's name) has
+    its trials in ``L/trials`` and, for each model dir ``M`` and scoring ``S``, its scores in
+    ``M/scores/L_S``; scorings a model dir has no score file for (a calibration that was not made)
+    are left out, but each list needs at least one score file. With ``plot_dir``, each list's DET
+    curves and score histograms are drawn there.
     """
     if not lists or not scorings or not model_dirs:
         raise ConfigError("give at least one trial list, one scoring and one model dir")
     rows = []
-    for name in lists:
+    for data_dir in (Path(data_root) / item if data_root is not None else Path(item) for item in lists):
+        name = data_dir_name(data_dir)
         candidates = [Path(m) / "scores" / f"{name}_{scoring}" for m in model_dirs for scoring in scorings]
         files = [path for path in candidates if path.is_file()]
         if not files:
             raise DataError(f"no score file for the list {name}: looked for {', '.join(map(str, candidates))}")
-        trials = Path(data_root) / name / "trials"
+        trials = data_dir / "trials"
         list_rows = evaluate_stage(trials, files, f"{out}_{name}", p_targets=p_targets, plot_dir=plot_dir)
         rows += list_rows
     if combined:

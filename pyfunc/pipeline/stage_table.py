@@ -296,8 +296,8 @@ def metrics_steps(s: RecipeSettings) -> list[Step]:
     score_files = [m / "scores" / f"{data_dir_name(d)}_{k}" for d in tests for m in ms for k in kinds]
     plots = ["--plot-dir", str(ms[0] / "plots")] if s.plots else []
     steps.append(Step(6, f"stage 6: EER, minDCF, Cllr and actual DCF of {_names(tests)}",
-                      ["steps/results_table.py", "--data", str(folder_of(tests[0])), "--lists",
-                       ",".join(data_dir_name(d) for d in tests), "--scorings", ",".join(kinds), *plots, *combined,
+                      ["steps/results_table.py", "--lists", ",".join(str(d) for d in tests), "--scorings",
+                       ",".join(kinds), *plots, *combined,
                        "--out", str(ms[0] / "results"), *map(str, ms)],
                       lambda st: check_metrics(st, [d / "trials" for d in tests], score_files, results)))
     return steps
