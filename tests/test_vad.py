@@ -206,6 +206,10 @@ def test_stage3_with_vad_embeds_the_voiced_frames(tmp_path: Path) -> None:
     assert run_extraction(model_dir, data, tmp_path / "emb", skip_bad=True)
     assert np.allclose(dict(kaldiio.load_scp(str(tmp_path / "emb" / "xvector.scp")))["a"], whole, atol=1e-5)
     assert not run_extraction(model_dir, data, tmp_path / "emb", skip_bad=True)
+    # in parallel jobs: each job's split of the data dir carries its utterances' vad.scp (as split_data.sh does)
+    assert run_extraction(model_dir, data, tmp_path / "emb2", vad=True, skip_bad=True, num_jobs=2)
+    two = dict(kaldiio.load_scp(str(tmp_path / "emb2" / "xvector.scp")))
+    assert sorted(two) == ["a", "b"] and np.allclose(two["a"], voiced["a"], atol=1e-5)
 
 
 def test_embed_with_vad_matches_the_trimmed_file(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from pyfunc.data.tables import iter_table_lines, read_map, read_scp, read_text_t
 from pyfunc.data.trials import parse_trial_line
 from pyfunc.errors import ConfigError, DataError
 
+VAD_SCP = "vad.scp"  # stage 1's voice-activity decisions (steps/compute_vad.py), split with the data dir
+
 logger = logging.getLogger(__name__)
 
 @dataclass
@@ -196,10 +198,13 @@ def split_utts(utts: list[str], num_jobs: int) -> list[list[str]]:
 def split_data_dir(path: PathLike, num_jobs: int, features: bool = True) -> list[Path]:
     """Write ``path/split{N}/{1..N}`` subsets (Kaldi's split_data.sh) and return them.
 
-    Without ``features``, ``feats.scp`` and ``utt2num_frames`` are neither read nor split.
+    Without ``features``, ``feats.scp`` and ``utt2num_frames`` are neither read nor split; with them, a
+    ``vad.scp`` (stage 1's voice activity) is split too, as split_data.sh does, so that the jobs of stage 3
+    with ``--vad`` find their utterances' decisions.
     """
     path = Path(path)
     data = load_data_dir(path, features=features)
+    vad = read_scp(path / VAD_SCP) if features and (path / VAD_SCP).is_file() else None
     parts = split_utts(data.utts, num_jobs)
     root = path / f"split{len(parts)}"
     if root.exists():
@@ -207,6 +212,8 @@ def split_data_dir(path: PathLike, num_jobs: int, features: bool = True) -> list
     out = []
     for job, utts in enumerate(parts, start=1):
         write_data_dir(root / str(job), data.subset(utts))
+        if vad is not None:
+            write_table(root / str(job) / VAD_SCP, {u: vad[u] for u in utts if u in vad})
         out.append(root / str(job))
     return out
 

@@ -25,7 +25,7 @@ from pyfunc.data.atomic import PathLike, atomic_path, remove_temporaries
 from pyfunc.data.audio import is_pipe
 from pyfunc.data.audio_convert import read_audio_at_rate
 from pyfunc.data.badinput import BAD_LIST_NAME, SHOW, BadInputs, read_bad_list, read_skipped, write_bad_list
-from pyfunc.data.datadir import load_data_dir, split_data_dir, validate_data_dir
+from pyfunc.data.datadir import VAD_SCP, load_data_dir, split_data_dir, validate_data_dir
 from pyfunc.data.dirnames import check_output_dir_name, data_dir_name
 from pyfunc.data.tables import read_map, read_scp
 from pyfunc.data.vectors import open_scp
@@ -44,8 +44,6 @@ from pyfunc.pipeline.stamps import (
 )
 
 logger = logging.getLogger(__name__)
-
-VAD_SCP = "vad.scp"
 
 VAD_STAMP = ".vad.stamp"  # in the data directory, beside the vad.scp it describes
 
