@@ -22,7 +22,8 @@
 #                                            librispeech, esc10, irs) []
 #   --download-dir DIR                       stage 0: where the corpus checkouts go [downloads]
 #   --mini-data DIR                          stage 0: also DATA/train_mixed = DATA/train_all + DIR/train_wide
-#                                            (the mini corpus, for conf/ecapa_real_mixed.yaml) []
+#                                            (the mini corpus, for conf/ecapa_real_mixed.yaml; its train_wide and
+#                                            test_unseen are synthesised there when absent) []
 #   --config FILE                            experiment YAML [conf/ecapa_real.yaml]
 #   --lm-config FILE                         stage 2: also fine-tune with this YAML into EXP/lm []
 #   --overrides "KEY=VALUE ..."              config overrides, e.g. "train.random_seed=2" []

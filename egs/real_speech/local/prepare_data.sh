@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stage 0 of egs/real_speech/run.sh: the recorded corpora as Kaldi data dirs (local/prepare_data.py), and,
 # when the mini corpus is given, DATA/train_mixed = DATA/train_all + MINI/train_wide (real and synthetic
-# speakers together, for conf/ecapa_real_mixed.yaml).
+# speakers together, for conf/ecapa_real_mixed.yaml); the mini corpus's train_wide and test_unseen are
+# synthesised there first (../../local/make_mini_corpus.py) when absent.
 #
 #   local/prepare_data.sh --data DIR [--nj N] [--mirror DIR] [--sources "NAME=PATH_OR_URL ..."]
 #       [--download-dir DIR] [--mini-data DIR] [--status true|false]
@@ -29,7 +30,12 @@ if [ "$status" = true ]; then
 fi
 local/prepare_data.py "${args[@]}"
 if [ -n "$mini_data" ]; then
-  [ -f "$mini_data/train_wide/wav.scp" ] || \
-    die "--mini-data $mini_data: no train_wide/wav.scp there; run the mini recipe's stage 0 first (bash run.sh --stop-stage 0 at the top level)"
+  # The mini corpus's training voices (and its test_unseen, which this recipe can score too): made here, with
+  # the mini recipe's defaults, only when absent; a mini corpus already there is used as it is.
+  missing=()
+  for part in train_wide test_unseen; do [ -f "$mini_data/$part/wav.scp" ] || missing+=("$part"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    ../../local/make_mini_corpus.py --data-root "$mini_data" --nj "$nj" --parts "$(IFS=,; echo "${missing[*]}")"
+  fi
   steps/combine_data_dirs.py "$data/train_mixed" "$data/train_all" "$mini_data/train_wide"
 fi
