@@ -158,3 +158,25 @@ def test_cli_takes_top_n_from_the_config(example: Path) -> None:
     np.testing.assert_allclose(got, list(HAND.values()), atol=1e-6)
     proc = subprocess.run(cmd + ["--top-n", "1"], capture_output=True, text=True, env=env)
     assert proc.returncode == 1 and "top_n must be at least 2" in proc.stderr
+
+
+def test_status_redoes_asnorm_scores_made_with_another_top_n(example: Path) -> None:
+    """Stage 5 records the top N beside its score file; --status calls a score file of another top N 'to redo'
+    (it said 'up to date' after a run with another --top-n, though stage 5 would rescore: issue 25 item 7)."""
+    from pyfunc.pipeline.score_stage import asnorm_params_path, asnorm_top_n_of
+    from pyfunc.pipeline.status import TO_REDO, UP_TO_DATE, RecipeStatus, check_scoring
+
+    out = example / "scores_asnorm"
+    score_trials_asnorm(example / "trials", example / "emb", example / "cohort", example / "utt2spk", 2, out)
+    assert asnorm_top_n_of(out) == 2 and asnorm_params_path(out).name == ".scores_asnorm.params"
+
+    def state(top_n: int | None) -> tuple[str, str]:
+        check = check_scoring(RecipeStatus(0, 6), 5, example / "trials", [example / "emb", example / "cohort"],
+                              out, [example / "utt2spk"], top_n)
+        return check.state, check.reason
+
+    assert state(2) == (UP_TO_DATE, "")
+    assert state(3) == (TO_REDO, "scored with the top 2 of the cohort, now top 3")
+    assert state(None)[0] == UP_TO_DATE  # no top N known (a model not trained yet): make's rule alone
+    asnorm_params_path(out).unlink()  # a score file of an earlier version: no record, make's rule alone
+    assert state(3)[0] == UP_TO_DATE

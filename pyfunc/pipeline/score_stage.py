@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyfunc.data.atomic import PathLike
+from pyfunc.data.atomic import PathLike, write_lines
 from pyfunc.data.enroll import enroll_beside, read_enroll
 from pyfunc.data.trials import TrialList, read_trial_list
 from pyfunc.data.vectors import XVECTOR_SCP
@@ -54,6 +54,24 @@ def score_trials(trials_path: PathLike, emb_dir: PathLike, out_path: PathLike,
     return scores
 
 
+def asnorm_params_path(out_path: PathLike) -> Path:
+    """Where stage 5 records the top N an AS-norm score file was made with (``--status`` compares it)."""
+    out_path = Path(out_path)
+    return out_path.with_name(f".{out_path.name}.params")
+
+
+def asnorm_top_n_of(out_path: PathLike) -> int | None:
+    """The top N recorded beside the AS-norm score file ``out_path``; None when there is no record."""
+    path = asnorm_params_path(out_path)
+    if not path.is_file():
+        return None
+    fields = dict(line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
+    try:
+        return int(fields["top_n"])
+    except (KeyError, ValueError):
+        raise DataError(f"{path}: expected a line 'top_n N', got {path.read_text()!r}") from None
+
+
 def score_trials_asnorm(trials_path: PathLike, emb_dir: PathLike, cohort_emb_dir: PathLike,
                         cohort_utt2spk: PathLike, top_n: int, out_path: PathLike,
                         protocol: str = "auto", mean: np.ndarray | None = None) -> np.ndarray:
@@ -72,6 +90,7 @@ def score_trials_asnorm(trials_path: PathLike, emb_dir: PathLike, cohort_emb_dir
     scores = asnorm_scores(trials, inputs.keys, inputs.full, cohort, top_n, raw_scores(trials, inputs),
                            inputs.crop_means)
     write_scores(out_path, trials, scores)
+    write_lines(asnorm_params_path(out_path), [f"top_n {top_n}"])
     logger.info("AS-norm scored %d trials (%s protocol, cohort of %d speakers, top %d) into %s", len(trials),
                 inputs.protocol, len(speakers), min(top_n, len(speakers)), out_path)
     return scores

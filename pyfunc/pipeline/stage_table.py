@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pyfunc.config import training_table
+from pyfunc.config import load_config, training_table
 from pyfunc.data.badinput import SKIPPED_NAME
 from pyfunc.data.dirnames import data_dir_name
 from pyfunc.pipeline.cohort_stage import COHORT_SCP
@@ -253,16 +253,23 @@ def cosine_steps(s: RecipeSettings) -> list[Step]:
     return steps
 
 
+def configured_top_n(model: Path) -> int | None:
+    """The AS-norm top N of ``model``'s config (stage 5's default); None before the model exists."""
+    config = model / "config.yaml"
+    return load_config(config).score.asnorm_top_n if config.is_file() else None
+
+
 def asnorm_steps(s: RecipeSettings) -> list[Step]:
     evals, steps = evaluated(s), []
     top_n = ["--top-n", str(s.top_n)] if s.top_n is not None else []
     for model in models(s):
         def checks(st: RecipeStatus, model: Path = model) -> None:
+            top = s.top_n if s.top_n is not None else configured_top_n(model)
             for trials_dir in evals:
                 check_scoring(st, 5, trials_dir / "trials",
                               [embeddings_of(s, model, trials_dir), model / "embeddings" / data_dir_name(s.cohort)],
                               model / "scores" / f"{data_dir_name(trials_dir)}_asnorm",
-                              [s.cohort / "utt2spk", model / "config.yaml"])
+                              [s.cohort / "utt2spk", model / "config.yaml"], top)
         steps.append(Step(5, f"stage 5: AS-norm scoring of {_names(evals)} with {model} (cohort: the "
                              f"{data_dir_name(s.cohort)} speakers)",
                           ["steps/score_norm.sh", "--cohort", str(s.cohort), *_embedding_option(s), *top_n, str(model),

@@ -38,6 +38,7 @@ from pyfunc.models.checkpoint import latest_checkpoint
 from pyfunc.models.model_dir import CONFIG_NAME, MODEL_NAME
 from pyfunc.pipeline.extract_stage import extract_stamp_spec
 from pyfunc.pipeline.fbank_stage import fbank_stamp_spec
+from pyfunc.pipeline.score_stage import asnorm_top_n_of
 from pyfunc.pipeline.stamps import (
     EXTRACT_STAMP,
     FBANK_STAMP,
@@ -338,8 +339,9 @@ def _embeddings_ready(emb_dir: Path) -> None:
 
 
 def check_scoring(status: RecipeStatus, stage: int, trials: PathLike, emb_dirs: Sequence[PathLike], out: PathLike,
-                  other_inputs: Sequence[PathLike] = ()) -> StageCheck:
-    """Stage 4 (``emb_dirs``: the embeddings) or 5 (also the cohort's, its utt2spk and the model config)."""
+                  other_inputs: Sequence[PathLike] = (), top_n: int | None = None) -> StageCheck:
+    """Stage 4 (``emb_dirs``: the embeddings) or 5 (also the cohort's, its utt2spk and the model config; ``top_n``:
+    the AS-norm top N the stage would use now, compared with the one the score file records)."""
     emb_dirs = [Path(d) for d in emb_dirs]
     reads = [Path(trials), *(d / name for d in emb_dirs for name in (XVECTOR_SCP, CROPS_SCP)), *map(Path, other_inputs)]
 
@@ -348,7 +350,11 @@ def check_scoring(status: RecipeStatus, stage: int, trials: PathLike, emb_dirs: 
             return WOULD_FAIL, f"{trials}: file not found"
         for emb_dir in emb_dirs:
             _embeddings_ready(emb_dir)
-        return _newer_than([out], reads)
+        state, reason = _newer_than([out], reads)
+        recorded = asnorm_top_n_of(out) if state == UP_TO_DATE and top_n is not None else None
+        if recorded is not None and recorded != top_n:
+            return TO_REDO, f"scored with the top {recorded} of the cohort, now top {top_n}"
+        return state, reason
     step = "cosine scores" if stage == 4 else "AS-norm scores"
     return status.check(stage, step, str(out), reads, [out], own)
 
