@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,14 @@ def test_code_paths_exist(md: str):
     assert paths, f"{md}: no code paths found (the pattern is broken)"
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert not missing, f"{md} names paths that do not exist: {missing}"
+
+
+def test_design_lists_every_python_file_of_the_package_and_recipes() -> None:
+    """docs/design.md's file list is `find pyfunc egs local -name '*.py' | sort` of the repository (tracked files)."""
+    text = (ROOT / "docs" / "design.md").read_text()
+    section = text.split("## The files", 1)[1]
+    listed = section.split("```text\n", 1)[1].split("```", 1)[0].split()
+    tracked = subprocess.run(["git", "ls-files", "pyfunc/*.py", "egs/*.py", "local/*.py"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert listed == sorted(tracked), "docs/design.md, 'The files': regenerate it with " \
+        "find pyfunc egs local -name '*.py' | sort"
