@@ -15,7 +15,8 @@ from pyfunc.pipeline.recipe_plan import EnrollSet, RecipeSettings
 from pyfunc.pipeline.stage_table import STAGES, describe_stages, stage_steps
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = {"mini": REPO / "run.sh", "voxceleb": REPO / "egs" / "voxceleb" / "run.sh"}
+RECIPES = {"mini": REPO / "run.sh", "voxceleb": REPO / "egs" / "voxceleb" / "run.sh",
+           "real_speech": REPO / "egs" / "real_speech" / "run.sh"}
 
 
 def _recipe(recipe: str, *args: str) -> subprocess.CompletedProcess:
