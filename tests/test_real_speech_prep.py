@@ -367,6 +367,9 @@ def test_status_from_the_stamps_without_fetching(prepared, fake_repos, tmp_path)
     assert states[str(prepared / "test_dsp")] == f"to make: {done} is missing"
     assert [p for p in parts if states[str(prepared / p)] != "up to date"] == ["test_dsp"]
 
+    absent = _status(prepared, downloads, fake_repos, config, tmp_path / "no_mini")[str(prepared / "train_mixed")]
+    assert absent == f"to make: {tmp_path / 'no_mini' / 'train_wide'} is missing (stage 0 synthesises the mini " \
+        "corpus's train_wide there)"
     mini = tmp_path / "mini"  # train_mixed: up to date when it is the union of train_all and MINI/train_wide
     (mini / "train_wide").mkdir(parents=True)
     (mini / "train_wide" / "wav.scp").write_text(f"w1 {mini / 'w1.wav'}\n")

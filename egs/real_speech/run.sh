@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # ECAPA-TDNN on recorded human speech: Kaldi-style stages on small public corpora (see README.md).
 #
-#   bash run.sh                                   # stages 0-6: clone the corpora, train, evaluate
+#   bash run.sh                                   # stages 0-6: clone the corpora, train (real + synthetic
+#                                                 # speakers, conf/ecapa_real_mixed.yaml), evaluate
 #   bash run.sh --mirror /path/to/mirrors         # stage 0 from local git mirrors (offline)
-#   bash run.sh --config conf/ecapa_real_finetune.yaml --exp exp/ecapa_real_finetune --stage 2
-#                                                 # another way of training (README.md, "Three ways of training")
+#   bash run.sh --config conf/ecapa_real.yaml --train-set train_all --exp exp/ecapa_real --stage 2
+#                                                 # another way of training (docs/real-speech.md)
 #   bash run.sh --stage 3 --model-dir DIR --test-data DIR   # evaluate any model dir on any data dir with trials
 #
-# This recipe's data (stage 0, local/prepare_data.sh; README.md): DATA/train_all (training: DSPSpeech-20 and
-# Arabic speech commands speakers, words joined into 2-6 s examples, and 251 LibriSpeech speakers), the test
+# This recipe's data (stage 0, local/prepare_data.sh; README.md): DATA/train_all (DSPSpeech-20 and Arabic
+# speech commands speakers, words joined into 2-6 s examples, and 251 LibriSpeech speakers) and DATA/train_mixed
+# (the same and the mini corpus's 300 espeak-ng voices: the default training set), the test
 # sets DATA/test_dsp, DATA/test_arabic (other speakers, text-independent trials) and DATA/test_libri (read
 # sentences of 10 LibriSpeech test-other speakers), DATA/dev (calibration in stage 6), DATA/cohort (AS-norm:
 # 2 utterances of each training speaker) and DATA/augment (real noises, LibriSpeech babble, synthetic music,
@@ -23,16 +25,19 @@
 #   --download-dir DIR                       stage 0: where the corpus checkouts go [downloads]
 #   --mini-data DIR                          stage 0: also DATA/train_mixed = DATA/train_all + DIR/train_wide
 #                                            (the mini corpus, for conf/ecapa_real_mixed.yaml; its train_wide and
-#                                            test_unseen are synthesised there when absent) []
-#   --config FILE                            experiment YAML [conf/ecapa_real.yaml]
+#                                            test_unseen are synthesised there when absent); "" for none
+#                                            [../../data/mini]
+#   --config FILE                            experiment YAML [conf/ecapa_real_mixed.yaml]
 #   --lm-config FILE                         stage 2: also fine-tune with this YAML into EXP/lm []
 #   --overrides "KEY=VALUE ..."              config overrides, e.g. "train.random_seed=2" []
-#   --exp DIR                                experiment directory [exp/ecapa_real]
+#   --exp DIR                                experiment directory [exp/ecapa_real_mixed]
 #   --data DIR                               data root [data]
-#   --train-set SET                          the training set under DATA: train_all, train (the word speakers
-#                                            only) or train_mixed (with --mini-data) [train_all]
+#   --train-set SET                          the training set under DATA: train_mixed (with --mini-data),
+#                                            train_all (the real speakers) or train (the word speakers only)
+#                                            [train_mixed]
 #   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA [test_dsp test_arabic test_libri]
-#   --extra-test-data "DIR ..."              stages 1, 3-6: more data dirs with trials, e.g. ../../data/mini/test_unseen []
+#   --extra-test-data "DIR ..."              stages 1, 3-6: more data dirs with trials; "" for none
+#                                            [../../data/mini/test_unseen: held-out espeak-ng voices]
 #   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead; stage 6
 #                                            then writes EXP/results_<its name> only, leaving EXP/results as it is
 #   --dev-set SET                            the development set under DATA for calibration; "" for none [dev]
@@ -64,15 +69,15 @@ stop_stage=6
 mirror=""
 sources=""
 download_dir=downloads
-mini_data=""
-config=conf/ecapa_real.yaml
+mini_data=../../data/mini
+config=conf/ecapa_real_mixed.yaml
 lm_config=""
 overrides=""
-exp=exp/ecapa_real
+exp=exp/ecapa_real_mixed
 data=data
-train_set=train_all
+train_set=train_mixed
 test_sets="test_dsp test_arabic test_libri"
-extra_test_data=""
+extra_test_data=../../data/mini/test_unseen
 test_data=""
 dev_set=dev
 nj=2

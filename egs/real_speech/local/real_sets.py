@@ -467,8 +467,8 @@ def data_status(data_root: Path, checkouts: dict[str, Checkout], config: PrepCon
                              [data_root / "train_all", data_root / "cohort"]))
     if mini_data is not None:
         inputs = [data_root / "train_all", Path(mini_data) / "train_wide"]
-        if not (inputs[1] / "wav.scp").is_file():
-            mixed = f"would fail: --mini-data {mini_data}: no train_wide/wav.scp there; run the mini recipe's stage 0"
+        if not (inputs[1] / "wav.scp").is_file():  # local/prepare_data.sh synthesises it first
+            mixed = f"to make: {inputs[1]} is missing (stage 0 synthesises the mini corpus's train_wide there)"
         else:
             mixed = combined_status(data_root / "train_mixed", inputs, ["train_all"] if state != "up to date" else [])
         lines.append(status_line(data_root / "train_mixed", mixed, "combine"))
