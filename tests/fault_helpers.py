@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,10 +44,20 @@ def step_env() -> dict[str, str]:
 
 
 def start_step(script: str, *args: object, log: Path | None = None) -> subprocess.Popen:
-    """Start ``steps/<script>`` as a subprocess in its own session (so its jobs can be killed with it)."""
+    """Start ``steps/<script>`` as a subprocess in its own session (so its jobs can be killed with it).
+
+    SIGTERM and SIGHUP start at their default disposition, as in a terminal: under ``nohup`` (or a CI
+    runner that ignores SIGHUP) the step would inherit the ignored SIGHUP and rightly keep ignoring it.
+    """
     out = open(log, "w") if log is not None else subprocess.DEVNULL
     return subprocess.Popen([sys.executable, str(REPO / "steps" / script), *map(str, args)], env=step_env(),
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_termination_signals)
+
+
+def _default_termination_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def tiny_model_dir(path: Path, frontend: str, classes: int = 3) -> Path:

@@ -225,10 +225,8 @@ def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120.0) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_stage1_terminated_removes_its_job_files_and_exits_128_plus_signal(tmp_path: Path, signum: int) -> None:
     data = make_tone_data_dir(tmp_path, speakers=2, utts=4)
-    # pipes that take a while: each job runs about 8 s, a window the signal cannot miss on a loaded machine (with
-    # 0.5 s a job could finish between the first ark and the signal, and the run exited 0 under pytest -n 2)
-    rows = (data / "wav.scp").read_text().splitlines()
-    (data / "wav.scp").write_text("".join(f"{r.split()[0]} sleep 2; cat {r.split()[1]} |\n" for r in rows))
+    rows = (data / "wav.scp").read_text().splitlines()  # pipes that take a while: the run lasts a few seconds
+    (data / "wav.scp").write_text("".join(f"{r.split()[0]} sleep 0.5; cat {r.split()[1]} |\n" for r in rows))
     feats, logs = tmp_path / "fbank", tmp_path / "log"
     proc = start_step("make_fbank.py", "--conf", FBANK_CONF, "--nj", 2, "--allow-pipes", data, feats, logs,
                       log=tmp_path / "run.log")
@@ -237,7 +235,7 @@ def test_stage1_terminated_removes_its_job_files_and_exits_128_plus_signal(tmp_p
         proc.send_signal(signum)  # to the driver only, as timeout(1) does
         code = proc.wait(timeout=60)
         assert code == 128 + signum, (code, (tmp_path / "run.log").read_text()[-2000:])
-        deadline = time.time() + 5  # no job process is left running (a pipe's own `sleep 2` may finish first)
+        deadline = time.time() + 5  # no job process is left running (a pipe's own `sleep 0.5` may finish first)
         while time.time() < deadline:
             try:
                 os.killpg(proc.pid, 0)
