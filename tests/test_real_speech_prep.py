@@ -410,3 +410,21 @@ def test_training_augmenter_reads_the_augment_folder(prepared):
     for kind in ("reverb", "babble", "music", "noise", "television"):
         out = augmenter.apply(speech, augmenter.draw_spec(np.random.default_rng(0), kind))
         assert out.shape == speech.shape and np.isfinite(out).all(), kind
+
+
+def test_stage0_status_of_the_copied_test_unseen_lists(tmp_path: Path) -> None:
+    """DATA/test_unseen holds the mini test_unseen's lists (local/prepare_data.sh copies them): --status compares."""
+    from real_sets import UNSEEN_LISTS, lists_status
+
+    source, copy = tmp_path / "mini" / "test_unseen", tmp_path / "data" / "test_unseen"
+    assert lists_status(source, copy).startswith(f"to make: {source} is missing")
+    source.mkdir(parents=True)
+    for name in UNSEEN_LISTS:
+        (source / name).write_text(f"{name} line\n")
+    assert lists_status(source, copy) == f"to make: {copy / 'wav.scp'} is not {source / 'wav.scp'}"
+    copy.mkdir(parents=True)
+    for name in UNSEEN_LISTS:
+        (copy / name).write_text(f"{name} line\n")
+    assert lists_status(source, copy) == "up to date"
+    (source / "trials").write_text("a b target\n")
+    assert lists_status(source, copy) == f"to redo: {copy / 'trials'} is not {source / 'trials'}"

@@ -25,7 +25,8 @@
 #   --download-dir DIR                       stage 0: where the corpus checkouts go [downloads]
 #   --mini-data DIR                          stage 0: also DATA/train_mixed = DATA/train_all + DIR/train_wide
 #                                            (the mini corpus, for conf/ecapa_real_mixed.yaml; its train_wide and
-#                                            test_unseen are synthesised there when absent); "" for none
+#                                            test_unseen are synthesised there when absent; DATA/test_unseen
+#                                            lists the latter); "" for none
 #                                            [../../data/mini]
 #   --config FILE                            experiment YAML [conf/ecapa_real_mixed.yaml]
 #   --lm-config FILE                         stage 2: also fine-tune with this YAML into EXP/lm []
@@ -35,9 +36,10 @@
 #   --train-set SET                          the training set under DATA: train_mixed (with --mini-data),
 #                                            train_all (the real speakers) or train (the word speakers only)
 #                                            [train_mixed]
-#   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA [test_dsp test_arabic test_libri]
-#   --extra-test-data "DIR ..."              stages 1, 3-6: more data dirs with trials; "" for none
-#                                            [../../data/mini/test_unseen: held-out espeak-ng voices]
+#   --test-sets "SET ..."                    stages 1, 3-6: test sets under DATA (test_unseen: the mini corpus's
+#                                            held-out espeak-ng voices, made by stage 0 with --mini-data)
+#                                            [test_dsp test_arabic test_libri test_unseen]
+#   --extra-test-data "DIR ..."              stages 1, 3-6: more data dirs with trials []
 #   --test-data DIR                          stages 1, 3-6: evaluate this one data dir (with trials) instead; stage 6
 #                                            then writes EXP/results_<its name> only, leaving EXP/results as it is
 #   --dev-set SET                            the development set under DATA for calibration; "" for none [dev]
@@ -76,8 +78,8 @@ overrides=""
 exp=exp/ecapa_real_mixed
 data=data
 train_set=train_mixed
-test_sets="test_dsp test_arabic test_libri"
-extra_test_data=../../data/mini/test_unseen
+test_sets="test_dsp test_arabic test_libri test_unseen"
+extra_test_data=""
 test_data=""
 dev_set=dev
 nj=2

@@ -2,7 +2,7 @@
 # Stage 0 of egs/real_speech/run.sh: the recorded corpora as Kaldi data dirs (local/prepare_data.py), and,
 # when the mini corpus is given, DATA/train_mixed = DATA/train_all + MINI/train_wide (real and synthetic
 # speakers together, for conf/ecapa_real_mixed.yaml); the mini corpus's train_wide and test_unseen are
-# synthesised there first (../../local/make_mini_corpus.py) when absent.
+# synthesised there first (../../local/make_mini_corpus.py) when absent, and DATA/test_unseen lists the latter.
 #
 #   local/prepare_data.sh --data DIR [--nj N] [--mirror DIR] [--sources "NAME=PATH_OR_URL ..."]
 #       [--download-dir DIR] [--mini-data DIR] [--status true|false]
@@ -38,4 +38,10 @@ if [ -n "$mini_data" ]; then
     ../../local/make_mini_corpus.py --data-root "$mini_data" --nj "$nj" --parts "$(IFS=,; echo "${missing[*]}")"
   fi
   steps/combine_data_dirs.py "$data/train_mixed" "$data/train_all" "$mini_data/train_wide"
+  # DATA/test_unseen: the mini test_unseen's lists (its wavs stay where they are), so that this recipe's features
+  # and stamps of it live in this recipe's data dir, not in the mini recipe's; files rewritten only when changed.
+  mkdir -p "$data/test_unseen"
+  for f in wav.scp utt2spk spk2utt utt2dur trials; do
+    cmp -s "$mini_data/test_unseen/$f" "$data/test_unseen/$f" || cp "$mini_data/test_unseen/$f" "$data/test_unseen/$f"
+  done
 fi

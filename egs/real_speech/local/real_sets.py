@@ -472,7 +472,24 @@ def data_status(data_root: Path, checkouts: dict[str, Checkout], config: PrepCon
         else:
             mixed = combined_status(data_root / "train_mixed", inputs, ["train_all"] if state != "up to date" else [])
         lines.append(status_line(data_root / "train_mixed", mixed, "combine"))
+        lines.append(status_line(data_root / "test_unseen", lists_status(Path(mini_data) / "test_unseen",
+                                                                         data_root / "test_unseen"), "copy lists"))
     return lines
+
+
+UNSEEN_LISTS = ("wav.scp", "utt2spk", "spk2utt", "utt2dur", "trials")  # what stage 0 copies of the mini test_unseen
+
+
+def lists_status(source: Path, copy: Path) -> str:
+    """Whether ``copy`` holds ``source``'s lists (local/prepare_data.sh copies the mini test_unseen's)."""
+    if not (source / "wav.scp").is_file():
+        return f"to make: {source} is missing (stage 0 synthesises the mini corpus's test_unseen there)"
+    differing = [name for name in UNSEEN_LISTS
+                 if not (copy / name).is_file() or (copy / name).read_bytes() != (source / name).read_bytes()]
+    if not differing:
+        return "up to date"
+    state = "to make" if not (copy / "wav.scp").is_file() else "to redo"
+    return f"{state}: {copy / differing[0]} is not {source / differing[0]}"
 
 
 def describe(data_root: PathLike, names: list[str]) -> list[str]:
