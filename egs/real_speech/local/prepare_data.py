@@ -5,7 +5,7 @@ augment) and SOURCES.md under --data.
 
 Usage: local/prepare_data.py [--mirror DIR] [--source NAME=PATH_OR_URL ...] [--download-dir DIR] [--data DIR]
                              [--nj N]
-e.g.   local/prepare_data.py --mirror /work/.mirror --data data --nj 2
+e.g.   local/prepare_data.py --mirror /path/to/mirrors --data data --nj 2
 
 Each corpus is cloned from its public GitHub URL unless --source NAME=... (a git repository or URL holding
 the pinned commit, or a plain folder used as it is) or --mirror DIR (DIR/<owner>+<name>/repo,
