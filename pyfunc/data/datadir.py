@@ -218,6 +218,28 @@ def split_data_dir(path: PathLike, num_jobs: int, features: bool = True) -> list
     return out
 
 
+def holds_data(out_dir: PathLike, data: DataDir) -> bool:
+    """Whether ``out_dir`` already holds the wav.scp, utt2spk and utt2dur of ``data`` (and no segments)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "utt2spk").is_file() or (out_dir / SEGMENTS).exists():
+        return False
+    old = load_data_dir(out_dir, features=False)
+    return (old.wav_scp, old.utt2spk, old.utt2dur) == (data.wav_scp, data.utt2spk, data.utt2dur)
+
+
+def replace_data_dir(out_dir: PathLike, data: DataDir, also_drop: Iterable[str] = ()) -> None:
+    """Write ``data`` to ``out_dir`` over whatever data dir was there: its features, skipped list, segments,
+    split folders and ``also_drop`` are removed first, so that no stage mistakes them for the new data's."""
+    out_dir = Path(out_dir)
+    for name in (*also_drop, "feats.scp", "utt2num_frames", "skipped_utts", SEGMENTS):
+        (out_dir / name).unlink(missing_ok=True)
+    if out_dir.is_dir():
+        for child in out_dir.iterdir():
+            if child.is_dir() and re.fullmatch(r"split\d+", child.name):
+                shutil.rmtree(child)
+    write_data_dir(out_dir, data)
+
+
 def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) -> DataDir:
     """Write ``out_dir``: the first ``per_speaker`` utterances (sorted ids) of each speaker of ``data_dir`` (all
     of a speaker's when fewer), with wav.scp, utt2spk and utt2dur; e.g. a smaller AS-norm cohort. Checked, and
@@ -231,19 +253,10 @@ def subset_per_speaker(data_dir: PathLike, out_dir: PathLike, per_speaker: int) 
     data = load_data_dir(data_dir, features=False)
     subset = data.subset(u for utts in data.spk2utt.values() for u in utts[:per_speaker])
     out_dir = Path(out_dir)
-    if out_dir.is_dir() and (out_dir / "utt2spk").is_file() and not (out_dir / "trials").exists() \
-            and not (out_dir / SEGMENTS).exists():
-        old = load_data_dir(out_dir, features=False)
-        if (old.wav_scp, old.utt2spk, old.utt2dur) == (subset.wav_scp, subset.utt2spk, subset.utt2dur):
-            logger.info("%s: already the first %d utterances of each speaker of %s", out_dir, per_speaker, data_dir)
-            return subset  # already there: left as it is, so stage 1's stamp of it still holds
-    for name in ("trials", "feats.scp", "utt2num_frames", "skipped_utts", SEGMENTS):
-        (out_dir / name).unlink(missing_ok=True)
-    if out_dir.is_dir():
-        for child in out_dir.iterdir():
-            if child.is_dir() and re.fullmatch(r"split\d+", child.name):
-                shutil.rmtree(child)
-    write_data_dir(out_dir, subset)
+    if not (out_dir / "trials").exists() and holds_data(out_dir, subset):
+        logger.info("%s: already the first %d utterances of each speaker of %s", out_dir, per_speaker, data_dir)
+        return subset  # already there: left as it is, so stage 1's stamp of it still holds
+    replace_data_dir(out_dir, subset, also_drop=("trials",))
     validate_data_dir(out_dir, check_wavs=False)
     logger.info("%s: at most %d utterances of each of the %d speakers of %s", out_dir, per_speaker,
                 len(data.spk2utt), data_dir)

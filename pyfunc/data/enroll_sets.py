@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import shutil
 from pathlib import Path
 
 from pyfunc.data.atomic import PathLike, write_lines
-from pyfunc.data.datadir import DataDir, load_data_dir, validate_data_dir, write_data_dir
+from pyfunc.data.datadir import DataDir, holds_data, load_data_dir, replace_data_dir, validate_data_dir
 from pyfunc.data.enroll import ENROLL_NAME
 from pyfunc.data.segments import SEGMENTS
 from pyfunc.data.trials import read_trials
@@ -76,14 +74,6 @@ def _trial_lines(trials: list[tuple[str, str, bool]]) -> list[str]:
     return [f"{e} {t} {'target' if lab else 'nontarget'}" for e, t, lab in trials]
 
 
-def _same_data(out_dir: Path, subset: DataDir) -> bool:
-    """Whether ``out_dir`` holds the wav.scp, utt2spk and utt2dur of ``subset`` (and no segments)."""
-    if not (out_dir / "utt2spk").is_file() or (out_dir / SEGMENTS).exists():
-        return False
-    old = load_data_dir(out_dir, features=False)
-    return (old.wav_scp, old.utt2spk, old.utt2dur) == (subset.wav_scp, subset.utt2spk, subset.utt2dur)
-
-
 def _holds(path: Path, lines: list[str]) -> bool:
     return path.is_file() and path.read_text(encoding="utf-8") == "".join(line + "\n" for line in lines)
 
@@ -96,7 +86,7 @@ def why_enroll_set_not_current(src_dir: PathLike, out_dir: PathLike, per_model: 
     out_dir = Path(out_dir)
     subset, models, trials = plan_enroll_set(src_dir, per_model, seed, warn=False)
     try:
-        same = _same_data(out_dir, subset)
+        same = holds_data(out_dir, subset)
     except (OSError, ValueError, DataError):
         same = False
     if not same:
@@ -122,14 +112,8 @@ def make_enroll_trials(src_dir: PathLike, out_dir: PathLike, per_model: int = 3,
     """
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     subset, models, trials = plan_enroll_set(src_dir, per_model, seed)
-    if not _same_data(out_dir, subset):  # another set: stage outputs of the old one go, so stage 1 cannot
-        for name in ("feats.scp", "utt2num_frames", "skipped_utts", SEGMENTS):  # mistake them for this one's
-            (out_dir / name).unlink(missing_ok=True)
-        if out_dir.is_dir():
-            for child in out_dir.iterdir():
-                if child.is_dir() and re.fullmatch(r"split\d+", child.name):
-                    shutil.rmtree(child)
-        write_data_dir(out_dir, subset)
+    if not holds_data(out_dir, subset):  # another set: the old one's stage outputs go with it
+        replace_data_dir(out_dir, subset)
     _write_if_changed(out_dir / ENROLL_NAME, _enroll_lines(models))
     _write_if_changed(out_dir / "trials", _trial_lines(trials))
     validate_data_dir(out_dir, check_wavs=False)
