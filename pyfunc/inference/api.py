@@ -58,9 +58,8 @@ from pyfunc.scoring.calibration import quality_features
 from pyfunc.scoring.cosine import cosine_scores, seed_scores
 from pyfunc.scoring.embedding_mean import EmbeddingMean, mean_for_scoring, subtract_mean
 from pyfunc.scoring.operating_point import (
-    VERIFY_MEASURES,
     OperatingPoint,
-    check_fits_model,
+    check_usable_by,
     missing_description,
     read_operating_point,
 )
@@ -243,11 +242,7 @@ class SpeakerModel:
         """
         point = self.operating_point if threshold is None else None
         if point is not None:  # checked before the audio is read: a stale operating point is the user's first news
-            check_fits_model(point, self.model_dir, self.embedding_mean)
-            if point.scoring != "cosine" or set(point.measures) - set(VERIFY_MEASURES):
-                raise DataError(f"{point.path} calibrates {point.scoring} scores with the quality measures "
-                                f"{', '.join(point.measures) or 'none'}; verify computes cosine scores and the "
-                                f"measures {', '.join(VERIFY_MEASURES)} only")
+            check_usable_by("verify", point, self.model_dir, self.embedding_mean)
         pair = self.score_pair(a, b, sample_rate)
         if threshold is not None:
             return Verification(pair.score, float(threshold), bool(pair.score >= threshold), "given")

@@ -48,7 +48,7 @@ from pyfunc.scoring.calibration import quality_features
 from pyfunc.scoring.cosine import l2_normalise
 from pyfunc.scoring.embedding_mean import subtract_mean
 from pyfunc.scoring.enrolment import enrolment_model
-from pyfunc.scoring.operating_point import VERIFY_MEASURES, check_fits_model, missing_description
+from pyfunc.scoring.operating_point import check_usable_by, missing_description
 
 logger = logging.getLogger(__name__)
 
@@ -334,11 +334,7 @@ def identify_speaker(model: SpeakerModel, register: PathLike, audio: PathLike,
     register = Path(register)
     point = model.operating_point if threshold is None else None
     if point is not None:
-        check_fits_model(point, model.model_dir, model.embedding_mean)
-        if point.scoring != "cosine" or set(point.measures) - set(VERIFY_MEASURES):
-            raise DataError(f"{point.path} calibrates {point.scoring} scores with the quality measures "
-                            f"{', '.join(point.measures) or 'none'}; identify computes cosine scores and the "
-                            f"measures {', '.join(VERIFY_MEASURES)} only")
+        check_usable_by("identify", point, model.model_dir, model.embedding_mean)
     if not register.is_dir() or not any(register.iterdir()):
         raise DataError(f"{register}: the register is empty: no speaker is enrolled (add speakers with "
                         "python -m pyfunc enroll)")

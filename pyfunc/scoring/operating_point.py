@@ -172,6 +172,16 @@ def missing_description(model_dir: PathLike) -> str:
             f"or pass a threshold)")
 
 
+def check_usable_by(tool: str, point: OperatingPoint, model_dir: PathLike, mean: EmbeddingMean | None) -> None:
+    """DataError when ``tool`` (``verify``, ``identify``: cosine scores and :data:`VERIFY_MEASURES`) cannot decide
+    with ``point``: fitted for another model or mean (:func:`check_fits_model`), or for other scores or measures."""
+    check_fits_model(point, model_dir, mean)
+    if point.scoring != "cosine" or set(point.measures) - set(VERIFY_MEASURES):
+        raise DataError(f"{point.path} calibrates {point.scoring} scores with the quality measures "
+                        f"{', '.join(point.measures) or 'none'}; {tool} computes cosine scores and the "
+                        f"measures {', '.join(VERIFY_MEASURES)} only")
+
+
 def check_fits_model(point: OperatingPoint, model_dir: PathLike, mean: EmbeddingMean | None) -> None:
     """DataError when ``point`` was fitted for another ``model.pt`` or another embedding mean than the
     model directory scores with now (``mean``: the mean it subtracts, or None). Legacy thresholds
