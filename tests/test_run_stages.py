@@ -392,3 +392,40 @@ def test_stage_0_derives_the_enrolment_sets_after_its_command_and_a_rerun_rewrit
     (src / "trials").write_text("\n".join(line for line in lines if "s2-" not in line) + "\n")
     assert enrol_rows() == [f"to redo: {out}: its utterances (wav.scp, utt2spk, utt2dur) differ from those of "
                             f"{src}'s trials"]
+
+
+@pytest.mark.parametrize("stage, scoring", [(4, "cosine"), (5, "asnorm")])
+def test_status_redoes_scores_older_than_the_models_config_or_embedding_mean(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: int, scoring: str) -> None:
+    """Stages 4-5 subtract MODEL/embedding_mean.vec when MODEL/config.yaml says score.subtract_mean: --status
+    called their score files up to date after either changed (stage 4 read neither), though a rerun scores
+    differently."""
+    import pyfunc.pipeline.status as status_module
+    from pyfunc.pipeline.status import TO_REDO, UP_TO_DATE, RecipeStatus
+
+    monkeypatch.setattr(status_module, "_embeddings_ready", lambda emb_dir: None)  # no stage-3 stamps here
+    s = _settings(tmp_path, tests=[tmp_path / "data" / "o"], embedding_set=None)
+    model = tmp_path / "exp" / "lm"
+    (tmp_path / "data" / "o").mkdir(parents=True)
+    (tmp_path / "data" / "o" / "trials").write_text("a b target\n")
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "utt2spk").write_text("a s\n")
+    (model / "scores").mkdir(parents=True)
+    (model / "config.yaml").write_text("score: {subtract_mean: true}\n")
+    (model / "embedding_mean.vec").write_bytes(b"")
+    scores = model / "scores" / f"o_{scoring}"
+    scores.write_text("a b 0.5\n")
+
+    def state() -> tuple[str, str]:
+        st = RecipeStatus(0, 6)
+        for step in stage_steps(s, stage):
+            step.check(st)
+        (check,) = [c for c in st.checks if c.target == str(scores)]
+        return check.state, check.reason
+
+    assert state() == (UP_TO_DATE, "")
+    for changed in (model / "embedding_mean.vec", model / "config.yaml"):
+        newer = scores.stat().st_mtime_ns + 10**9
+        os.utime(changed, ns=(newer, newer))
+        assert state() == (TO_REDO, f"{changed} is newer than {scores}")
+        os.utime(scores, ns=(newer + 10**9, newer + 10**9))

@@ -52,6 +52,7 @@ from pyfunc.pipeline.status import (
     check_unstamped,
 )
 from pyfunc.pipeline.vad_stage import VAD_SCP, VAD_STAMP, vad_stamp_spec
+from pyfunc.scoring.embedding_mean import MEAN_NAME
 
 QUALITY_MEASURES = "duration,magnitude,cohort_mean"  # stage 6's AS-norm calibration
 
@@ -229,7 +230,7 @@ def embedding_steps(s: RecipeSettings) -> list[Step]:
             steps.append(Step(3, None, ["steps/compute_embedding_mean.py", "--model-dir", str(model), "--embeddings",
                                         str(cohort_emb)],
                               lambda st, m=model, e=cohort_emb: check_derived(
-                                  st, 3, "embedding mean", [e / "xvector.scp"], [m / "embedding_mean.vec"])))
+                                  st, 3, "embedding mean", [e / "xvector.scp"], [m / MEAN_NAME])))
     return steps
 
 
@@ -241,13 +242,19 @@ def _names(dirs: list[Path]) -> str:
     return " ".join(data_dir_name(d) for d in dirs)
 
 
+def scoring_inputs(model: Path) -> list[Path]:
+    """What stages 4-5 read from the model dir beside the embeddings: its config (``score.subtract_mean``, the
+    AS-norm top N) and the embedding mean it may subtract (make's rule: a newer one means scores to redo)."""
+    return [model / "config.yaml", model / MEAN_NAME]
+
+
 def cosine_steps(s: RecipeSettings) -> list[Step]:
     evals, steps = evaluated(s), []
     for model in models(s):
         def checks(st: RecipeStatus, model: Path = model) -> None:
             for trials_dir in evals:
                 check_scoring(st, 4, trials_dir / "trials", [embeddings_of(s, model, trials_dir)],
-                              model / "scores" / f"{data_dir_name(trials_dir)}_cosine")
+                              model / "scores" / f"{data_dir_name(trials_dir)}_cosine", scoring_inputs(model))
         steps.append(Step(4, f"stage 4: cosine scoring of {_names(evals)} with {model}",
                           ["steps/score.sh", *_embedding_option(s), str(model), *map(str, evals)], checks))
     return steps
@@ -269,7 +276,7 @@ def asnorm_steps(s: RecipeSettings) -> list[Step]:
                 check_scoring(st, 5, trials_dir / "trials",
                               [embeddings_of(s, model, trials_dir), model / "embeddings" / data_dir_name(s.cohort)],
                               model / "scores" / f"{data_dir_name(trials_dir)}_asnorm",
-                              [s.cohort / "utt2spk", model / "config.yaml"], top)
+                              [s.cohort / "utt2spk", *scoring_inputs(model)], top)
         steps.append(Step(5, f"stage 5: AS-norm scoring of {_names(evals)} with {model} (cohort: the "
                              f"{data_dir_name(s.cohort)} speakers)",
                           ["steps/score_norm.sh", "--cohort", str(s.cohort), *_embedding_option(s), *top_n, str(model),
