@@ -96,6 +96,11 @@ def checked(args: argparse.Namespace, stage0: list[str]) -> dict:
     numbers["stop_stage"] = _integer("--stop-stage", args.stop_stage, 0)
     if numbers["stage"] > numbers["stop_stage"]:
         raise ConfigError(f"--stage {numbers['stage']} is after --stop-stage {numbers['stop_stage']}: no stage to run")
+    if args.model_dir and numbers["stage"] <= 2 <= numbers["stop_stage"]:
+        span = f"{numbers['stage']}-{numbers['stop_stage']}"
+        raise ConfigError(f"--model-dir {args.model_dir}: stages 3-6 evaluate that model, but stages {span} include "
+                          f"stage 2, which would train {args.exp or 'EXP'}; "
+                          "give --stage 3 (data and features first: --stop-stage 1)")
     if numbers["node_rank"] >= numbers["nnodes"]:
         raise ConfigError(f"--node-rank: expected 0 to {numbers['nnodes'] - 1} (--nnodes {numbers['nnodes']}), "
                           f"got {numbers['node_rank']}")

@@ -429,3 +429,16 @@ def test_status_redoes_scores_older_than_the_models_config_or_embedding_mean(
         os.utime(changed, ns=(newer, newer))
         assert state() == (TO_REDO, f"{changed} is newer than {scores}")
         os.utime(scores, ns=(newer + 10**9, newer + 10**9))
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_model_dir_with_stage_2_in_range_is_refused_before_any_stage(recipe: str, tmp_path: Path) -> None:
+    """--model-dir names a trained model for stages 3-6; with stage 2 in the range run.sh went on to train EXP."""
+    exp = tmp_path / "exp"
+    proc = _recipe(recipe, "--stage", "1", "--model-dir", str(tmp_path / "m"), "--data", str(tmp_path / "data"),
+                   "--exp", str(exp))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: --model-dir {tmp_path / 'm'}: stages 3-6 evaluate that model, but stages 1-6 include stage 2, which "
+        f"would train {exp}; give --stage 3 (data and features first: --stop-stage 1)"] and proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []
