@@ -5,23 +5,21 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import time
 from pathlib import Path
 from typing import Callable, Mapping
 
+import numpy as np
 from tqdm import tqdm
 
-from pyfunc.data.arkio import ArkScpWriter, merge_scps
+from pyfunc.data.arkio import merge_scps
 from pyfunc.data.atomic import PathLike, atomic_paths, remove_temporaries
 from pyfunc.data.audio import is_pipe
-from pyfunc.data.audio_convert import read_audio_at_rate
 from pyfunc.data.badinput import (
     BAD_LIST_NAME,
     SKIPPED_NAME,
     BadInputs,
     check_trials_need,
     read_bad_list,
-    write_bad_list,
     write_skipped,
 )
 from pyfunc.data.datadir import load_data_dir, split_data_dir, validate_data_dir
@@ -32,6 +30,7 @@ from pyfunc.features.augment_offline import apply_augment_spec, read_utt2aug, sp
 from pyfunc.features.kaldi_fbank import compute_fbank, count_frames, read_kaldi_conf
 from pyfunc.pipeline.jobs import Job, in_process_job_log, local_thread_env, run_jobs, worker_command
 from pyfunc.pipeline.stamps import FBANK_STAMP, StampSpec, needs_work, write_stamp
+from pyfunc.pipeline.utterance_arks import write_utterance_arks
 
 logger = logging.getLogger(__name__)
 
@@ -52,47 +51,25 @@ def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_p
     those utterances are left out. ``bad_list`` receives ``utt reason`` lines either way.
     """
     options = read_kaldi_conf(conf)
-    rate = int(options.get("sample_frequency", 16000.0))
     data = load_data_dir(data_dir, features=False)
-    wav_scp = Path(data_dir) / "wav.scp"
     utt2aug = read_utt2aug(data_dir, data.utts)  # Kaldi-style offline augmentation, applied before fbank
-    num_frames: dict[str, int] = {}
-    bad = BadInputs()
-    seconds = 0.0
-    start = time.perf_counter()
-    try:
-        with ArkScpWriter(ark_path, scp_path, compress=compress) as writer:
-            for done, utt in enumerate(data.utts, start=1):
-                where = f"{wav_scp}: {utt}"
-                try:
-                    if utt not in data.wav_scp:
-                        raise DataError(f"{where}: no wav.scp entry")
-                    samples = read_audio_at_rate(data.wav_scp[utt], where, rate, resample)
-                except DataError as err:
-                    bad.add(utt, str(err))
-                    samples = None
-                if samples is not None and count_frames(len(samples), options) < MIN_FRAMES:
-                    bad.add(utt, f"{where}: audio too short: {len(samples)} samples give "
-                                 f"{count_frames(len(samples), options)} frame(s), at least {MIN_FRAMES} are needed")
-                    samples = None
-                if samples is not None and (skip_bad or not bad):  # once failing, only look for more bad audio
-                    if utt in utt2aug:
-                        samples = apply_augment_spec(samples, utt2aug[utt])
-                    feats = compute_fbank(samples, options)
-                    writer(utt, feats)
-                    num_frames[utt] = int(feats.shape[0])
-                    seconds += len(samples) / rate
-                if progress is not None:
-                    progress(done)
-            if bad and not skip_bad:
-                raise bad.error(wav_scp, len(data.utts))
-    finally:
-        if bad_list is not None:
-            write_bad_list(bad_list, bad.found)
-    elapsed = time.perf_counter() - start
-    logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time)%s", len(num_frames), seconds,
-                elapsed, seconds / max(elapsed, 1e-9), f"; skipped {len(bad)} with bad audio" if bad else "")
-    return num_frames
+
+    def check(samples: np.ndarray, where: str) -> None:
+        frames = count_frames(len(samples), options)
+        if frames < MIN_FRAMES:
+            raise DataError(f"{where}: audio too short: {len(samples)} samples give {frames} frame(s), at least "
+                            f"{MIN_FRAMES} are needed")
+
+    def features(utt: str, samples: np.ndarray) -> np.ndarray:
+        return compute_fbank(apply_augment_spec(samples, utt2aug[utt]) if utt in utt2aug else samples, options)
+
+    done = write_utterance_arks(data_dir, ark_path, scp_path, int(options.get("sample_frequency", 16000.0)), check,
+                                features, lambda feats: int(feats.shape[0]), progress, skip_bad, bad_list, compress,
+                                resample)
+    logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time)%s", len(done.measures),
+                done.audio_seconds, done.elapsed, done.audio_seconds / max(done.elapsed, 1e-9),
+                f"; skipped {len(done.bad)} with bad audio" if done.bad else "")
+    return done.measures
 
 
 def write_utt2num_frames(path: PathLike, num_frames: dict[str, int]) -> None:

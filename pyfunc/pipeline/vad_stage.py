@@ -20,17 +20,16 @@ from typing import Callable, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from pyfunc.data.arkio import ArkScpWriter, merge_scps
+from pyfunc.data.arkio import merge_scps
 from pyfunc.data.atomic import PathLike, atomic_path, remove_temporaries
 from pyfunc.data.audio import is_pipe
-from pyfunc.data.audio_convert import read_audio_at_rate
 from pyfunc.data.badinput import BAD_LIST_NAME, SHOW, BadInputs, read_bad_list, read_skipped, write_bad_list
-from pyfunc.data.datadir import VAD_SCP, load_data_dir, split_data_dir, validate_data_dir
+from pyfunc.data.datadir import VAD_SCP, split_data_dir, validate_data_dir
 from pyfunc.data.dirnames import check_output_dir_name, data_dir_name
 from pyfunc.data.tables import read_map, read_scp
 from pyfunc.data.vectors import open_scp
 from pyfunc.errors import DataError, PyfuncError
-from pyfunc.features.kaldi_fbank import read_kaldi_conf
+from pyfunc.features.kaldi_fbank import count_frames, read_kaldi_conf
 from pyfunc.features.vad import compute_vad, read_vad_conf, vad_options_dict
 from pyfunc.pipeline.jobs import Job, in_process_job_log, local_thread_env, run_jobs
 from pyfunc.pipeline.stamps import (
@@ -42,6 +41,7 @@ from pyfunc.pipeline.stamps import (
     refuse_stale,
     write_stamp,
 )
+from pyfunc.pipeline.utterance_arks import write_utterance_arks
 
 logger = logging.getLogger(__name__)
 
@@ -62,38 +62,16 @@ def make_vad_job(data_dir: PathLike, vad_conf: PathLike, fbank_conf: PathLike, a
     ``compute-vad`` does; its consumers refuse it (or skip it with ``--skip-bad-audio``).
     """
     options, fbank = read_vad_conf(vad_conf), read_kaldi_conf(fbank_conf)
-    rate = int(fbank.get("sample_frequency", 16000.0))
-    data = load_data_dir(data_dir, features=False)
-    skipped = read_skipped(data_dir)
-    wav_scp = Path(data_dir) / "wav.scp"
-    voiced: dict[str, int] = {}
-    bad = BadInputs()
-    try:
-        with ArkScpWriter(ark_path, scp_path) as writer:
-            for done, utt in enumerate(data.utts, start=1):
-                if utt not in skipped:
-                    where = f"{wav_scp}: {utt}"
-                    try:
-                        if utt not in data.wav_scp:
-                            raise DataError(f"{where}: no wav.scp entry")
-                        samples = read_audio_at_rate(data.wav_scp[utt], where, rate, resample)
-                        decision = compute_vad(samples, fbank, options)
-                        if decision.shape[0] == 0:
-                            raise DataError(f"{where}: audio too short: {len(samples)} samples give no frame")
-                    except DataError as err:
-                        bad.add(utt, str(err))
-                        decision = None
-                    if decision is not None and (skip_bad or not bad):  # once failing, only look for more
-                        writer(utt, decision)
-                        voiced[utt] = int(decision.sum())
-                if progress is not None:
-                    progress(done)
-            if bad and not skip_bad:
-                raise bad.error(wav_scp, len(data.utts))
-    finally:
-        if bad_list is not None:
-            write_bad_list(bad_list, bad.found)
-    return voiced
+
+    def check(samples: np.ndarray, where: str) -> None:
+        if count_frames(len(samples), fbank) == 0:
+            raise DataError(f"{where}: audio too short: {len(samples)} samples give no frame")
+
+    done = write_utterance_arks(data_dir, ark_path, scp_path, int(fbank.get("sample_frequency", 16000.0)), check,
+                                lambda utt, samples: compute_vad(samples, fbank, options),
+                                lambda decision: int(decision.sum()), progress, skip_bad, bad_list,
+                                resample=resample, leave_out=read_skipped(data_dir))
+    return done.measures
 
 
 def make_vad_part(part_dir: PathLike, vad_conf: PathLike, fbank_conf: PathLike, ark: PathLike, scp: PathLike,
