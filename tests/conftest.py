@@ -73,6 +73,23 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+@pytest.fixture
+def in_process_steps(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
+    """For tests that run steps in process: pipes in wav.scp forbidden (``--allow-pipes`` changes the process
+    state), one torch/OpenMP thread like the job processes (so in-process and job results are bit-identical),
+    INFO logs captured."""
+    import pyfunc.data.audio
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(pyfunc.data.audio, "_ALLOW_PIPES", False)
+    monkeypatch.setenv("PYFUNC_ALLOW_PIPES", "0")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (skipped otherwise)")
 

@@ -28,7 +28,6 @@ from fault_helpers import assert_same_tables, load_table, run_step, tiny_model_d
 from test_train import _feature_data_dir
 from test_train_eval import _independent_eer, _profile_data_dir
 
-import pyfunc.data.audio
 from pyfunc.config import load_config
 from pyfunc.models.aam_softmax import AAMSoftmax
 from pyfunc.models.model_dir import build_encoder
@@ -162,20 +161,14 @@ def test_slow_evaluation_does_not_trip_the_process_group_timeout(tmp_path: Path)
     assert eer == pytest.approx(_independent_eer(exp, eval_data, tmp_path / "check"), abs=1e-9)
 
 
-def test_stage3_nj3_equals_nj1(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(pyfunc.data.audio, "_ALLOW_PIPES", False)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the job processes: bit-identical results
-    try:
-        data = make_tone_data_dir(tmp_path, speakers=3, utts=3)
-        model = tiny_model_dir(tmp_path / "model", "seed")
-        args = ["--model-dir", model, "--data", data, "--device", "cpu", "--batch-frames", 20]
-        assert run_step(capsys, "extract_embeddings.py", *args, "--out", tmp_path / "nj1")[0] == 0
-        code, err = run_step(capsys, "extract_embeddings.py", *args, "--out", tmp_path / "nj3", "--nj", 3)
-        assert code == 0, err
-    finally:
-        torch.set_num_threads(threads)
+@pytest.mark.usefixtures("in_process_steps")  # one thread, as in the job processes: bit-identical results
+def test_stage3_nj3_equals_nj1(tmp_path: Path, capsys) -> None:
+    data = make_tone_data_dir(tmp_path, speakers=3, utts=3)
+    model = tiny_model_dir(tmp_path / "model", "seed")
+    args = ["--model-dir", model, "--data", data, "--device", "cpu", "--batch-frames", 20]
+    assert run_step(capsys, "extract_embeddings.py", *args, "--out", tmp_path / "nj1")[0] == 0
+    code, err = run_step(capsys, "extract_embeddings.py", *args, "--out", tmp_path / "nj3", "--nj", 3)
+    assert code == 0, err
     one, three = load_table(tmp_path / "nj1" / "xvector.scp"), load_table(tmp_path / "nj3" / "xvector.scp")
     assert len(one) == 9 and len({v.tobytes() for v in one.values()}) == 9
     assert_same_tables(three, one)

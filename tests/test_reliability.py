@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import pickle
 import re
@@ -47,19 +46,7 @@ from pyfunc.errors import PyfuncError
 from pyfunc.models.checkpoint import load_checkpoint, save_checkpoint
 from pyfunc.training.checks import check_gradients, disagreeing, parameter_fingerprint
 
-
-@pytest.fixture(autouse=True)
-def _no_pipes_one_thread(monkeypatch, caplog):
-    """Each test starts with pipes forbidden (``--allow-pipes`` changes the process state); in-process runs
-    use one thread like the job processes, so their results are bit-identical; INFO logs are captured."""
-    caplog.set_level(logging.INFO)
-    monkeypatch.setattr(pyfunc.data.audio, "_ALLOW_PIPES", False)
-    monkeypatch.setenv("PYFUNC_ALLOW_PIPES", "0")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("in_process_steps")  # conftest: no pipes, one thread, INFO logs
 
 
 def _rewrite(path: Path, transform) -> None:

@@ -27,13 +27,7 @@ import pyfunc
 import pyfunc.data.audio
 from pyfunc.config import Config
 
-
-@pytest.fixture(autouse=True)
-def _no_pipes(monkeypatch, caplog):
-    caplog.set_level(logging.INFO)
-    monkeypatch.setattr(pyfunc.data.audio, "_ALLOW_PIPES", False)
-    monkeypatch.setenv("PYFUNC_ALLOW_PIPES", "0")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+pytestmark = pytest.mark.usefixtures("in_process_steps")  # conftest: no pipes, one thread, INFO logs
 
 
 # ------------------------------------------------------------------------------------------------
