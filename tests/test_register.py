@@ -16,8 +16,10 @@ from conftest import REPO, tone_wav
 from tools_helpers import tiny_model_dir
 
 from pyfunc.cli.tools import main as pyfunc_main
+from pyfunc.data.audio import read_audio, write_wav
 from pyfunc.data.digest import file_sha256
 from pyfunc.errors import DataError
+from pyfunc.features.vad import DEFAULT_VAD_CONF, read_vad_conf, vad_options_dict
 from pyfunc.inference.api import load_model
 from pyfunc.inference.register import check_speaker_name, enroll_speaker, identify_speaker
 from pyfunc.scoring.operating_point import write_operating_point
@@ -175,6 +177,52 @@ def test_foreign_empty_and_bad_registers(setup: dict, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="missing.wav"):
         enroll_speaker(model, reg, "bob", [tmp_path / "missing.wav"])
     assert sorted(yaml.safe_load((reg / "register.yaml").read_text())["speakers"]) == ["alice"]
+
+
+def _padded_tone(path: Path, freq: float, random_seed: int) -> Path:
+    """0.8 s of near-silence, 1 s of tone, 0.8 s of near-silence: voice activity keeps about the middle."""
+    rng = np.random.default_rng(random_seed)
+    tone = tone_wav(path, 1.0, freq, random_seed)
+    quiet = (1e-4 * rng.standard_normal(12800)).astype(np.float32)
+    write_wav(path, np.concatenate([quiet, read_audio(str(tone)), quiet]), 16000)
+    return path
+
+
+def test_vad_enrolments_score_the_voiced_frames_and_keep_their_options(setup: dict, tmp_path: Path, capsys) -> None:
+    """enroll/identify --vad: the models and scores are those of verify's --vad embeddings (the hand computation
+    below), the register records the VAD options, and a call with other options is refused by name (a register
+    enrolled with VAD and probed without it scored mismatched embeddings silently)."""
+    reg, model_dir, wav = tmp_path / "reg", str(setup["model_dir"]), tmp_path / "wav"
+    wavs = {name: [_padded_tone(wav / f"{name}{i}.wav", FREQ[name] * (1 + 0.02 * i), i) for i in range(2)]
+            for name in ("alice", "bob")}
+    probe = _padded_tone(wav / "probe.wav", 182.0, 99)
+    vad_model = load_model(setup["model_dir"])
+    vad_model.vad = read_vad_conf(DEFAULT_VAD_CONF)
+    emb = {p: unit(vad_model.embed(p)) for p in [*wavs["alice"], *wavs["bob"], probe]}
+    assert not np.allclose(emb[probe], unit(load_model(setup["model_dir"]).embed(probe)), atol=1e-3)  # VAD matters
+    for name, paths in wavs.items():
+        status, out, _ = run_cli(["enroll", "--vad", "--max-chunk-seconds", "1", "--model-dir", model_dir,
+                                  "--register", str(reg), "--name", name, *map(str, paths)], capsys)
+        assert status == 0, out
+    assert yaml.safe_load((reg / "register.yaml").read_text())["model"]["vad"] == vad_options_dict(vad_model.vad)
+    hand = {name: unit(np.mean([emb[p] for p in paths], axis=0)) @ emb[probe] for name, paths in wavs.items()}
+    status, out, _ = run_cli(["identify", "--vad", "--model-dir", model_dir, "--register", str(reg), str(probe),
+                              "--threshold", "2"], capsys)
+    rows = {line.split()[1]: float(line.split()[2]) for line in out[1:3]}
+    assert rows == pytest.approx(hand, abs=1e-5)
+
+    refused = rf"{reg} was enrolled --vad \(energy_threshold=.*\), this call is without --vad"
+    with pytest.raises(DataError, match=refused):
+        identify_speaker(load_model(setup["model_dir"]), reg, probe)
+    with pytest.raises(DataError, match=refused):
+        enroll_speaker(load_model(setup["model_dir"]), reg, "carol", setup["wavs"]["carol"][:1])
+    run = subprocess.run([sys.executable, "-m", "pyfunc", "identify", "--model-dir", model_dir, "--register",
+                          str(reg), str(probe)], env=ENV, capture_output=True, text=True)
+    assert run.returncode == 1 and f"error: {reg} was enrolled --vad (" in run.stderr, run.stderr
+    with pytest.raises(DataError, match=rf"{setup['root'] / 'plain'} was enrolled without --vad, this call is --vad"):
+        plain = setup["root"] / "plain"
+        enroll_speaker(load_model(setup["model_dir"]), plain, "carol", setup["wavs"]["carol"][:1])
+        enroll_speaker(vad_model, plain, "dave", setup["wavs"]["carol"][1:2])
 
 
 def test_seed_protocol_one_recording_speaker_scores_as_verify(setup: dict, tmp_path: Path) -> None:

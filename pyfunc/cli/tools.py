@@ -44,9 +44,11 @@ def add_verify_args(parser: argparse.ArgumentParser) -> None:
     add_vad_args(parser)
 
 
-def add_vad_args(parser: argparse.ArgumentParser) -> None:
+def add_vad_args(parser: argparse.ArgumentParser, register: bool = False) -> None:
+    also = "; a register keeps the options of its enrolments, and other ones are refused" if register else ""
     parser.add_argument("--vad", action="store_true",
-                        help="only the voiced frames of each recording (Kaldi's energy VAD, the model's framing)")
+                        help="only the voiced frames of each recording (Kaldi's energy VAD, the model's framing)"
+                             + also)
     parser.add_argument("--vad-conf", default=None,
                         help=f"VAD options with --vad [{DEFAULT_VAD_CONF.name}: the package's copy of conf/vad.conf]")
 
@@ -128,11 +130,14 @@ def add_enroll_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--register", required=True, help="register directory (made when missing)")
     parser.add_argument("--name", required=True, help="the speaker's name (no whitespace, no path separator)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+    add_long_audio_args(parser)
+    add_vad_args(parser, register=True)
 
 
 def run_enroll(args: argparse.Namespace) -> int:
     """Add the speaker, or add recordings to it; print what was done."""
-    model = load_model(args.model_dir, args.device)
+    model = load_model(args.model_dir, args.device, args.max_chunk_seconds)
+    apply_vad_args(model, args)
     result = enroll_speaker(model, args.register, args.name, args.audio)
     for path in result.already:
         print(f"warning: {path} is enrolled for {args.name} already; not added again", file=sys.stderr)
@@ -152,12 +157,15 @@ def add_identify_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help="decision threshold on the score (default: the model's operating point, as verify)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto [cpu]")
+    add_long_audio_args(parser)
+    add_vad_args(parser, register=True)
 
 
 def run_identify(args: argparse.Namespace) -> int:
     """Print the enrolled speakers ranked by score, each with its decision, the threshold and who is identified;
     exit status 0 whatever the decision."""
-    model = load_model(args.model_dir, args.device)
+    model = load_model(args.model_dir, args.device, args.max_chunk_seconds)
+    apply_vad_args(model, args)
     result = identify_speaker(model, args.register, args.audio, threshold=args.threshold)
     calibrated = any(c.llr is not None for c in result.ranking)
     print("rank speaker score" + (" llr" if calibrated else "") + " decision")

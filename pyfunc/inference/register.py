@@ -21,7 +21,8 @@ by that score against the recording and decides at the operating point that ``ve
 Every file is replaced atomically (temporary + rename), the manifest last; an ``enroll`` holds an
 exclusive ``fcntl.flock`` on ``.lock`` in the register while it reads and rewrites it, ``identify`` a
 shared one, so concurrent calls see and leave a whole register. A register made with another
-``model.pt`` (or another embedding mean or protocol) is refused by name.
+``model.pt`` (or another embedding mean or protocol) is refused by name, and so is a call with other voice
+activity options (``--vad``, ``--vad-conf``) than the register's enrolments were made with.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pyfunc.data.atomic import PathLike, atomic_open, remove_temporaries
 from pyfunc.data.digest import file_sha256
 from pyfunc.data.tables import read_map, read_scp, write_table
 from pyfunc.errors import DataError
+from pyfunc.features.vad import vad_options_dict
 from pyfunc.inference.api import SpeakerModel
 from pyfunc.models.model_dir import MODEL_NAME
 from pyfunc.scoring.calibration import quality_features
@@ -77,11 +79,13 @@ def check_speaker_name(name: str) -> str:
 
 
 def model_identity(model: SpeakerModel) -> dict[str, Any]:
-    """What ties a register to a model: its directory, ``model.pt``'s SHA-256, protocol and embedding mean."""
+    """What ties a register to a model: its directory, ``model.pt``'s SHA-256, protocol, embedding mean and
+    voice activity options (``--vad``; None without)."""
     mean = model.embedding_mean
     return {"dir": str(model.model_dir.resolve()), "sha256": file_sha256(model.model_dir / MODEL_NAME),
             "protocol": model.protocol, "embed_dim": int(model.embed_dim),
-            "mean_sha256": None if mean is None else file_sha256(mean.path)}
+            "mean_sha256": None if mean is None else file_sha256(mean.path),
+            "vad": None if model.vad is None else vad_options_dict(model.vad)}
 
 
 @contextlib.contextmanager
@@ -126,6 +130,11 @@ def check_register_model(manifest: dict[str, Any], identity: dict[str, Any], reg
         if made.get(key) != identity[key]:
             raise DataError(f"{register} was made with {made.get('dir')} scoring with another {what} ({made.get(key)}) "
                             f"than {model_dir} now ({identity[key]}); enrol the speakers again in another register")
+    if made.get("vad") != identity["vad"]:  # registers of before --vad have no key: made without
+        def said(vad: dict[str, Any] | None) -> str:
+            return "without --vad" if vad is None else f"--vad ({', '.join(f'{k}={v}' for k, v in vad.items())})"
+        raise DataError(f"{register} was enrolled {said(made.get('vad'))}, this call is {said(identity['vad'])}; "
+                        "give the register's voice activity options (or enrol the speakers again in another register)")
 
 
 @dataclass(frozen=True)
