@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_tone_data_dir
 
-from pyfunc.config import Config, config_from_dict, load_config
+from pyfunc.config import Config, config_from_dict, config_to_dict, load_config
 from pyfunc.data.audio import read_audio
 from pyfunc.errors import ConfigError, PyfuncError
 from pyfunc.features.kaldi_fbank import compute_fbank, read_kaldi_conf
@@ -308,3 +308,15 @@ def test_voxceleb_presets_add_the_techniques_to_the_seed_setup() -> None:
     assert not lm.train.augment.enabled and lm.train.lr < plus.train.lr and not lm.loss.margin_ramp
     for config in (plus, lm):
         check_training_config(config, None)
+
+
+def test_the_three_real_speech_configs_differ_only_in_where_training_starts() -> None:
+    """egs/real_speech compares three ways of training (docs/real-speech.md): the comparison is fair only if the
+    configs are one training but for the fine-tuned one's start (train.init_model; the training sets differ by
+    run.sh's --train-set), and all score with the training speakers' mean subtracted, as measured there."""
+    recipe = REPO / "egs" / "real_speech" / "conf"
+    scratch, finetune, mixed = (config_to_dict(load_config(recipe / f"ecapa_real{name}.yaml"))
+                                for name in ("", "_finetune", "_mixed"))
+    assert mixed == scratch
+    assert finetune["train"].pop("init_model") == "../../exp/ecapa_mini" and scratch["train"].pop("init_model") == ""
+    assert finetune == scratch and scratch["score"]["subtract_mean"] is True
