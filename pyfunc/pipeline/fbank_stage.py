@@ -63,9 +63,9 @@ def make_fbank_job(data_dir: PathLike, conf: PathLike, ark_path: PathLike, scp_p
     def features(utt: str, samples: np.ndarray) -> np.ndarray:
         return compute_fbank(apply_augment_spec(samples, utt2aug[utt]) if utt in utt2aug else samples, options)
 
-    done = write_utterance_arks(data_dir, ark_path, scp_path, int(options.get("sample_frequency", 16000.0)), check,
-                                features, lambda feats: int(feats.shape[0]), progress, skip_bad, bad_list, compress,
-                                resample)
+    done = write_utterance_arks(data, Path(data_dir) / "wav.scp", ark_path, scp_path,
+                                int(options.get("sample_frequency", 16000.0)), check, features,
+                                lambda feats: int(feats.shape[0]), progress, skip_bad, bad_list, compress, resample)
     logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time)%s", len(done.measures),
                 done.audio_seconds, done.elapsed, done.audio_seconds / max(done.elapsed, 1e-9),
                 f"; skipped {len(done.bad)} with bad audio" if done.bad else "")

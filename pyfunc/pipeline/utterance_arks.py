@@ -17,7 +17,7 @@ from pyfunc.data.arkio import ArkScpWriter
 from pyfunc.data.atomic import PathLike
 from pyfunc.data.audio_convert import read_audio_at_rate
 from pyfunc.data.badinput import BadInputs, write_bad_list
-from pyfunc.data.datadir import load_data_dir
+from pyfunc.data.datadir import DataDir
 from pyfunc.errors import DataError
 
 
@@ -31,23 +31,22 @@ class ArkJobResult:
     bad: BadInputs = field(default_factory=BadInputs)
 
 
-def write_utterance_arks(data_dir: PathLike, ark_path: PathLike, scp_path: PathLike, rate: int,
+def write_utterance_arks(data: DataDir, wav_scp: Path, ark_path: PathLike, scp_path: PathLike, rate: int,
                          check: Callable[[np.ndarray, str], None],
                          compute: Callable[[str, np.ndarray], np.ndarray],
                          measure: Callable[[np.ndarray], int],
                          progress: Callable[[int], None] | None = None, skip_bad: bool = False,
                          bad_list: PathLike | None = None, compress: bool = False, resample: bool = False,
                          leave_out: Collection[str] = ()) -> ArkJobResult:
-    """``compute(utt, samples)`` of every utterance of ``data_dir`` (but ``leave_out``) into one ark/scp pair.
+    """``compute(utt, samples)`` of every utterance of ``data`` (but ``leave_out``) into one ark/scp pair.
 
+    ``data`` is the loaded data directory whose ``wav.scp`` is ``wav_scp`` (named in the messages).
     The audio is read at ``rate`` (other rates resampled with ``resample``, else bad). ``check(samples, where)``
     raises a DataError for audio the step cannot use (too short). Bad audio is collected over all utterances:
     without ``skip_bad`` the job then fails with the whole list (nothing is computed after the first bad one,
     the rest is only read for more) and the writer leaves nothing; with it those utterances are left out.
     ``bad_list`` receives ``utt reason`` lines either way. ``progress`` is called with the count done so far.
     """
-    data = load_data_dir(data_dir, features=False)
-    wav_scp = Path(data_dir) / "wav.scp"
     result = ArkJobResult()
     bad = result.bad
     start = time.perf_counter()

@@ -24,7 +24,7 @@ from pyfunc.data.arkio import merge_scps
 from pyfunc.data.atomic import PathLike, atomic_path, remove_temporaries
 from pyfunc.data.audio import is_pipe
 from pyfunc.data.badinput import BAD_LIST_NAME, SHOW, BadInputs, read_bad_list, read_skipped, write_bad_list
-from pyfunc.data.datadir import VAD_SCP, split_data_dir, validate_data_dir
+from pyfunc.data.datadir import VAD_SCP, load_data_dir, split_data_dir, validate_data_dir
 from pyfunc.data.dirnames import check_output_dir_name, data_dir_name
 from pyfunc.data.tables import read_map, read_scp
 from pyfunc.data.vectors import open_scp
@@ -67,7 +67,8 @@ def make_vad_job(data_dir: PathLike, vad_conf: PathLike, fbank_conf: PathLike, a
         if count_frames(len(samples), fbank) == 0:
             raise DataError(f"{where}: audio too short: {len(samples)} samples give no frame")
 
-    done = write_utterance_arks(data_dir, ark_path, scp_path, int(fbank.get("sample_frequency", 16000.0)), check,
+    done = write_utterance_arks(load_data_dir(data_dir, features=False), Path(data_dir) / "wav.scp", ark_path,
+                                scp_path, int(fbank.get("sample_frequency", 16000.0)), check,
                                 lambda utt, samples: compute_vad(samples, fbank, options),
                                 lambda decision: int(decision.sum()), progress, skip_bad, bad_list,
                                 resample=resample, leave_out=read_skipped(data_dir))
